@@ -1,0 +1,52 @@
+"""Backend lookup: built-ins, third-party entry points, or ``module:Class`` specs.
+
+Third-party packages add a backend with an entry point in the group
+``swagbench.backends`` (``name = "pkg.module:BackendClass"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from backends.base import Backend
+
+ENTRY_POINT_GROUP = "swagbench.backends"
+BUILTIN = {
+    "eager": "backends.eager:EagerBackend",
+}
+
+
+class UnknownBackendError(KeyError):
+    """No backend is registered under the requested name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _targets() -> dict[str, str]:
+    targets = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        targets.setdefault(ep.name, ep.value)
+    return targets
+
+
+def backend_names() -> list[str]:
+    """Names of all registered backends (built-in first, then entry points)."""
+    return list(_targets())
+
+
+def get_backend(name: str) -> Backend:
+    """Instantiate the backend registered as ``name`` (or a ``module:Class`` spec)."""
+    target = _targets().get(name, name if ":" in name else None)
+    if target is None:
+        raise UnknownBackendError(f"unknown backend {name!r}; choose from {', '.join(backend_names())}")
+    module_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownBackendError(f"backend {name!r} cannot be loaded from {target!r}: {exc}") from exc
+    backend = cls()
+    if not backend.name:
+        backend.name = name
+    return backend

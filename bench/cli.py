@@ -1,0 +1,96 @@
+"""``swagbench`` command line. User mistakes print one line and exit 2; no tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.errors import USER_ERRORS
+
+EPILOG = """examples:
+  swagbench run                                  # embedded default: digits, 5 folds x 8 samples, eager
+  swagbench run --config configs/quick.yaml      # a config file
+  swagbench run --backends eager,eager:bf16 ensemble.samples=4 data.noise_rate=0.1
+  swagbench list-backends
+  swagbench summary results/<run-id>
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="swagbench",
+        description="Benchmark CPU inference strategies on a SWAG-ensemble + confident-learning pipeline.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="train SWAG posteriors per fold and run every backend trial",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a benchmark. Settings come from the embedded defaults, then --config, "
+        "then --backends, then key=value overrides.",
+    )
+    run.add_argument("--config", metavar="YAML", help="run config file (see configs/); default: embedded default")
+    run.add_argument(
+        "--backends",
+        metavar="LIST",
+        help="replace the config's trials: comma list of backend[:fp32|bf16|int8][:cl], "
+        "cl = channels_last (e.g. eager,eager:bf16,eager:fp32:cl)",
+    )
+    run.add_argument("--results-dir", metavar="DIR", help="where run folders are created (default: results)")
+    run.add_argument("--name", help="run name, appended to the run folder's timestamp")
+    run.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted config overrides, value in YAML (e.g. ensemble.samples=4 train.epochs=10 "
+        "data.source=my.npz threads=2 timeout_s=600)",
+    )
+    sub.add_parser("list-backends", help="list registered backends with availability and the reason if not")
+    summ = sub.add_parser("summary", help="rebuild and print summary.csv/summary.md of a run directory")
+    summ.add_argument("run_dir", help="a results/<run-id> directory")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from bench.config import load_config
+            from bench.run import execute
+
+            overrides = list(args.overrides)
+            if args.results_dir:
+                overrides.append(f"results_dir={args.results_dir}")
+            if args.name:
+                overrides.append(f"name={args.name}")
+            execute(load_config(args.config, overrides, args.backends))
+        elif args.command == "list-backends":
+            from backends import backend_names, get_backend
+
+            for name in backend_names():
+                try:
+                    backend = get_backend(name)
+                    ok, reason = backend.available()
+                    precisions = ",".join(backend.precisions)
+                except Exception as exc:  # a broken third-party backend must not hide the others
+                    ok, reason, precisions = False, f"{type(exc).__name__}: {exc}", "-"
+                print(f"{name:14s} {'available' if ok else 'unavailable':12s} [{precisions}] {reason}")
+        elif args.command == "summary":
+            from pathlib import Path
+
+            from bench.results import write_summary
+
+            print(write_summary(Path(args.run_dir)))
+    except USER_ERRORS as exc:
+        print(f"swagbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("swagbench: interrupted; rows already written are kept in results.jsonl", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Run configuration: dataclasses validated on construction, loaded from YAML + overrides.
+
+The dataclass defaults *are* the embedded default run (``swagbench run`` with no config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backends.base import PRECISIONS
+from bench.errors import ConfigError
+from swag.training import TrainConfig
+
+FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """source: ``digits`` (sklearn, embedded) or a path to an ``.npz`` with ``x`` (N,C,H,W float) and
+    ``y`` (N ints). noise_rate: fraction of labels flipped by a seeded cleanlab noise matrix
+    (0 keeps labels as given). max_examples: stratified subset size (None = all)."""
+
+    source: str = "digits"
+    noise_rate: float = 0.2
+    max_examples: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.noise_rate < 1.0:
+            raise ConfigError(f"data.noise_rate must be in [0, 1) (got {self.noise_rate})")
+        if self.max_examples is not None and self.max_examples < 2:
+            raise ConfigError(f"data.max_examples must be >= 2 or null (got {self.max_examples})")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """folds: K of stratified K-fold; samples: S SWAG samples per fold; scale: posterior scale
+    (0 = SWA); diag_only: drop the low-rank term; bn_batch_size: batch size of the BN update."""
+
+    folds: int = 5
+    samples: int = 8
+    scale: float = 0.5
+    diag_only: bool = False
+    seed: int = 0
+    bn_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ConfigError(f"ensemble.folds must be >= 2 (got {self.folds})")
+        if self.samples < 1:
+            raise ConfigError(f"ensemble.samples must be >= 1 (got {self.samples})")
+        if self.scale < 0:
+            raise ConfigError(f"ensemble.scale must be >= 0 (got {self.scale})")
+        if self.bn_batch_size < 2:
+            raise ConfigError(f"ensemble.bn_batch_size must be >= 2 (got {self.bn_batch_size})")
+
+
+@dataclass(frozen=True)
+class CleanlabConfig:
+    """filter_by: cleanlab.filter.find_label_issues method; quality_method: label-quality score."""
+
+    filter_by: str = "prune_by_noise_rate"
+    quality_method: str = "self_confidence"
+
+    def __post_init__(self) -> None:
+        if self.filter_by not in FILTER_BY:
+            raise ConfigError(f"cleanlab.filter_by {self.filter_by!r} is not one of {', '.join(FILTER_BY)}")
+        if self.quality_method not in QUALITY_METHODS:
+            raise ConfigError(
+                f"cleanlab.quality_method {self.quality_method!r} is not one of {', '.join(QUALITY_METHODS)}"
+            )
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One backend trial. threads/batch_size default to the run's; options go to the backend."""
+
+    backend: str = "eager"
+    precision: str = "fp32"
+    channels_last: bool = False
+    threads: int | None = None
+    batch_size: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"trial precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"trial threads must be >= 1 (got {self.threads})")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"trial batch_size must be >= 1 (got {self.batch_size})")
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}-{self.precision}" + ("-cl" if self.channels_last else "")
+
+
+def _default_trials() -> list[TrialConfig]:
+    return [TrialConfig(), TrialConfig(channels_last=True), TrialConfig(precision="bf16")]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole benchmark run. threads: 0 = all logical CPUs of this machine."""
+
+    name: str = "default"
+    model: str = "digits_cnn"
+    results_dir: str = "results"
+    threads: int = 0
+    batch_size: int = 128
+    timeout_s: float = 1800.0
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    cleanlab: CleanlabConfig = field(default_factory=CleanlabConfig)
+    trials: list[TrialConfig] = field(default_factory=_default_trials)
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0 = all CPUs; got {self.threads})")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1 (got {self.batch_size})")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be > 0 (got {self.timeout_s})")
+        if not self.trials:
+            raise ConfigError("no trials configured; add at least one under 'trials' or pass --backends eager")
+        labels = [_trial_key(t) for t in self.trials]
+        dup = {lab for lab in labels if labels.count(lab) > 1}
+        if dup:
+            raise ConfigError(f"duplicate trials {sorted(dup)}; give each trial different settings")
+
+    @property
+    def resolved_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _trial_key(t: TrialConfig) -> str:
+    return f"{t.label}-t{t.threads}-b{t.batch_size}-{sorted(t.options.items())}"
+
+
+def build(cls, raw: Any, where: str = ""):
+    """Construct dataclass ``cls`` from nested dicts, rejecting unknown keys and wrong types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in {where or 'config'}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in raw.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(str(exc)) from exc
+
+
+def _coerce(tp, value, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp, True)
+    if not ok:
+        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def parse_backends(spec: str) -> list[dict[str, Any]]:
+    """``eager,eager:bf16,eager:fp32:cl`` -> trial dicts (backend[:precision][:cl])."""
+    trials = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        parts = item.split(":")
+        trial: dict[str, Any] = {"backend": parts[0]}
+        for part in parts[1:]:
+            if part == "cl":
+                trial["channels_last"] = True
+            elif part in PRECISIONS:
+                trial["precision"] = part
+            else:
+                raise ConfigError(
+                    f"cannot read {part!r} in --backends item {item!r}; use backend[:{'|'.join(PRECISIONS)}][:cl]"
+                )
+        trials.append(trial)
+    if not trials:
+        raise ConfigError("--backends is empty; e.g. --backends eager,eager:bf16")
+    return trials
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to nested dict ``raw`` in place."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {assignment!r} is not key=value (e.g. ensemble.samples=4)")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {assignment!r} has an unreadable value: {exc}") from exc
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part) if isinstance(node, dict) else None
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, backends: str | None = None
+) -> RunConfig:
+    """Load a run config: defaults <- YAML file <- ``--backends`` <- ``key=value`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at top level")
+    if backends:
+        raw["trials"] = parse_backends(backends)
+    for item in overrides or []:
+        apply_override(raw, item)
+    return build(RunConfig, raw)

@@ -1,0 +1,135 @@
+"""Datasets: the embedded sklearn digits set or a user ``.npz``, with seeded synthetic label noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.config import DataConfig
+from bench.errors import DataError
+
+
+@dataclass
+class Dataset:
+    """x: (N, C, H, W) float32; labels: (N,) int64 labels the pipeline sees (noisy);
+    true_labels: (N,) int64 or None when the truth is unknown."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    true_labels: np.ndarray | None
+    num_classes: int
+    name: str
+
+    @property
+    def is_label_error(self) -> np.ndarray | None:
+        """(N,) bool: which given labels are wrong, or None if the truth is unknown."""
+        return None if self.true_labels is None else self.labels != self.true_labels
+
+    def save(self, path: Path) -> None:
+        extra = {} if self.true_labels is None else {"y_true": self.true_labels}
+        np.savez(path, x=self.x, y=self.labels, num_classes=self.num_classes, name=self.name, **extra)
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Load the configured dataset, subset it, and inject label noise (see DataConfig)."""
+    if config.source == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = (digits.images.astype(np.float32) / 16.0 - 0.5) / 0.5
+        x, y, y_true, name = x[:, None, :, :], digits.target.astype(np.int64), None, "digits"
+    else:
+        x, y, y_true = _read_npz(Path(config.source))
+        name = Path(config.source).stem
+    num_classes = int(y.max()) + 1
+    if config.max_examples is not None and config.max_examples < len(y):
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(
+            np.arange(len(y)), train_size=config.max_examples, stratify=y, random_state=config.seed
+        )
+        keep = np.sort(keep)
+        x, y = x[keep], y[keep]
+        y_true = None if y_true is None else y_true[keep]
+    if config.noise_rate > 0:
+        y_true, y = y, inject_label_noise(y, num_classes, config.noise_rate, config.seed)
+    return Dataset(
+        x=np.ascontiguousarray(x, dtype=np.float32), labels=y, true_labels=y_true, num_classes=num_classes, name=name
+    )
+
+
+def inject_label_noise(labels: np.ndarray, num_classes: int, noise_rate: float, seed: int) -> np.ndarray:
+    """Flip about ``noise_rate`` of ``labels`` with a random valid noise matrix (cleanlab), seeded."""
+    from cleanlab.benchmarking.noise_generation import generate_noise_matrix_from_trace, generate_noisy_labels
+
+    py = np.bincount(labels, minlength=num_classes) / len(labels)
+    # Both cleanlab helpers reseed/draw from NumPy's global RNG: restore the caller's state after.
+    state = np.random.get_state()
+    try:
+        matrix = generate_noise_matrix_from_trace(
+            num_classes, trace=num_classes * (1 - noise_rate), py=py, valid_noise_matrix=True, seed=seed
+        )
+        if matrix is None:
+            raise DataError(f"cleanlab found no valid noise matrix for noise_rate={noise_rate}; lower data.noise_rate")
+        np.random.seed(seed)
+        return np.asarray(generate_noisy_labels(labels, matrix), dtype=np.int64)
+    finally:
+        np.random.set_state(state)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    if not path.is_file():
+        raise DataError(f"dataset file {path} does not exist; pass an .npz with x (N,C,H,W) and y (N,) or use 'digits'")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"dataset file {path} is not a readable .npz ({exc}); save it with numpy.savez") from exc
+    missing = {"x", "y"} - arrays.keys()
+    if missing:
+        raise DataError(f"dataset {path} lacks array(s) {sorted(missing)}; it needs x (N,C,H,W) float and y (N,) int")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim != 4:
+        raise DataError(f"dataset {path}: x has shape {x.shape}, expected 4-D (N, C, H, W); add a channel axis")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"dataset {path}: x has dtype {x.dtype}, expected float; convert with x.astype('float32')")
+    if not np.isfinite(x).all():
+        raise DataError(f"dataset {path}: x contains NaN or inf; clean or impute them first")
+    y_true = arrays.get("y_true")
+    for key, arr in (("y", y), ("y_true", y_true)):
+        if arr is None:
+            continue
+        if arr.ndim != 1 or len(arr) != len(x):
+            raise DataError(f"dataset {path}: {key} has shape {arr.shape}, expected ({len(x)},) to match x")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(f"dataset {path}: {key} has dtype {arr.dtype}, expected integer class ids")
+        if arr.min() < 0:
+            raise DataError(f"dataset {path}: {key} has negative labels; use class ids 0..C-1")
+    return x, y.astype(np.int64), None if y_true is None else y_true.astype(np.int64)
+
+
+def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified K-fold assignment: (N,) int, the fold whose model predicts each example."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(labels)
+    present = counts[counts > 0]
+    if present.min() < folds:
+        cls = int(np.flatnonzero(counts == present.min())[0])
+        raise DataError(
+            f"class {cls} has only {present.min()} examples but ensemble.folds={folds}; "
+            f"use at most {present.min()} folds or more data"
+        )
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        fold_of[test] = k
+    return fold_of
+
+
+def fold_split(fold_of: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, test_idx) of ``fold``: its posterior trains (and updates BN) on train_idx only
+    and is the only model that predicts test_idx."""
+    return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)

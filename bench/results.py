@@ -1,0 +1,175 @@
+"""Results store: ``results/<run-id>/results.jsonl`` (one row per trial) and its summaries.
+
+Rows are appended with a single ``write`` on an O_APPEND descriptor followed by fsync, so a
+row is either wholly on disk or absent; a torn last line (killed mid-write) is skipped on read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import ResultsError
+from bench.trial import PHASES
+
+ROWS = "results.jsonl"
+
+
+def new_run_dir(results_dir: str | Path, name: str) -> Path:
+    """Create ``results_dir/<UTC timestamp>-<name>`` and return it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = Path(results_dir) / f"{stamp}-{name}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot create results directory {path} ({exc.strerror}); pass a writable --results-dir"
+        ) from exc
+    return path
+
+
+def append_row(run_dir: Path, row: dict[str, Any]) -> None:
+    """Append one JSON row to the run's results.jsonl atomically and durably."""
+    data = (json.dumps(row, sort_keys=True) + "\n").encode()
+    fd = os.open(run_dir / ROWS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    except OSError as exc:
+        raise ResultsError(f"cannot write results to {run_dir / ROWS} ({exc.strerror}); free disk space") from exc
+    finally:
+        os.close(fd)
+
+
+def read_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All complete rows of a run; an unparseable (torn) line is dropped."""
+    path = Path(run_dir) / ROWS
+    if not path.is_file():
+        raise ResultsError(f"{path} does not exist; pass a run directory made by 'swagbench run'")
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """One flat row per trial: minutes per phase, throughput, memory, calibration, detection, speedup.
+
+    ``ensemble_min`` is the per-trial cost (sample + BN update + prepare + warm-up + predict +
+    confident learning); ``train_min`` is shared by all trials of the run and listed apart.
+    ``speedup`` is eager-fp32 ensemble_min divided by this trial's.
+    """
+    records = []
+    for r in rows:
+        phases = r.get("phases_s") or {}
+        cal = r.get("calibration") or {}
+        det = r.get("label_issues") or {}
+        samples = r.get("samples_total") or 0
+        rec = {
+            "trial": r["trial_id"],
+            "backend": r["backend"],
+            "precision": r["precision"],
+            "channels_last": r["channels_last"],
+            "strategy": r.get("strategy"),
+            "threads": r["threads"],
+            "batch": r["batch_size"],
+            "status": r["status"],
+            "ensemble_min": sum(phases.get(p, 0.0) for p in PHASES) / 60 if phases else None,
+            "train_min": r.get("train_s", 0.0) / 60,
+        }
+        rec.update({f"{p}_min": phases[p] / 60 if p in phases else None for p in PHASES})
+        rec.update(
+            {
+                "img_per_s": r.get("predict_img_per_s"),
+                "prepare_s_per_sample": phases["prepare"] / samples if phases and samples else None,
+                "peak_rss_gb": r["peak_rss_bytes"] / 1e9 if r.get("peak_rss_bytes") else None,
+                "rss_growth_gb": r["rss_growth_bytes"] / 1e9 if r.get("rss_growth_bytes") is not None else None,
+                **{k: cal.get(k) for k in ("ece", "mce", "nll", "brier", "accuracy")},
+                "issue_precision": det.get("precision"),
+                "issue_recall": det.get("recall"),
+                "issue_f1": det.get("f1"),
+                "error": r.get("error"),
+            }
+        )
+        records.append(rec)
+    df = pd.DataFrame(records)
+    if df.empty:
+        return df
+    ref = df[(df.backend == "eager") & (df.precision == "fp32") & ~df.channels_last & (df.status == "ok")]
+    df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
+    return df
+
+
+def calibration_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Long table: trial x ensemble size S -> ECE, MCE, NLL, Brier, accuracy."""
+    return pd.DataFrame(
+        [{"trial": r["trial_id"], **point} for r in rows for point in r.get("calibration_vs_samples") or []]
+    )
+
+
+def write_summary(run_dir: Path) -> str:
+    """Write summary.csv and summary.md for the run; return the Markdown text."""
+    rows = read_rows(run_dir)
+    df = summary_frame(rows)
+    df.to_csv(run_dir / "summary.csv", index=False)
+    cal = calibration_frame(rows)
+    shown = [
+        c
+        for c in (
+            "trial",
+            "status",
+            "strategy",
+            "ensemble_min",
+            "train_min",
+            "sample_min",
+            "bn_update_min",
+            "prepare_min",
+            "warmup_min",
+            "predict_min",
+            "confident_learning_min",
+            "img_per_s",
+            "peak_rss_gb",
+            "ece",
+            "nll",
+            "brier",
+            "accuracy",
+            "issue_precision",
+            "issue_recall",
+            "issue_f1",
+            "speedup",
+        )
+        if c in df
+    ]
+    parts = [
+        f"# swagbench run {run_dir.name}",
+        "",
+        "## Trials (minutes; calibration vs true labels)",
+        "",
+        df[shown].to_markdown(index=False, floatfmt=".4g") if len(df) else "(no trials)",
+    ]
+    failed = df[df.status != "ok"] if len(df) else df
+    if len(failed):
+        parts += ["", "## Failed or skipped", ""] + [f"- {t.trial}: {t.status}: {t.error}" for t in failed.itertuples()]
+    if len(cal):
+        wide = cal.pivot(index="samples", columns="trial", values=["ece", "nll"])
+        wide.columns = [f"{m} {t}" for m, t in wide.columns]
+        parts += [
+            "",
+            "## Calibration vs number of SWAG samples S",
+            "",
+            wide.reset_index().to_markdown(index=False, floatfmt=("d",) + (".4f",) * len(wide.columns)),
+        ]
+    text = "\n".join(parts) + "\n"
+    (run_dir / "summary.md").write_text(text)
+    return text

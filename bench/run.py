@@ -1,0 +1,162 @@
+"""A whole benchmark run: data -> folds -> posteriors -> one worker per backend trial -> summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from backends import BackendOptions, get_backend
+from bench.config import RunConfig, TrialConfig
+from bench.dataset import Dataset, load_dataset, make_folds
+from bench.envinfo import environment
+from bench.errors import DataError
+from bench.posteriors import train_posteriors
+from bench.results import append_row, new_run_dir, write_summary
+from bench.runner import run_worker
+from bench.trial import TrialSpec
+from swag.models import build_model
+
+
+def trial_options(config: RunConfig, trial: TrialConfig) -> BackendOptions:
+    return BackendOptions(
+        precision=trial.precision,
+        threads=trial.threads or config.resolved_threads,
+        batch_size=trial.batch_size or config.batch_size,
+        channels_last=trial.channels_last,
+        extra=dict(trial.options),
+    )
+
+
+def check_trials(config: RunConfig) -> None:
+    """Fail before any work on unknown backends or impossible options (raises a USER_ERRORS type)."""
+    for trial in config.trials:
+        get_backend(trial.backend).check(trial_options(config, trial))
+
+
+def check_model(config: RunConfig, dataset: Dataset) -> None:
+    """Build the model and run two examples through it, so a bad spec fails before any work."""
+    import torch
+
+    model = build_model(config.model, dataset.num_classes, dataset.x.shape[1]).eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(dataset.x[:2]))
+    except RuntimeError as exc:
+        raise DataError(
+            f"model {config.model!r} cannot take inputs of shape {dataset.x.shape[1:]} ({exc}); "
+            "use a model that fits the data"
+        ) from exc
+    if tuple(out.shape) != (2, dataset.num_classes):
+        raise DataError(
+            f"model {config.model!r} returns shape {tuple(out.shape)[1:]} per example, "
+            f"expected ({dataset.num_classes},) logits"
+        )
+
+
+def execute(config: RunConfig, log=print) -> Path:
+    """Run everything ``config`` asks for; return the run directory."""
+    check_trials(config)
+    dataset = load_dataset(config.data)
+    fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
+    check_model(config, dataset)
+    run_dir = new_run_dir(config.results_dir, config.name)
+    log(f"swagbench: run directory {run_dir}")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (run_dir / "env.json").write_text(json.dumps(environment(config.resolved_threads), indent=2))
+    dataset.save(run_dir / "data.npz")
+    np.save(run_dir / "folds.npy", fold_of)
+
+    with tqdm(total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch") as bar:
+        paths, train_s = train_posteriors(config, dataset, fold_of, run_dir / "posteriors", on_epoch=bar.update)
+    log(f"swagbench: trained {len(paths)} posteriors in {train_s / 60:.2f} min")
+
+    for i, trial in enumerate(config.trials):
+        trial_id = f"{i:02d}-{trial.label}"
+        options = trial_options(config, trial)
+        base = {
+            "run_id": run_dir.name,
+            "trial_id": trial_id,
+            "backend": trial.backend,
+            "precision": trial.precision,
+            "channels_last": trial.channels_last,
+            "threads": options.threads,
+            "batch_size": options.batch_size,
+            "options": dict(trial.options),
+            "model": config.model,
+            "dataset": dataset.name,
+            "n_examples": int(len(dataset.labels)),
+            "folds": config.ensemble.folds,
+            "samples": config.ensemble.samples,
+            "samples_total": config.ensemble.folds * config.ensemble.samples,
+            "train_s": train_s,
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        ok, reason = get_backend(trial.backend).available()
+        if not ok:
+            log(f"swagbench: skipping {trial_id}: {reason}")
+            append_row(run_dir, {**base, "status": "skipped", "error": reason})
+            continue
+        append_row(run_dir, run_one(config, dataset, run_dir, paths, trial.backend, options, base))
+    summary = write_summary(run_dir)
+    log(summary)
+    log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md)")
+    return run_dir
+
+
+def run_one(
+    config: RunConfig,
+    dataset: Dataset,
+    run_dir: Path,
+    posterior_paths: list[Path],
+    backend: str,
+    options: BackendOptions,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """Run one trial in a worker and turn its outcome into a result row (``base`` + measurements)."""
+    trial_id = base["trial_id"]
+    trial_dir = run_dir / "trials" / trial_id
+    trial_dir.mkdir(parents=True)
+    spec = TrialSpec(
+        trial_id=trial_id,
+        backend=backend,
+        options=dataclasses.asdict(options),
+        model=config.model,
+        num_classes=dataset.num_classes,
+        in_channels=int(dataset.x.shape[1]),
+        data_path=str((run_dir / "data.npz").resolve()),
+        folds_path=str((run_dir / "folds.npy").resolve()),
+        posterior_paths=[str(p.resolve()) for p in posterior_paths],
+        ensemble=dataclasses.asdict(config.ensemble),
+        cleanlab=dataclasses.asdict(config.cleanlab),
+        out_dir=str(trial_dir.resolve()),
+    )
+    spec.save(trial_dir / "spec.json")
+    with tqdm(total=base["samples_total"], desc=trial_id, unit="sample") as bar:
+        outcome = run_worker(
+            trial_dir / "spec.json",
+            trial_dir / "result.json",
+            options.threads,
+            config.timeout_s,
+            trial_dir / "worker.log",
+            on_progress=lambda done, _total: bar.update(done - bar.n),
+        )
+    row = {
+        **base,
+        "status": outcome.status,
+        "error": outcome.error,
+        "wall_s": outcome.wall_s,
+        "peak_rss_bytes": outcome.peak_rss_bytes,
+    }
+    if outcome.payload:
+        payload = {k: v for k, v in outcome.payload.items() if k != "ok"}
+        payload.pop("peak_rss_bytes", None)  # the kernel's figure (wait4) covers the whole process
+        row.update(payload)
+        row["rss_growth_bytes"] = outcome.peak_rss_bytes - payload["baseline_rss_bytes"]
+    return row

@@ -1,0 +1,104 @@
+"""Launch one trial in an isolated worker process and survive whatever happens to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class WorkerOutcome:
+    """status: ``ok`` | ``failed`` | ``timeout``. peak_rss_bytes comes from the kernel (wait4),
+    so it is known even for a worker that crashed."""
+
+    status: str
+    payload: dict[str, Any] | None
+    error: str | None
+    wall_s: float
+    peak_rss_bytes: int | None
+    returncode: int | None
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that pins every threading library of a worker to ``threads``."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
+
+def run_worker(
+    spec_path: Path,
+    result_path: Path,
+    threads: int,
+    timeout_s: float,
+    log_path: Path,
+    python: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> WorkerOutcome:
+    """Run ``python -m bench.worker spec result`` with a thread budget and a wall-clock limit."""
+    env = {**os.environ, **thread_env(threads)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.getcwd(), env.get("PYTHONPATH")]))
+    result_path.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [python or sys.executable, "-m", "bench.worker", str(spec_path), str(result_path)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
+        reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress), daemon=True)
+        reader.start()
+        timed_out = False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > timeout_s:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
+        reader.join(timeout=5)
+    wall = time.perf_counter() - start
+    peak = int(usage.ru_maxrss * 1024)
+    code = proc.returncode
+    if timed_out:
+        return WorkerOutcome("timeout", None, f"timed out after {timeout_s:.0f} s (raise timeout_s)", wall, peak, code)
+    payload = json.loads(result_path.read_text()) if result_path.is_file() else None
+    if payload and payload.get("ok"):
+        return WorkerOutcome("ok", payload, None, wall, peak, code)
+    if payload:
+        return WorkerOutcome("failed", None, payload.get("error"), wall, peak, code)
+    return WorkerOutcome("failed", None, _crash_reason(code, log_path), wall, peak, code)
+
+
+def _read_progress(stream, on_progress) -> None:
+    for raw in stream:
+        parts = raw.decode(errors="replace").split()
+        if len(parts) == 3 and parts[0] == "progress" and on_progress is not None:
+            on_progress(int(parts[1]), int(parts[2]))
+
+
+def _crash_reason(code: int, log_path: Path) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (likely out of memory: the kernel's OOM killer)" if -code == signal.SIGKILL else ""
+        reason = f"worker killed by {name}{hint}"
+    else:
+        reason = f"worker exited with code {code} and no result"
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-3:] if log_path.is_file() else []
+    return reason + (f"; log: {' | '.join(tail)}" if tail else "")

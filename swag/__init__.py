@@ -1,0 +1,9 @@
+"""SWA-Gaussian posteriors: collection during SGD, sampling, BatchNorm update, I/O.
+
+No backend code lives here; see ``backends/`` for inference strategies.
+"""
+
+from swag.posterior import Posterior, SwagCollector
+from swag.sampling import sample_model, sample_parameters
+
+__all__ = ["Posterior", "SwagCollector", "sample_parameters", "sample_model"]

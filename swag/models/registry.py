@@ -1,0 +1,38 @@
+"""Resolve a model spec to an ``nn.Module``.
+
+A spec is a built-in name (``digits_cnn``, ``resnet18``, ``resnet50``) or ``module:factory``
+where ``factory(num_classes=..., in_channels=...)`` returns an ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from torch import nn
+
+BUILTIN = {
+    "digits_cnn": "swag.models.digits_cnn:digits_cnn",
+    "resnet18": "swag.models.resnet:resnet18",
+    "resnet50": "swag.models.resnet:resnet50",
+}
+MODEL_NAMES = tuple(BUILTIN)
+
+
+class ModelSpecError(ValueError):
+    """The ``--model`` spec cannot be resolved to a model factory."""
+
+
+def build_model(spec: str, num_classes: int, in_channels: int) -> nn.Module:
+    """Build the model named by ``spec`` for ``num_classes`` outputs and ``in_channels`` inputs."""
+    target = BUILTIN.get(spec, spec)
+    if ":" not in target:
+        raise ModelSpecError(f"unknown model {spec!r}; use one of {', '.join(MODEL_NAMES)} or 'package.module:factory'")
+    module_name, _, attr = target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelSpecError(f"cannot load model factory {target!r} ({exc}); check the module is importable") from exc
+    model = factory(num_classes=num_classes, in_channels=in_channels)
+    if not isinstance(model, nn.Module):
+        raise ModelSpecError(f"model factory {target!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model

@@ -1,0 +1,17 @@
+import pytest
+
+TINY = [
+    "data.max_examples=120",
+    "ensemble.folds=2",
+    "ensemble.samples=2",
+    "train.epochs=2",
+    "train.swa_start=1",
+    "train.batch_size=16",
+    "threads=1",
+]
+
+
+@pytest.fixture
+def tiny_overrides(tmp_path):
+    """Overrides for a seconds-long run writing under tmp_path."""
+    return [*TINY, f"results_dir={tmp_path / 'results'}"]

@@ -1,0 +1,35 @@
+"""Backends that misbehave on purpose, loaded by the runner tests as ``tests.faulty_backends:Name``."""
+
+import os
+import signal
+import time
+
+from backends.eager import EagerBackend
+
+
+class SegfaultBackend(EagerBackend):
+    name = "segfault"
+
+    def prepare(self, model, example, options):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class HangBackend(EagerBackend):
+    name = "hang"
+
+    def prepare(self, model, example, options):
+        time.sleep(3600)
+
+
+class RaiseBackend(EagerBackend):
+    name = "raise"
+
+    def prepare(self, model, example, options):
+        raise RuntimeError("conversion failed on purpose")
+
+
+class MissingBackend(EagerBackend):
+    name = "missing"
+
+    def available(self):
+        return False, "package 'nothing' is not installed; pip install nothing"

@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from swag.models import build_model
+from swag.models.registry import ModelSpecError
+
+
+@pytest.mark.parametrize(
+    "name, n_params, n_keys",
+    # Parameter counts and state_dict sizes of torchvision.models.resnet18/50 (1000 classes).
+    [("resnet18", 11_689_512, 122), ("resnet50", 25_557_032, 320)],
+)
+def test_resnet_matches_torchvision_layout(name, n_params, n_keys):
+    model = build_model(name, num_classes=1000, in_channels=3)
+    sd = model.state_dict()
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    assert len(sd) == n_keys
+    for key in (
+        "conv1.weight",
+        "bn1.running_var",
+        "layer2.0.downsample.0.weight",
+        "layer4.1.bn2.num_batches_tracked",
+        "fc.weight",
+        "fc.bias",
+    ):
+        assert key in sd
+
+
+def test_resnet50_bottleneck_keys():
+    sd = build_model("resnet50", 1000, 3).state_dict()
+    assert tuple(sd["layer1.0.conv3.weight"].shape) == (256, 64, 1, 1)
+    assert tuple(sd["layer1.0.downsample.0.weight"].shape) == (256, 64, 1, 1)
+    assert tuple(sd["layer2.0.conv2.weight"].shape) == (128, 128, 3, 3)  # stride lives on the 3x3 (v1.5)
+
+
+def test_models_run_forward():
+    x = torch.randn(2, 1, 8, 8)
+    assert build_model("digits_cnn", 10, 1).eval()(x).shape == (2, 10)
+    assert build_model("resnet18", 7, 1).eval()(x).shape == (2, 7)
+
+
+def test_module_factory_spec():
+    model = build_model("swag.models.digits_cnn:digits_cnn", 3, 2)
+    assert model(torch.randn(4, 2, 8, 8)).shape == (4, 3)
+
+
+@pytest.mark.parametrize(
+    "spec, msg",
+    [
+        ("vgg", "unknown model"),
+        ("nosuchmod:f", "cannot load"),
+        ("swag.models.digits_cnn:nothing", "cannot load"),
+        ("builtins:dict", "not a torch.nn.Module"),
+    ],
+)
+def test_bad_model_specs(spec, msg):
+    with pytest.raises(ModelSpecError, match=msg):
+        build_model(spec, 10, 1)

@@ -1,0 +1,59 @@
+"""A real (tiny) run through the CLI: training, worker processes, metrics, results files."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from bench.cli import main
+from bench.dataset import fold_split
+from bench.results import read_rows
+from swag.io import read_metadata
+
+pytestmark = pytest.mark.e2e
+
+
+def test_tiny_run_end_to_end(tiny_overrides, tmp_path, capsys):
+    assert main(["run", "--backends", "eager,eager:bf16,eager:fp32:cl", "--name", "tiny", *tiny_overrides]) == 0
+    (run_dir,) = (tmp_path / "results").iterdir()
+    assert run_dir.name.endswith("-tiny")
+    out = capsys.readouterr().out
+    assert "## Trials" in out and str(run_dir) in out
+
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["cores_logical"] >= 1 and env["packages"]["torch"].startswith("2.13")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["ensemble"]["samples"] == 2
+
+    rows = read_rows(run_dir)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+    fp32, bf16, cl = rows
+    for r in rows:
+        assert set(r["phases_s"]) == {"sample", "bn_update", "prepare", "warmup", "predict", "confident_learning"}
+        assert all(v >= 0 for v in r["phases_s"].values()) and r["phases_s"]["predict"] > 0
+        assert r["peak_rss_bytes"] > r["baseline_rss_bytes"] > 0 and r["threads"] == 1
+        assert [p["samples"] for p in r["calibration_vs_samples"]] == [1, 2]
+        assert 0 <= r["calibration"]["ece"] <= 1 and r["calibration_labels"] == "true"
+        assert r["label_issues"]["n_true"] > 0
+
+    # Every example is predicted by exactly one fold's model, one that never trained on it.
+    fold_of = np.load(run_dir / "folds.npy")
+    for k in range(2):
+        train, test = fold_split(fold_of, k)
+        assert np.intersect1d(train, test).size == 0
+        assert read_metadata(run_dir / "posteriors" / f"fold{k}.safetensors")["fold"] == str(k)
+    members = np.load(run_dir / "trials" / "00-eager-fp32" / "member_probs.npy")
+    assert members.shape == (2, 120, 10)
+    np.testing.assert_allclose(members.sum(axis=2), 1.0, atol=1e-5)  # every (sample, example) filled once
+    probs = np.load(run_dir / "trials" / "00-eager-fp32" / "probs.npy")
+    np.testing.assert_allclose(probs, members.mean(axis=0), atol=1e-6)  # streaming mean == mean of members
+
+    # Same seeds -> same SWAG samples: channels_last matches fp32; bf16 close.
+    p_cl = np.load(run_dir / "trials" / "02-eager-fp32-cl" / "probs.npy")
+    p_bf = np.load(run_dir / "trials" / "01-eager-bf16" / "probs.npy")
+    assert np.abs(p_cl - probs).max() < 1e-4 and np.abs(p_bf - probs).max() < 0.05
+    assert cl["calibration"]["nll"] == pytest.approx(fp32["calibration"]["nll"], abs=1e-3)
+    assert bf16["calibration"]["nll"] == pytest.approx(fp32["calibration"]["nll"], abs=0.05)
+
+    summary = (run_dir / "summary.csv").read_text().splitlines()
+    assert len(summary) == 4 and "speedup" in summary[0]
