@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
+"""A runner may carry an ``info`` dict attribute (e.g. verified precision, streams) that is recorded."""
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -58,24 +59,38 @@ class Backend(ABC):
     Class attributes:
         name: registry name.
         precisions: precisions this backend implements.
-        swaps_weights: True if :meth:`update` moves a prepared runner to new weights
-            without re-preparing (export/compile) — the cheap path over a SWAG ensemble.
+        option_names: keys accepted in ``BackendOptions.extra`` (a trial's ``options``).
     """
 
     name: str = ""
     precisions: tuple[str, ...] = ("fp32",)
-    swaps_weights: bool = False
+    option_names: tuple[str, ...] = ()
 
     @abstractmethod
     def available(self) -> tuple[bool, str]:
         """Return (ok, reason); reason says why not and how to fix it when ok is False."""
 
     @abstractmethod
-    def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> Runner:
-        """Build a runner for ``model`` (eval mode, BN statistics already set)."""
+    def prepare(
+        self,
+        model: nn.Module,
+        example: torch.Tensor,
+        options: BackendOptions,
+        calibration: list[torch.Tensor] | None = None,
+    ) -> Runner:
+        """Build a runner for ``model`` (eval mode, BN statistics already set).
+
+        ``calibration``: batches of the fold's training inputs, for backends that calibrate (int8).
+        Called for the first SWAG sample of each fold (each posterior), and for every sample
+        when :meth:`can_swap` is False.
+        """
+
+    def can_swap(self, options: BackendOptions) -> bool:
+        """True if :meth:`update` can move a runner to new weights without re-preparing."""
+        return False
 
     def update(self, runner: Runner, model: nn.Module, options: BackendOptions) -> Runner:
-        """Move ``runner`` to the weights now in ``model``; only for ``swaps_weights`` backends."""
+        """Move ``runner`` to the weights (and BN statistics) now in ``model``; see :meth:`can_swap`."""
         raise BackendError(f"backend {self.name!r} cannot swap weights; it re-prepares per sample")
 
     def versions(self) -> dict[str, str]:
@@ -88,3 +103,16 @@ class Backend(ABC):
             raise BackendError(
                 f"backend {self.name!r} has no {options.precision} mode; choose one of {', '.join(self.precisions)}"
             )
+        unknown = set(options.extra) - set(self.option_names)
+        if unknown:
+            valid = ", ".join(self.option_names) or "none"
+            raise BackendError(f"backend {self.name!r} has no option(s) {sorted(unknown)}; valid: {valid}")
+
+    def option(self, options: BackendOptions, key: str, default, choices: tuple | None = None):
+        """Read ``options.extra[key]`` (default if absent), checking it against ``choices`` or default's type."""
+        value = options.extra.get(key, default)
+        if choices is not None and value not in choices:
+            raise BackendError(f"{self.name} option {key}={value!r} is not one of {choices}")
+        if choices is None and default is not None and not isinstance(value, type(default)):
+            raise BackendError(f"{self.name} option {key}={value!r} must be {type(default).__name__}")
+        return value

@@ -24,7 +24,7 @@ class EagerBackend(Backend):
     def available(self) -> tuple[bool, str]:
         return True, f"torch {torch.__version__}"
 
-    def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> Runner:
+    def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
         model = model.eval()
         fmt = torch.channels_last if options.channels_last else torch.contiguous_format
@@ -32,10 +32,15 @@ class EagerBackend(Backend):
             model = model.to(memory_format=torch.channels_last)
 
         def run(batch: torch.Tensor) -> torch.Tensor:
-            autocast = (
-                torch.autocast("cpu", dtype=torch.bfloat16) if options.precision == "bf16" else contextlib.nullcontext()
-            )
-            with torch.inference_mode(), autocast:
+            with torch.inference_mode(), autocast(options):
                 return model(batch.contiguous(memory_format=fmt)).float()
 
         return run
+
+
+def autocast(options: BackendOptions):
+    """CPU bf16 autocast for bf16 trials, else a no-op context. The weight-cast cache is off so a
+    trace taken under it keeps no grad-requiring constants."""
+    if options.precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False)
+    return contextlib.nullcontext()

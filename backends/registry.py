@@ -14,6 +14,10 @@ from backends.base import Backend
 ENTRY_POINT_GROUP = "swagbench.backends"
 BUILTIN = {
     "eager": "backends.eager:EagerBackend",
+    "torchscript": "backends.torchscript:TorchScriptBackend",
+    "inductor": "backends.inductor:InductorBackend",
+    "onnxruntime": "backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "backends.openvino:OpenVinoBackend",
 }
 
 

@@ -25,26 +25,38 @@ QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_
 
 @dataclass(frozen=True)
 class DataConfig:
-    """source: ``digits`` (sklearn, embedded) or a path to an ``.npz`` with ``x`` (N,C,H,W float) and
-    ``y`` (N ints). noise_rate: fraction of labels flipped by a seeded cleanlab noise matrix
-    (0 keeps labels as given). max_examples: stratified subset size (None = all)."""
+    """source: ``digits`` (sklearn, embedded), ``synthetic`` (random images of ``synthetic_shape``
+    with ``synthetic_classes`` random labels, ``max_examples`` of them; timing-only), or a path to an
+    ``.npz`` with ``x`` (N,C,H,W float) and ``y`` (N ints). noise_rate: fraction of labels flipped
+    by a seeded cleanlab noise matrix (0 keeps labels as given). max_examples: stratified subset
+    size (None = all; required for synthetic)."""
 
     source: str = "digits"
     noise_rate: float = 0.2
     max_examples: int | None = None
     seed: int = 0
+    synthetic_shape: list[int] = field(default_factory=lambda: [3, 224, 224])
+    synthetic_classes: int = 10
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.noise_rate < 1.0:
             raise ConfigError(f"data.noise_rate must be in [0, 1) (got {self.noise_rate})")
         if self.max_examples is not None and self.max_examples < 2:
             raise ConfigError(f"data.max_examples must be >= 2 or null (got {self.max_examples})")
+        if self.source == "synthetic" and self.max_examples is None:
+            raise ConfigError("data.source=synthetic needs data.max_examples (how many random images)")
+        if len(self.synthetic_shape) != 3 or min(self.synthetic_shape) < 1:
+            raise ConfigError(f"data.synthetic_shape must be [C, H, W] (got {self.synthetic_shape})")
+        if self.synthetic_classes < 2:
+            raise ConfigError(f"data.synthetic_classes must be >= 2 (got {self.synthetic_classes})")
 
 
 @dataclass(frozen=True)
 class EnsembleConfig:
     """folds: K of stratified K-fold; samples: S SWAG samples per fold; scale: posterior scale
-    (0 = SWA); diag_only: drop the low-rank term; bn_batch_size: batch size of the BN update."""
+    (0 = SWA); diag_only: drop the low-rank term; bn_batch_size: batch size of the BN update;
+    bn_examples: BN statistics from this many of the fold's training examples (a fixed seeded
+    subset, the same for every backend; None = all of them)."""
 
     folds: int = 5
     samples: int = 8
@@ -52,8 +64,11 @@ class EnsembleConfig:
     diag_only: bool = False
     seed: int = 0
     bn_batch_size: int = 256
+    bn_examples: int | None = None
 
     def __post_init__(self) -> None:
+        if self.bn_examples is not None and self.bn_examples < 2:
+            raise ConfigError(f"ensemble.bn_examples must be >= 2 or null (got {self.bn_examples})")
         if self.folds < 2:
             raise ConfigError(f"ensemble.folds must be >= 2 (got {self.folds})")
         if self.samples < 1:
@@ -101,7 +116,8 @@ class TrialConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.backend}-{self.precision}" + ("-cl" if self.channels_last else "")
+        name = self.backend.rsplit(":", 1)[-1]  # module:Class specs -> Class
+        return f"{name}-{self.precision}" + ("-cl" if self.channels_last else "")
 
 
 def _default_trials() -> list[TrialConfig]:
@@ -137,6 +153,11 @@ class RunConfig:
         dup = {lab for lab in labels if labels.count(lab) > 1}
         if dup:
             raise ConfigError(f"duplicate trials {sorted(dup)}; give each trial different settings")
+
+    @property
+    def metrics_meaningful(self) -> bool:
+        """False for timing-only runs: random data or a synthesised posterior."""
+        return self.data.source != "synthetic" and not self.train.synthesize
 
     @property
     def resolved_threads(self) -> int:

@@ -40,6 +40,11 @@ def load_dataset(config: DataConfig) -> Dataset:
         digits = load_digits()
         x = (digits.images.astype(np.float32) / 16.0 - 0.5) / 0.5
         x, y, y_true, name = x[:, None, :, :], digits.target.astype(np.int64), None, "digits"
+    elif config.source == "synthetic":
+        rng = np.random.default_rng(config.seed)
+        n = config.max_examples
+        x = rng.standard_normal((n, *config.synthetic_shape), dtype=np.float32)
+        y, y_true, name = np.arange(n, dtype=np.int64) % config.synthetic_classes, None, "synthetic"
     else:
         x, y, y_true = _read_npz(Path(config.source))
         name = Path(config.source).stem

@@ -73,8 +73,10 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     records = []
     for r in rows:
         phases = r.get("phases_s") or {}
-        cal = r.get("calibration") or {}
-        det = r.get("label_issues") or {}
+        meaningful = r.get("metrics_meaningful", True)  # timing-only runs: never show their quality numbers
+        cal = (r.get("calibration") or {}) if meaningful else {}
+        det = (r.get("label_issues") or {}) if meaningful else {}
+        fid = r.get("fidelity") or {}
         samples = r.get("samples_total") or 0
         rec = {
             "trial": r["trial_id"],
@@ -85,6 +87,7 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "threads": r["threads"],
             "batch": r["batch_size"],
             "status": r["status"],
+            "metrics": "meaningful" if meaningful else "not meaningful (timing-only)",
             "ensemble_min": sum(phases.get(p, 0.0) for p in PHASES) / 60 if phases else None,
             "train_min": r.get("train_s", 0.0) / 60,
         }
@@ -99,7 +102,11 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "issue_precision": det.get("precision"),
                 "issue_recall": det.get("recall"),
                 "issue_f1": det.get("f1"),
-                "error": r.get("error"),
+                "max_abs_dp": fid.get("max_abs_dp"),
+                "argmax_agree": fid.get("argmax_agreement"),
+                "issue_jaccard": fid.get("issue_jaccard"),
+                "validity": r.get("validity"),
+                "error": r.get("error") or "; ".join(r.get("validity_reasons") or []) or None,
             }
         )
         records.append(rec)
@@ -114,8 +121,37 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def calibration_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Long table: trial x ensemble size S -> ECE, MCE, NLL, Brier, accuracy."""
     return pd.DataFrame(
-        [{"trial": r["trial_id"], **point} for r in rows for point in r.get("calibration_vs_samples") or []]
+        [
+            {"trial": r["trial_id"], **point}
+            for r in rows
+            if r.get("metrics_meaningful", True)
+            for point in r.get("calibration_vs_samples") or []
+        ]
     )
+
+
+OVERVIEW_COLUMNS = (
+    "trial",
+    "status",
+    "validity",
+    "strategy",
+    "ensemble_min",
+    "speedup",
+    "img_per_s",
+    "prepare_s_per_sample",
+    "peak_rss_gb",
+    "ece",
+    "nll",
+    "brier",
+    "issue_f1",
+    "max_abs_dp",
+    "issue_jaccard",
+)
+PHASE_COLUMNS = ("trial", "train_min") + tuple(f"{p}_min" for p in PHASES)
+
+
+def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    return df[[c for c in columns if c in df]].to_markdown(index=False, floatfmt=".4g")
 
 
 def write_summary(run_dir: Path) -> str:
@@ -123,52 +159,34 @@ def write_summary(run_dir: Path) -> str:
     rows = read_rows(run_dir)
     df = summary_frame(rows)
     df.to_csv(run_dir / "summary.csv", index=False)
+    parts = [f"# swagbench run {run_dir.name}", ""]
+    if df.empty:
+        parts.append("(no trials)")
+    else:
+        parts += [
+            "## Trials (speedup = eager fp32 ensemble_min / this; calibration vs true labels)",
+            "",
+            _table(df, OVERVIEW_COLUMNS),
+            "",
+            "## Minutes per phase (train is shared by all trials)",
+            "",
+            _table(df, PHASE_COLUMNS),
+        ]
+        flagged = df[(df.status != "ok") | (df.get("validity") == "INVALID")]
+        if len(flagged):
+            parts += ["", "## Failed, skipped or INVALID", ""]
+            parts += [
+                f"- {t.trial}: {t.validity if t.status == 'ok' else t.status}: {t.error}" for t in flagged.itertuples()
+            ]
     cal = calibration_frame(rows)
-    shown = [
-        c
-        for c in (
-            "trial",
-            "status",
-            "strategy",
-            "ensemble_min",
-            "train_min",
-            "sample_min",
-            "bn_update_min",
-            "prepare_min",
-            "warmup_min",
-            "predict_min",
-            "confident_learning_min",
-            "img_per_s",
-            "peak_rss_gb",
-            "ece",
-            "nll",
-            "brier",
-            "accuracy",
-            "issue_precision",
-            "issue_recall",
-            "issue_f1",
-            "speedup",
-        )
-        if c in df
-    ]
-    parts = [
-        f"# swagbench run {run_dir.name}",
-        "",
-        "## Trials (minutes; calibration vs true labels)",
-        "",
-        df[shown].to_markdown(index=False, floatfmt=".4g") if len(df) else "(no trials)",
-    ]
-    failed = df[df.status != "ok"] if len(df) else df
-    if len(failed):
-        parts += ["", "## Failed or skipped", ""] + [f"- {t.trial}: {t.status}: {t.error}" for t in failed.itertuples()]
     if len(cal):
-        wide = cal.pivot(index="samples", columns="trial", values=["ece", "nll"])
-        wide.columns = [f"{m} {t}" for m, t in wide.columns]
+        wide = cal.pivot(index="samples", columns="trial", values="ece")
+        wide.columns = [f"ECE {t}" for t in wide.columns]
         parts += [
             "",
-            "## Calibration vs number of SWAG samples S",
+            "## Calibration (ECE) vs number of SWAG samples S",
             "",
-            wide.reset_index().to_markdown(index=False, floatfmt=("d",) + (".4f",) * len(wide.columns)),
+            wide.reset_index().to_markdown(index=False, floatfmt=".4f"),
         ]
     text = "\n".join(parts) + "\n"
     (run_dir / "summary.md").write_text(text)

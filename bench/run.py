@@ -17,6 +17,7 @@ from bench.config import RunConfig, TrialConfig
 from bench.dataset import Dataset, load_dataset, make_folds
 from bench.envinfo import environment
 from bench.errors import DataError
+from bench.fidelity import compare, is_reference, tolerances_table, verdict
 from bench.posteriors import train_posteriors
 from bench.results import append_row, new_run_dir, write_summary
 from bench.runner import run_worker
@@ -60,9 +61,19 @@ def check_model(config: RunConfig, dataset: Dataset) -> None:
         )
 
 
+def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
+    """Put the eager fp32 reference first (adding it if missing): every other trial is judged against it."""
+    ref = [t for t in trials if t.backend == "eager" and t.precision == "fp32" and not t.channels_last]
+    if not ref:
+        log("swagbench: adding the eager fp32 reference trial (the fidelity gate compares every trial with it)")
+        ref = [TrialConfig()]
+    return ref[:1] + [t for t in trials if t is not ref[0]]
+
+
 def execute(config: RunConfig, log=print) -> Path:
     """Run everything ``config`` asks for; return the run directory."""
     check_trials(config)
+    config = dataclasses.replace(config, trials=with_reference(config.trials, log))
     dataset = load_dataset(config.data)
     fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
     check_model(config, dataset)
@@ -70,13 +81,19 @@ def execute(config: RunConfig, log=print) -> Path:
     log(f"swagbench: run directory {run_dir}")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     (run_dir / "env.json").write_text(json.dumps(environment(config.resolved_threads), indent=2))
+    (run_dir / "tolerances.json").write_text(json.dumps(tolerances_table(), indent=2))
     dataset.save(run_dir / "data.npz")
     np.save(run_dir / "folds.npy", fold_of)
 
     with tqdm(total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch") as bar:
         paths, train_s = train_posteriors(config, dataset, fold_of, run_dir / "posteriors", on_epoch=bar.update)
     log(f"swagbench: trained {len(paths)} posteriors in {train_s / 60:.2f} min")
+    if not config.metrics_meaningful:
+        log(
+            "swagbench: timing-only run (synthetic data or posterior): calibration and label metrics are not meaningful"
+        )
 
+    reference = None
     for i, trial in enumerate(config.trials):
         trial_id = f"{i:02d}-{trial.label}"
         options = trial_options(config, trial)
@@ -96,6 +113,7 @@ def execute(config: RunConfig, log=print) -> Path:
             "samples": config.ensemble.samples,
             "samples_total": config.ensemble.folds * config.ensemble.samples,
             "train_s": train_s,
+            "metrics_meaningful": config.metrics_meaningful,
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         ok, reason = get_backend(trial.backend).available()
@@ -103,11 +121,26 @@ def execute(config: RunConfig, log=print) -> Path:
             log(f"swagbench: skipping {trial_id}: {reason}")
             append_row(run_dir, {**base, "status": "skipped", "error": reason})
             continue
-        append_row(run_dir, run_one(config, dataset, run_dir, paths, trial.backend, options, base))
+        row = run_one(config, dataset, run_dir, paths, trial.backend, options, base)
+        if reference is None and row["status"] == "ok" and is_reference(row):
+            reference = row
+        append_row(run_dir, gate(row, reference, run_dir))
     summary = write_summary(run_dir)
     log(summary)
     log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md)")
     return run_dir
+
+
+def gate(row: dict[str, Any], reference: dict[str, Any] | None, run_dir: Path) -> dict[str, Any]:
+    """Add ``fidelity`` and ``validity`` (VALID / INVALID / UNCHECKED) to a finished trial's row."""
+    if row["status"] != "ok":
+        return row
+    if reference is None:
+        return {**row, "validity": "UNCHECKED", "validity_reasons": ["no successful eager fp32 reference trial"]}
+    trials = run_dir / "trials"
+    fidelity = compare(trials / reference["trial_id"], trials / row["trial_id"], reference, row)
+    validity, reasons = verdict(fidelity, row["precision"], check_issues=row.get("metrics_meaningful", True))
+    return {**row, "fidelity": fidelity, "validity": validity, "validity_reasons": reasons}
 
 
 def run_one(

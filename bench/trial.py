@@ -51,6 +51,13 @@ def sample_seed(base: int, fold: int, sample: int) -> int:
     return int(base) * 1_000_003 + fold * 10_007 + sample
 
 
+def bn_subset(train_idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """The training examples whose statistics set BatchNorm: all, or a seeded sorted subset of ``n``."""
+    if n is None or n >= len(train_idx):
+        return train_idx
+    return np.sort(np.random.default_rng(seed).choice(train_idx, size=n, replace=False))
+
+
 def _batches(x, size: int):
     return [x[i : i + size] for i in range(0, x.shape[0], size)]
 
@@ -96,14 +103,22 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     baseline_rss = psutil.Process().memory_info().rss
     total = len(spec.posterior_paths) * samples
     expect = {"model": spec.model, "num_classes": spec.num_classes}
-    strategy = "swap_weights" if backend.swaps_weights else "reprepare"
+    swap = backend.can_swap(options)
+    strategy = "swap_weights" if swap else "reprepare"
+    info: dict[str, Any] = {}
 
     for fold, post_path in enumerate(spec.posterior_paths):
         posterior = load_posterior(post_path, expect=expect)
-        model = build_model(spec.model, spec.num_classes, spec.in_channels)
+        model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False)
         train_idx, test_idx = fold_split(fold_of, fold)
-        bn_batches = _batches(x_all[train_idx], int(spec.ensemble["bn_batch_size"]))
+        bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), int(spec.ensemble["seed"]) + fold)
+        bn_batches = _batches(x_all[bn_idx], int(spec.ensemble["bn_batch_size"]))
         test_batches = _batches(x_all[test_idx], options.batch_size)
+        # Every distinct batch shape is run once after prepare, so shape-specialising backends
+        # compile outside the timed predict loop.
+        warmup_batches = [test_batches[0]] + (
+            [test_batches[-1]] if len(test_batches[-1]) != len(test_batches[0]) else []
+        )
         running = np.zeros((len(test_idx), c), dtype=np.float64)
         runner = None
         for s in range(samples):
@@ -118,12 +133,13 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
             t1 = time.perf_counter()
             recompute_batchnorm(model, bn_batches)
             t2 = time.perf_counter()
-            if runner is not None and backend.swaps_weights:
+            if runner is not None and swap:
                 runner = backend.update(runner, model, options)
             else:
-                runner = backend.prepare(model, test_batches[0], options)
+                runner = backend.prepare(model, test_batches[0], options, calibration=bn_batches)
             t3 = time.perf_counter()
-            runner(test_batches[0])  # warm-up: first call (compilation, caches) is timed apart
+            for batch in warmup_batches:  # first calls (compilation, caches) are timed apart
+                runner(batch)
             t4 = time.perf_counter()
             member = []
             for batch in test_batches:
@@ -145,6 +161,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
             ):
                 phases[name] += dt
             progress(fold * samples + s + 1, total)
+        info = dict(getattr(runner, "info", {}))
         del runner, model, posterior
     members.flush()
     del members
@@ -164,6 +181,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     bt = np.asarray(batch_times)
     return {
         "strategy": strategy,
+        "backend_info": info,
         "phases_s": phases,
         "images_predicted": int(n * samples),
         "predict_img_per_s": float(n * samples / phases["predict"]) if phases["predict"] > 0 else None,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from swag.posterior import Posterior, SwagCollector
+from swag.posterior import Posterior, SwagCollector, synthesize_posterior
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class TrainConfig:
             ``swa_start`` (the reference schedule), then stays at ``swa_lr``.
         snapshots_per_epoch: SWAG snapshots per epoch in the collection phase (evenly spaced).
         max_rank: K, the rank of the deviation matrix D.
+        synthesize: skip SGD and synthesise a posterior around the initial weights
+            (timing-only runs; calibration and label metrics are then not meaningful).
     """
 
     epochs: int = 16
@@ -32,6 +34,7 @@ class TrainConfig:
     batch_size: int = 64
     snapshots_per_epoch: int = 3
     max_rank: int = 20
+    synthesize: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.swa_start < self.epochs:
@@ -65,8 +68,11 @@ def train_swag(
 ) -> Posterior:
     """Train ``model`` on (x, y) with SGD and return its SWAG posterior.
 
-    x: (N, C, H, W) float32; y: (N,) int64 labels (possibly noisy).
+    x: (N, C, H, W) float32; y: (N,) int64 labels (possibly noisy). With ``config.synthesize``
+    no training happens (see :func:`swag.posterior.synthesize_posterior`).
     """
+    if config.synthesize:
+        return synthesize_posterior(model, max_rank=config.max_rank, seed=seed)
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)

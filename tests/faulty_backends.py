@@ -10,21 +10,21 @@ from backends.eager import EagerBackend
 class SegfaultBackend(EagerBackend):
     name = "segfault"
 
-    def prepare(self, model, example, options):
+    def prepare(self, model, example, options, calibration=None):
         os.kill(os.getpid(), signal.SIGSEGV)
 
 
 class HangBackend(EagerBackend):
     name = "hang"
 
-    def prepare(self, model, example, options):
+    def prepare(self, model, example, options, calibration=None):
         time.sleep(3600)
 
 
 class RaiseBackend(EagerBackend):
     name = "raise"
 
-    def prepare(self, model, example, options):
+    def prepare(self, model, example, options, calibration=None):
         raise RuntimeError("conversion failed on purpose")
 
 

@@ -17,12 +17,14 @@ def test_faulty_workers_are_recorded_and_the_run_continues(tiny_overrides):
     )
     cfg = load_config(None, [*tiny_overrides, f"trials={trials}", "timeout_s=25"])
     run_dir = execute(cfg, log=lambda *_: None)
-    rows = {r["trial_id"].split("-")[0]: r for r in read_rows(run_dir)}
-    assert rows["00"]["status"] == "failed" and "SIGSEGV" in rows["00"]["error"]
-    assert rows["00"]["peak_rss_bytes"] > 0  # measured by the kernel even though the worker died
-    assert rows["01"]["status"] == "timeout" and "timed out after 25 s" in rows["01"]["error"]
-    assert rows["02"]["status"] == "failed" and "conversion failed on purpose" in rows["02"]["error"]
-    assert rows["03"]["status"] == "skipped" and "pip install nothing" in rows["03"]["error"]
-    assert rows["04"]["status"] == "ok"
+    rows = {r["backend"].rsplit(":", 1)[-1]: r for r in read_rows(run_dir)}
+    assert read_rows(run_dir)[0]["backend"] == "eager"  # the reference runs first
+    assert rows["eager"]["status"] == "ok" and rows["eager"]["validity"] == "VALID"
+    assert rows["SegfaultBackend"]["status"] == "failed" and "SIGSEGV" in rows["SegfaultBackend"]["error"]
+    assert rows["SegfaultBackend"]["peak_rss_bytes"] > 0  # measured by the kernel though the worker died
+    assert rows["HangBackend"]["status"] == "timeout" and "timed out after 25 s" in rows["HangBackend"]["error"]
+    assert rows["RaiseBackend"]["status"] == "failed"
+    assert "conversion failed on purpose" in rows["RaiseBackend"]["error"]
+    assert rows["MissingBackend"]["status"] == "skipped" and "pip install nothing" in rows["MissingBackend"]["error"]
     summary = (run_dir / "summary.md").read_text()
-    assert "## Failed or skipped" in summary and "SIGSEGV" in summary
+    assert "## Failed, skipped or INVALID" in summary and "SIGSEGV" in summary

@@ -1,0 +1,54 @@
+"""torch.compile with the Inductor backend.
+
+Default (``freezing: false``): compile once per posterior; parameters stay graph inputs, so a
+new SWAG sample is copied into the model in place and the compiled code is reused (swap).
+``freezing: true`` constant-folds weights (and BN) for faster kernels but must recompile for
+every sample (caches are reset so no stale constants are reused).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import torch
+from torch import nn
+
+from backends.base import Backend, BackendOptions, Runner
+from backends.eager import autocast
+
+
+class InductorBackend(Backend):
+    name = "inductor"
+    precisions = ("fp32", "bf16")
+    option_names = ("freezing", "cpp_wrapper", "max_autotune")
+
+    def available(self) -> tuple[bool, str]:
+        compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+        if compiler is None:
+            return False, "Inductor needs a C++ compiler on PATH; install one (e.g. apt-get install g++)"
+        return True, f"torch {torch.__version__}, compiler {compiler}"
+
+    def can_swap(self, options: BackendOptions) -> bool:
+        return not self.option(options, "freezing", False)
+
+    def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
+        self.check(options)
+        inductor_options = {
+            "freezing": self.option(options, "freezing", False),
+            "cpp_wrapper": self.option(options, "cpp_wrapper", False),
+            "max_autotune": self.option(options, "max_autotune", False),
+        }
+        fmt = torch.channels_last if options.channels_last else torch.contiguous_format
+        model = model.eval().to(memory_format=fmt)
+        torch._dynamo.reset()  # drop graphs compiled for earlier weights/posteriors
+        compiled = torch.compile(model, backend="inductor", options=inductor_options)
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), autocast(options):
+                return compiled(batch.contiguous(memory_format=fmt)).float()
+
+        run.info = inductor_options
+        return run
+
+    def update(self, runner: Runner, model: nn.Module, options: BackendOptions) -> Runner:
+        return runner  # the compiled graph reads the model's (updated in place) parameters

@@ -1,0 +1,50 @@
+"""TorchScript: trace, then (by default) freeze + optimize_for_inference.
+
+Freezing folds weights and BatchNorm into constants, so each SWAG sample is re-traced.
+With ``freeze: false`` the traced module keeps the model's parameters as attributes and a new
+sample only needs its weights copied in (swap), at the cost of the fusions freezing enables.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from backends.base import Backend, BackendOptions, Runner
+from backends.eager import autocast
+
+
+class TorchScriptBackend(Backend):
+    name = "torchscript"
+    precisions = ("fp32", "bf16")
+    option_names = ("freeze",)
+
+    def available(self) -> tuple[bool, str]:
+        return True, f"torch {torch.__version__} (torch.jit is deprecated but works)"
+
+    def can_swap(self, options: BackendOptions) -> bool:
+        return not self.option(options, "freeze", True)
+
+    def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
+        self.check(options)
+        freeze = self.option(options, "freeze", True)
+        fmt = torch.channels_last if options.channels_last else torch.contiguous_format
+        model = model.eval().to(memory_format=fmt)
+        with torch.no_grad(), autocast(options):
+            traced = torch.jit.trace(model, example.contiguous(memory_format=fmt), check_trace=False)
+            if freeze:
+                traced = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return traced(batch.contiguous(memory_format=fmt)).float()
+
+        run.module = traced
+        run.info = {"frozen": freeze}
+        return run
+
+    def update(self, runner: Runner, model: nn.Module, options: BackendOptions) -> Runner:
+        # The unfrozen trace holds the module's parameter and buffer tensors; copy explicitly so
+        # correctness never depends on that sharing.
+        runner.module.load_state_dict(model.state_dict())
+        return runner
