@@ -81,16 +81,21 @@ class Backend(ABC):
         """Build a runner for ``model`` (eval mode, BN statistics already set).
 
         ``calibration``: batches of the fold's training inputs, for backends that calibrate (int8).
-        Called for the first SWAG sample of each fold (each posterior), and for every sample
-        when :meth:`can_swap` is False.
+        Called once per trial when :meth:`can_swap` is True (later samples, of any fold, go through
+        :meth:`update`), else for every sample.
         """
 
     def can_swap(self, options: BackendOptions) -> bool:
         """True if :meth:`update` can move a runner to new weights without re-preparing."""
         return False
 
-    def update(self, runner: Runner, model: nn.Module, options: BackendOptions) -> Runner:
-        """Move ``runner`` to the weights (and BN statistics) now in ``model``; see :meth:`can_swap`."""
+    def update(
+        self, runner: Runner, model: nn.Module, options: BackendOptions, calibration: list[torch.Tensor] | None = None
+    ) -> Runner:
+        """Move ``runner`` to the weights (and BN statistics) now in ``model``; see :meth:`can_swap`.
+
+        ``model`` is the module that was prepared, updated in place; ``calibration`` is the current
+        fold's training inputs."""
         raise BackendError(f"backend {self.name!r} cannot swap weights; it re-prepares per sample")
 
     def versions(self) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """torch.compile with the Inductor backend.
 
-Default (``freezing: false``): compile once per posterior; parameters stay graph inputs, so a
+Default (``freezing: false``): compile once per trial; parameters stay graph inputs, so a
 new SWAG sample is copied into the model in place and the compiled code is reused (swap).
 ``freezing: true`` constant-folds weights (and BN) for faster kernels but must recompile for
 every sample (caches are reset so no stale constants are reused).
@@ -50,5 +50,5 @@ class InductorBackend(Backend):
         run.info = inductor_options
         return run
 
-    def update(self, runner: Runner, model: nn.Module, options: BackendOptions) -> Runner:
+    def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
         return runner  # the compiled graph reads the model's (updated in place) parameters

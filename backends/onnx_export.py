@@ -6,23 +6,38 @@ import torch
 from torch import nn
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, bindable: bool = True):
+def export_onnx(model: nn.Module, example: torch.Tensor):
     """Return an ``onnx.ModelProto`` of ``model`` with a dynamic batch axis (input ``x``).
 
-    ``bindable=True`` exports with ``optimize=False``: BatchNormalization nodes stay and every
-    initializer is named after its state_dict key, so new SWAG weights can be bound by name (the
-    runtime fuses Conv+BN itself). ``False`` lets the exporter fold BN into the convolutions, whose
-    initializers then keep the conv's name but hold folded values — never bind those by name.
+    Exported with ``optimize=False``: BatchNormalization nodes stay and every initializer is named
+    after its state_dict key, so new SWAG weights can be bound by name (:func:`rebind`); the
+    runtimes fuse Conv+BN themselves. (The exporter's optimizer folds BN into the convolutions and
+    keeps the conv's initializer name for the folded values — binding by name would then be wrong.)
     """
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(
         model.eval(),
         (example,),
         dynamo=True,
-        optimize=not bindable,
+        optimize=False,
         verbose=False,
         dynamic_shapes=({0: batch},),
         input_names=["x"],
         output_names=["logits"],
     )
     return program.model_proto
+
+
+def rebind(proto, model: nn.Module) -> None:
+    """Overwrite ``proto``'s initializers in place with ``model``'s current floating-point state
+    (weights and BN statistics), matched by state_dict key (an :func:`export_onnx` graph)."""
+    from onnx import numpy_helper
+
+    state = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    bound = 0
+    for init in proto.graph.initializer:
+        if init.name in state:
+            init.CopyFrom(numpy_helper.from_array(state[init.name].detach().numpy(), init.name))
+            bound += 1
+    if bound != len(state):
+        raise RuntimeError(f"bound {bound} of {len(state)} tensors; export the graph with export_onnx")

@@ -1,10 +1,11 @@
 """ONNX Runtime, CPUExecutionProvider.
 
-fp32: export once per posterior (``torch.onnx.export(dynamo=True)``); for each further SWAG
+fp32: export once per trial (``torch.onnx.export(dynamo=True)``); for each further SWAG
 sample only the *session* is rebuilt, with every weight and BN statistic bound through
 ``SessionOptions.add_initializer`` (graph optimisations such as Conv+BN fusion then run on the
 new values). int8: static QDQ quantization calibrated on the fold's training inputs; quantized
-weights depend on the sample, so each sample is re-exported and re-quantized.
+weights depend on the sample, so each sample rebinds its weights into the exported graph and is
+re-quantized (the export itself is still done once per trial).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from backends.base import Backend, BackendError, BackendOptions, Runner
-from backends.onnx_export import export_onnx
+from backends.onnx_export import export_onnx, rebind
 
 LEVELS = ("all", "extended", "basic", "disabled")
 
@@ -43,7 +44,7 @@ class OnnxRuntimeBackend(Backend):
         return {**super().versions(), "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
 
     def can_swap(self, options: BackendOptions) -> bool:
-        return options.precision == "fp32"
+        return True
 
     def _session_options(self, options: BackendOptions):
         import onnxruntime as ort
@@ -73,25 +74,33 @@ class OnnxRuntimeBackend(Backend):
         def run(batch: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(session.run(None, {"x": batch.numpy()})[0]).float()
 
-        run.model_bytes, run.keepalive = model_bytes, values  # ORT needs the bound arrays alive
+        run.keepalive = values  # ORT needs the bound arrays alive
         run.info = {"graph_optimization": self.option(options, "graph_optimization", "all", LEVELS)}
         return run
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
-        proto = export_onnx(model, example, bindable=options.precision == "fp32")
+        return self._build(export_onnx(model, example), options, calibration, None)
+
+    def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
+        if options.precision == "int8":
+            rebind(runner.proto, model)
+            return self._build(runner.proto, options, calibration, None)
+        weights = {
+            k: np.ascontiguousarray(v.detach().numpy()) for k, v in model.state_dict().items() if v.is_floating_point()
+        }
+        return self._build(runner.proto, options, None, weights)
+
+    def _build(self, proto, options: BackendOptions, calibration, overrides: dict | None) -> Runner:
         if options.precision == "int8":
             if not calibration:
                 raise BackendError("onnxruntime int8 needs calibration batches (the fold's training inputs)")
             n = self.option(options, "calibration_batches", 4)
-            return self._runner(_quantize_qdq(proto, calibration[:n]), options)
-        return self._runner(proto.SerializeToString(), options)
-
-    def update(self, runner: Runner, model: nn.Module, options: BackendOptions) -> Runner:
-        weights = {
-            k: np.ascontiguousarray(v.detach().numpy()) for k, v in model.state_dict().items() if v.is_floating_point()
-        }
-        return self._runner(runner.model_bytes, options, weights)
+            run = self._runner(_quantize_qdq(proto, calibration[:n]), options)
+        else:
+            run = self._runner(proto.SerializeToString(), options, overrides)
+        run.proto = proto
+        return run
 
 
 def _quantize_qdq(proto, calibration: list[torch.Tensor]) -> bytes:
@@ -110,7 +119,8 @@ def _quantize_qdq(proto, calibration: list[torch.Tensor]) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, pre, dst = Path(tmp) / "m.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "q.onnx"
         onnx.save(proto, src)
-        quant_pre_process(str(src), str(pre))
+        # Symbolic shape inference cannot read the exporter's Constant nodes; ONNX's own suffices.
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(
             str(pre),
             str(dst),

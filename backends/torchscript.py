@@ -43,7 +43,7 @@ class TorchScriptBackend(Backend):
         run.info = {"frozen": freeze}
         return run
 
-    def update(self, runner: Runner, model: nn.Module, options: BackendOptions) -> Runner:
+    def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
         # The unfrozen trace holds the module's parameter and buffer tensors; copy explicitly so
         # correctness never depends on that sharing.
         runner.module.load_state_dict(model.state_dict())

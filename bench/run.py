@@ -139,7 +139,7 @@ def gate(row: dict[str, Any], reference: dict[str, Any] | None, run_dir: Path) -
         return {**row, "validity": "UNCHECKED", "validity_reasons": ["no successful eager fp32 reference trial"]}
     trials = run_dir / "trials"
     fidelity = compare(trials / reference["trial_id"], trials / row["trial_id"], reference, row)
-    validity, reasons = verdict(fidelity, row["precision"], check_issues=row.get("metrics_meaningful", True))
+    validity, reasons = verdict(fidelity, row["precision"], check_decisions=row.get("metrics_meaningful", True))
     return {**row, "fidelity": fidelity, "validity": validity, "validity_reasons": reasons}
 
 

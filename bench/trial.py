@@ -100,6 +100,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     members = np.lib.format.open_memmap(out / "member_probs.npy", mode="w+", dtype=np.float32, shape=(samples, n, c))
     phases = dict.fromkeys(PHASES, 0.0)
     batch_times: list[float] = []
+    predicted = 0  # images timed in predict (warm-up calls excluded)
     baseline_rss = psutil.Process().memory_info().rss
     total = len(spec.posterior_paths) * samples
     expect = {"model": spec.model, "num_classes": spec.num_classes}
@@ -107,20 +108,17 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     strategy = "swap_weights" if swap else "reprepare"
     info: dict[str, Any] = {}
 
+    # One model and (for swap-capable backends) one prepared runner serve every fold: a sample
+    # overwrites all parameters and recomputes all BN statistics, so no state carries over.
+    model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False)
+    runner = None
     for fold, post_path in enumerate(spec.posterior_paths):
         posterior = load_posterior(post_path, expect=expect)
-        model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False)
         train_idx, test_idx = fold_split(fold_of, fold)
         bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), int(spec.ensemble["seed"]) + fold)
         bn_batches = _batches(x_all[bn_idx], int(spec.ensemble["bn_batch_size"]))
         test_batches = _batches(x_all[test_idx], options.batch_size)
-        # Every distinct batch shape is run once after prepare, so shape-specialising backends
-        # compile outside the timed predict loop.
-        warmup_batches = [test_batches[0]] + (
-            [test_batches[-1]] if len(test_batches[-1]) != len(test_batches[0]) else []
-        )
         running = np.zeros((len(test_idx), c), dtype=np.float64)
-        runner = None
         for s in range(samples):
             t0 = time.perf_counter()
             flat = sample_parameters(
@@ -133,19 +131,25 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
             t1 = time.perf_counter()
             recompute_batchnorm(model, bn_batches)
             t2 = time.perf_counter()
-            if runner is not None and swap:
-                runner = backend.update(runner, model, options)
-            else:
+            prepared = runner is None or not swap
+            if prepared:
                 runner = backend.prepare(model, test_batches[0], options, calibration=bn_batches)
+            else:
+                runner = backend.update(runner, model, options, calibration=bn_batches)
             t3 = time.perf_counter()
-            for batch in warmup_batches:  # first calls (compilation, caches) are timed apart
-                runner(batch)
-            t4 = time.perf_counter()
-            member = []
+            # The first call per batch shape after a prepare (compilation, caches) is timed as
+            # warm-up, apart from predict; its output is used like any other.
+            warm, member, fresh = 0.0, [], set() if prepared else None
             for batch in test_batches:
                 b0 = time.perf_counter()
                 member.append(torch.softmax(runner(batch).float(), dim=1).numpy())
-                batch_times.append(time.perf_counter() - b0)
+                dt = time.perf_counter() - b0
+                if fresh is not None and batch.shape[0] not in fresh:
+                    fresh.add(batch.shape[0])
+                    warm += dt
+                else:
+                    batch_times.append(dt)
+                    predicted += batch.shape[0]
             t5 = time.perf_counter()
             p = np.concatenate(member)
             if p.shape != running.shape:
@@ -156,13 +160,14 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
                 ckpt_probs[s + 1][test_idx] = running / (s + 1)
             for name, dt in zip(
                 ("sample", "bn_update", "prepare", "warmup", "predict"),
-                (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4),
+                (t1 - t0, t2 - t1, t3 - t2, warm, t5 - t3 - warm),
                 strict=True,
             ):
                 phases[name] += dt
             progress(fold * samples + s + 1, total)
-        info = dict(getattr(runner, "info", {}))
-        del runner, model, posterior
+        del posterior
+    info = dict(getattr(runner, "info", {}))
+    del runner, model
     members.flush()
     del members
 
@@ -184,12 +189,15 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         "backend_info": info,
         "phases_s": phases,
         "images_predicted": int(n * samples),
-        "predict_img_per_s": float(n * samples / phases["predict"]) if phases["predict"] > 0 else None,
+        "images_timed": predicted,
+        "predict_img_per_s": float(predicted / phases["predict"]) if phases["predict"] > 0 and predicted else None,
         "predict_batch_ms": {
             "median": float(np.median(bt) * 1e3),
             "p90": float(np.percentile(bt, 90) * 1e3),
             "count": len(bt),
-        },
+        }
+        if len(bt)
+        else None,  # every batch was a first call after prepare (tiny folds)
         "calibration_labels": "given" if true_labels is None else "true",
         "calibration": calibration(probs, eval_labels),
         "calibration_given": calibration(probs, labels),

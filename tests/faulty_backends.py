@@ -33,3 +33,15 @@ class MissingBackend(EagerBackend):
 
     def available(self):
         return False, "package 'nothing' is not installed; pip install nothing"
+
+
+class PerturbedBackend(EagerBackend):
+    """Right shapes, wrong numbers: logits plus noise. The fidelity gate must mark it INVALID."""
+
+    name = "perturbed"
+
+    def prepare(self, model, example, options, calibration=None):
+        import torch
+
+        run = super().prepare(model, example, options)
+        return lambda batch: run(batch) + 0.5 * torch.randn(batch.shape[0], 10)

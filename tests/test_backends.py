@@ -1,0 +1,112 @@
+"""Every backend x precision against eager fp32 on the small CNN; weight swapping vs re-preparing."""
+
+import pytest
+import torch
+
+from backends import BackendOptions, get_backend
+from bench.fidelity import TOLERANCES
+from swag.models import build_model
+from swag.sampling import recompute_batchnorm
+
+CASES = [
+    ("eager", "bf16", {}),
+    ("torchscript", "fp32", {}),
+    ("torchscript", "bf16", {}),
+    ("torchscript", "fp32", {"freeze": False}),
+    ("inductor", "fp32", {}),
+    ("inductor", "fp32", {"freezing": True}),
+    ("onnxruntime", "fp32", {}),
+    ("onnxruntime", "int8", {}),
+    ("openvino", "fp32", {}),
+    ("openvino", "fp32", {"hint": "latency"}),
+    ("openvino", "bf16", {}),
+    ("openvino", "int8", {}),
+]
+
+
+def _model(seed: int):
+    torch.manual_seed(seed)
+    model = build_model("digits_cnn", 10, 1).requires_grad_(False)
+    recompute_batchnorm(model, [torch.randn(64, 1, 8, 8) * 2 + seed])
+    return model
+
+
+def _backend(name):
+    backend = get_backend(name)
+    ok, reason = backend.available()
+    if not ok:
+        pytest.skip(f"{name} unavailable: {reason}")
+    return backend
+
+
+@pytest.fixture(scope="module")
+def data():
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(40, 1, 8, 8, generator=gen), [torch.randn(64, 1, 8, 8, generator=gen) for _ in range(4)]
+
+
+@pytest.mark.parametrize("name, precision, extra", CASES, ids=lambda v: str(v))
+def test_backend_matches_eager_within_tolerance(name, precision, extra, data):
+    x, calib = data
+    backend = _backend(name)
+    model = _model(1)
+    ref = torch.softmax(model(x), 1)
+    options = BackendOptions(precision=precision, threads=2, batch_size=40, extra=extra)
+    runner = backend.prepare(model, x, options, calibration=calib)
+    probs = torch.softmax(runner(x), 1)
+    runner(x[:7])  # a second batch shape works too
+    tol = TOLERANCES[precision]
+    assert probs.shape == ref.shape and probs.dtype == torch.float32
+    assert (probs - ref).abs().max().item() <= tol.max_abs_dp
+    assert (probs.argmax(1) == ref.argmax(1)).float().mean().item() >= 0.95
+    if precision == "fp32":  # fp32 differs from eager only by summation order
+        assert (probs - ref).abs().max().item() < 1e-4
+
+
+SWAPS = [
+    ("torchscript", "fp32", {"freeze": False}),
+    ("inductor", "fp32", {}),
+    ("onnxruntime", "fp32", {}),
+    ("onnxruntime", "int8", {}),
+    ("openvino", "fp32", {}),
+    ("openvino", "bf16", {}),
+    ("openvino", "int8", {}),
+]
+
+
+@pytest.mark.parametrize("name, precision, extra", SWAPS, ids=lambda v: str(v))
+def test_weight_swap_equals_reprepare(name, precision, extra, data):
+    x, calib = data
+    backend = _backend(name)
+    options = BackendOptions(precision=precision, threads=2, batch_size=40, extra=extra)
+    assert backend.can_swap(options)
+    model = _model(1)
+    runner = backend.prepare(model, x, options, calibration=calib)
+    before = runner(x)
+    model.load_state_dict(_model(2).state_dict())  # the harness updates the same module in place
+    swapped = backend.update(runner, model, options, calibration=calib)(x)
+    reprepared = backend.prepare(_model(2), x, options, calibration=calib)(x)
+    assert (swapped - before).abs().max() > 1e-2  # the weights really changed
+    torch.testing.assert_close(swapped, reprepared, atol=1e-5, rtol=1e-4)
+
+
+def test_frozen_backends_do_not_claim_to_swap():
+    assert not get_backend("eager").can_swap(BackendOptions())
+    assert not get_backend("torchscript").can_swap(BackendOptions())
+    assert not get_backend("inductor").can_swap(BackendOptions(extra={"freezing": True}))
+
+
+def test_openvino_fp32_is_really_f32(data):
+    # On AVX512_BF16 CPUs OpenVINO's default is bf16; the backend must force and verify f32.
+    x, _ = data
+    runner = _backend("openvino").prepare(_model(1), x, BackendOptions(threads=2))
+    assert runner.info["inference_precision"] == "f32"
+
+
+def test_unknown_backend_option_is_refused():
+    from backends.base import BackendError
+
+    with pytest.raises(BackendError, match=r"no option\(s\) \['freez'\]; valid: freeze"):
+        get_backend("torchscript").check(BackendOptions(extra={"freez": False}))
+    with pytest.raises(BackendError, match="hint='fast' is not one of"):
+        get_backend("openvino").option(BackendOptions(extra={"hint": "fast"}), "hint", "throughput", ("a", "b"))
