@@ -4,10 +4,14 @@ Default (``freezing: false``): compile once per trial; parameters stay graph inp
 new SWAG sample is copied into the model in place and the compiled code is reused (swap).
 ``freezing: true`` constant-folds weights (and BN) for faster kernels but must recompile for
 every sample (caches are reset so no stale constants are reused).
+
+Compilation starts cold: unless the user set TORCHINDUCTOR_CACHE_DIR, the runner gives each worker a
+fresh cache directory, so an earlier run's on-disk cache never hides the compile cost a new VM pays.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import torch
@@ -40,14 +44,14 @@ class InductorBackend(Backend):
         }
         fmt = torch.channels_last if options.channels_last else torch.contiguous_format
         model = model.eval().to(memory_format=fmt)
-        torch._dynamo.reset()  # drop graphs compiled for earlier weights/posteriors
+        torch._dynamo.reset()  # drop graphs compiled for earlier weights
         compiled = torch.compile(model, backend="inductor", options=inductor_options)
 
         def run(batch: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode(), autocast(options):
                 return compiled(batch.contiguous(memory_format=fmt)).float()
 
-        run.info = inductor_options
+        run.info = {**inductor_options, "cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR")}
         return run
 
     def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:

@@ -3,9 +3,9 @@
 fp32: export once per trial (``torch.onnx.export(dynamo=True)``); for each further SWAG
 sample only the *session* is rebuilt, with every weight and BN statistic bound through
 ``SessionOptions.add_initializer`` (graph optimisations such as Conv+BN fusion then run on the
-new values). int8: static QDQ quantization calibrated on the fold's training inputs; quantized
-weights depend on the sample, so each sample rebinds its weights into the exported graph and is
-re-quantized (the export itself is still done once per trial).
+new values). int8: static QDQ quantization calibrated on the fold's training inputs, from a graph
+whose BatchNorm the exporter folded (2.6x faster int8 ResNet-50 here than quantizing the unfolded
+graph); folded values cannot be rebound, so each sample is re-exported and re-quantized.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from backends.base import Backend, BackendError, BackendOptions, Runner
-from backends.onnx_export import export_onnx, rebind
+from backends.onnx_export import export_onnx
 
 LEVELS = ("all", "extended", "basic", "disabled")
 
@@ -44,7 +44,7 @@ class OnnxRuntimeBackend(Backend):
         return {**super().versions(), "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
 
     def can_swap(self, options: BackendOptions) -> bool:
-        return True
+        return options.precision == "fp32"
 
     def _session_options(self, options: BackendOptions):
         import onnxruntime as ort
@@ -80,12 +80,10 @@ class OnnxRuntimeBackend(Backend):
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
-        return self._build(export_onnx(model, example), options, calibration, None)
+        proto = export_onnx(model, example, fold_batchnorm=options.precision == "int8")
+        return self._build(proto, options, calibration, None)
 
     def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
-        if options.precision == "int8":
-            rebind(runner.proto, model)
-            return self._build(runner.proto, options, calibration, None)
         weights = {
             k: np.ascontiguousarray(v.detach().numpy()) for k, v in model.state_dict().items() if v.is_floating_point()
         }
@@ -119,8 +117,7 @@ def _quantize_qdq(proto, calibration: list[torch.Tensor]) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, pre, dst = Path(tmp) / "m.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "q.onnx"
         onnx.save(proto, src)
-        # Symbolic shape inference cannot read the exporter's Constant nodes; ONNX's own suffices.
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quant_pre_process(str(src), str(pre))
         quantize_static(
             str(pre),
             str(dst),

@@ -6,10 +6,10 @@ Third-party packages add a backend with an entry point in the group
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import entry_points
 
 from backends.base import Backend
+from swag.imports import load_object
 
 ENTRY_POINT_GROUP = "swagbench.backends"
 BUILTIN = {
@@ -45,9 +45,8 @@ def get_backend(name: str) -> Backend:
     target = _targets().get(name, name if ":" in name else None)
     if target is None:
         raise UnknownBackendError(f"unknown backend {name!r}; choose from {', '.join(backend_names())}")
-    module_name, _, attr = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        cls = load_object(target)
     except (ImportError, AttributeError) as exc:
         raise UnknownBackendError(f"backend {name!r} cannot be loaded from {target!r}: {exc}") from exc
     backend = cls()

@@ -12,7 +12,8 @@ EPILOG = """examples:
   swagbench run --config configs/quick.yaml      # a config file
   swagbench run --backends eager,eager:bf16 ensemble.samples=4 data.noise_rate=0.1
   swagbench list-backends
-  swagbench summary results/<run-id>
+  swagbench report results/<run-id>              # summary + charts + report.html
+  swagbench compare results/<run-a> results/<run-b>
 """
 
 
@@ -50,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list-backends", help="list registered backends with availability and the reason if not")
     summ = sub.add_parser("summary", help="rebuild and print summary.csv/summary.md of a run directory")
     summ.add_argument("run_dir", help="a results/<run-id> directory")
+    rep = sub.add_parser("report", help="write summary tables, PNG charts and a self-contained report.html")
+    rep.add_argument("run_dir", help="a results/<run-id> directory")
+    cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
+    cmp_.add_argument("run_a", help="baseline run directory (A)")
+    cmp_.add_argument("run_b", help="run directory to compare with it (B)")
     return p
 
 
@@ -83,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             from bench.results import write_summary
 
             print(write_summary(Path(args.run_dir)))
+        elif args.command == "report":
+            from bench.report import build_report
+
+            print(f"swagbench: report written to {build_report(args.run_dir)}")
+        elif args.command == "compare":
+            from bench.report import compare
+
+            print(compare(args.run_a, args.run_b))
     except USER_ERRORS as exc:
         print(f"swagbench: error: {exc}", file=sys.stderr)
         return 2

@@ -121,7 +121,21 @@ class TrialConfig:
 
 
 def _default_trials() -> list[TrialConfig]:
-    return [TrialConfig(), TrialConfig(channels_last=True), TrialConfig(precision="bf16")]
+    """The embedded default compares every built-in backend at each of its precisions."""
+    return [
+        TrialConfig(),
+        TrialConfig(channels_last=True),
+        TrialConfig(precision="bf16"),
+        TrialConfig(backend="torchscript"),
+        TrialConfig(backend="torchscript", precision="bf16"),
+        TrialConfig(backend="inductor"),
+        TrialConfig(backend="inductor", precision="bf16"),
+        TrialConfig(backend="onnxruntime"),
+        TrialConfig(backend="onnxruntime", precision="int8"),
+        TrialConfig(backend="openvino"),
+        TrialConfig(backend="openvino", precision="bf16"),
+        TrialConfig(backend="openvino", precision="int8"),
+    ]
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "max_abs_dp": fid.get("max_abs_dp"),
                 "argmax_agree": fid.get("argmax_agreement"),
                 "issue_jaccard": fid.get("issue_jaccard"),
+                "delta_ece": fid.get("delta_ece") if meaningful else None,
+                "delta_nll": fid.get("delta_nll") if meaningful else None,
                 "validity": r.get("validity"),
                 "error": r.get("error") or "; ".join(r.get("validity_reasons") or []) or None,
             }
@@ -151,7 +153,8 @@ PHASE_COLUMNS = ("trial", "train_min") + tuple(f"{p}_min" for p in PHASES)
 
 
 def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    return df[[c for c in columns if c in df]].to_markdown(index=False, floatfmt=".4g")
+    shown = df[[c for c in columns if c in df]]
+    return shown.astype(object).where(shown.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
 def write_summary(run_dir: Path) -> str:

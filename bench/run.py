@@ -19,7 +19,8 @@ from bench.envinfo import environment
 from bench.errors import DataError
 from bench.fidelity import compare, is_reference, tolerances_table, verdict
 from bench.posteriors import train_posteriors
-from bench.results import append_row, new_run_dir, write_summary
+from bench.report import build_report
+from bench.results import append_row, new_run_dir
 from bench.runner import run_worker
 from bench.trial import TrialSpec
 from swag.models import build_model
@@ -125,9 +126,9 @@ def execute(config: RunConfig, log=print) -> Path:
         if reference is None and row["status"] == "ok" and is_reference(row):
             reference = row
         append_row(run_dir, gate(row, reference, run_dir))
-    summary = write_summary(run_dir)
-    log(summary)
-    log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md)")
+    report = build_report(run_dir)
+    log((run_dir / "summary.md").read_text())
+    log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
     return run_dir
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The user's own choice, read before torch runs in this process: torch writes this variable into
+# os.environ the first time Inductor looks up its cache, and the parent must not pass that on.
+USER_INDUCTOR_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 
 
 @dataclass
@@ -50,7 +54,9 @@ def run_worker(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.getcwd(), env.get("PYTHONPATH")]))
     result_path.unlink(missing_ok=True)
     start = time.perf_counter()
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log, tempfile.TemporaryDirectory(prefix="swagbench-cache-") as cache:
+        # Compilers start cold in every trial (as on a new VM) unless the user chose a cache dir.
+        env["TORCHINDUCTOR_CACHE_DIR"] = USER_INDUCTOR_CACHE or cache
         proc = subprocess.Popen(
             [python or sys.executable, "-m", "bench.worker", str(spec_path), str(result_path)],
             stdout=subprocess.PIPE,

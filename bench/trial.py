@@ -131,20 +131,19 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
             t1 = time.perf_counter()
             recompute_batchnorm(model, bn_batches)
             t2 = time.perf_counter()
-            prepared = runner is None or not swap
-            if prepared:
+            if runner is None or not swap:
                 runner = backend.prepare(model, test_batches[0], options, calibration=bn_batches)
             else:
                 runner = backend.update(runner, model, options, calibration=bn_batches)
             t3 = time.perf_counter()
-            # The first call per batch shape after a prepare (compilation, caches) is timed as
-            # warm-up, apart from predict; its output is used like any other.
-            warm, member, fresh = 0.0, [], set() if prepared else None
+            # The first call per batch shape after the runner changed (compilation, session
+            # initialisation, caches) is timed as warm-up, apart from predict; its output is used.
+            warm, member, fresh = 0.0, [], set()
             for batch in test_batches:
                 b0 = time.perf_counter()
                 member.append(torch.softmax(runner(batch).float(), dim=1).numpy())
                 dt = time.perf_counter() - b0
-                if fresh is not None and batch.shape[0] not in fresh:
+                if batch.shape[0] not in fresh:
                     fresh.add(batch.shape[0])
                     warm += dt
                 else:

@@ -67,7 +67,6 @@ SWAPS = [
     ("torchscript", "fp32", {"freeze": False}),
     ("inductor", "fp32", {}),
     ("onnxruntime", "fp32", {}),
-    ("onnxruntime", "int8", {}),
     ("openvino", "fp32", {}),
     ("openvino", "bf16", {}),
     ("openvino", "int8", {}),
@@ -94,6 +93,7 @@ def test_frozen_backends_do_not_claim_to_swap():
     assert not get_backend("eager").can_swap(BackendOptions())
     assert not get_backend("torchscript").can_swap(BackendOptions())
     assert not get_backend("inductor").can_swap(BackendOptions(extra={"freezing": True}))
+    assert not get_backend("onnxruntime").can_swap(BackendOptions(precision="int8"))
 
 
 def test_openvino_fp32_is_really_f32(data):

@@ -9,7 +9,9 @@ def test_embedded_default():
     assert cfg == RunConfig()
     assert cfg.ensemble.folds == 5 and cfg.ensemble.samples == 8 and cfg.ensemble.scale == 0.5
     assert cfg.data.source == "digits" and cfg.train.max_rank == 20
-    assert [t.label for t in cfg.trials] == ["eager-fp32", "eager-fp32-cl", "eager-bf16"]
+    labels = [t.label for t in cfg.trials]
+    assert labels[:3] == ["eager-fp32", "eager-fp32-cl", "eager-bf16"]
+    assert {t.backend for t in cfg.trials} == {"eager", "torchscript", "inductor", "onnxruntime", "openvino"}
 
 
 def test_yaml_backends_and_overrides(tmp_path):

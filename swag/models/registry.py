@@ -6,9 +6,9 @@ where ``factory(num_classes=..., in_channels=...)`` returns an ``nn.Module``.
 
 from __future__ import annotations
 
-import importlib
-
 from torch import nn
+
+from swag.imports import load_object
 
 BUILTIN = {
     "digits_cnn": "swag.models.digits_cnn:digits_cnn",
@@ -27,9 +27,8 @@ def build_model(spec: str, num_classes: int, in_channels: int) -> nn.Module:
     target = BUILTIN.get(spec, spec)
     if ":" not in target:
         raise ModelSpecError(f"unknown model {spec!r}; use one of {', '.join(MODEL_NAMES)} or 'package.module:factory'")
-    module_name, _, attr = target.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        factory = load_object(target)
     except (ImportError, AttributeError) as exc:
         raise ModelSpecError(f"cannot load model factory {target!r} ({exc}); check the module is importable") from exc
     model = factory(num_classes=num_classes, in_channels=in_channels)

@@ -1,0 +1,133 @@
+"""Run report: summary tables, charts and a self-contained ``report.html``; and run-vs-run comparison."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.charts import write_charts
+from bench.results import OVERVIEW_COLUMNS, PHASE_COLUMNS, calibration_frame, read_rows, summary_frame, write_summary
+
+CHART_TITLES = {
+    "time_by_phase": "Time comparison (minutes, stacked by phase)",
+    "peak_memory": "Peak memory per trial",
+    "calibration_vs_samples": "Calibration vs number of SWAG samples",
+    "speed_vs_quality": "Speed vs quality",
+    "scaling": "Throughput scaling",
+}
+KEY = ["backend", "precision", "channels_last", "strategy", "threads", "batch"]
+
+
+def recommendation(df: pd.DataFrame) -> str:
+    """A plain-language "what to use" line computed from the data."""
+    valid = df[(df.status == "ok") & (df.validity == "VALID")]
+    if valid.empty:
+        return "No trial was both successful and VALID, so there is nothing to recommend from this run."
+    best = valid.sort_values("ensemble_min").iloc[0]
+    line = (
+        f"Use {best.backend} {best.precision}{' channels_last' if best.channels_last else ''} "
+        f"({best.strategy}): the fastest VALID trial, {best.ensemble_min:.3g} min for the ensemble, "
+        f"{best.speedup:.2f}x eager fp32"
+    )
+    if pd.notna(best.get("ece")) and pd.notna(best.get("delta_ece")):
+        line += (
+            f"; its calibration cost vs eager fp32: ECE {best.delta_ece:+.4f}, NLL {best.delta_nll:+.4f}"
+            f" (label-issue set Jaccard {best.issue_jaccard:.3f})."
+        )
+    else:
+        line += "; calibration was not measured (timing-only run)."
+    return line
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _table(df: pd.DataFrame, columns, table_id: str) -> str:
+    shown = df[[c for c in columns if c in df]]
+    return shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", table_id=table_id, border=0)
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write summary.csv/md, the charts and report.html into ``run_dir``; return report.html's path."""
+    run_dir = Path(run_dir)
+    write_summary(run_dir)
+    rows = read_rows(run_dir)
+    df = summary_frame(rows)
+    charts = write_charts(df, calibration_frame(rows), run_dir)
+    env = _read_json(run_dir / "env.json")
+    config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else "(missing)"
+    flagged = df[(df.status != "ok") | (df.validity == "INVALID")]
+    problems = (
+        "".join(
+            f"<li><b>{html.escape(t.trial)}</b>: {html.escape(str(t.validity if t.status == 'ok' else t.status))}: "
+            f"{html.escape(str(t.error))}</li>"
+            for t in flagged.itertuples()
+        )
+        or "<li>none</li>"
+    )
+    cpu = env.get("cpu", {})
+    env_rows = {
+        "CPU": cpu.get("model"),
+        "ISA flags": ", ".join(k for k, v in (cpu.get("flags") or {}).items() if v),
+        "cores (physical / logical)": f"{env.get('cores_physical')} / {env.get('cores_logical')}",
+        "memory (GB)": f"{(env.get('memory_total_bytes') or 0) / 1e9:.1f}",
+        "python": env.get("python"),
+        "packages": ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v),
+        "threads": json.dumps(env.get("threads")),
+        "host": env.get("hostname"),
+    }
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>swagbench report {html.escape(run_dir.name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
+table {{ border-collapse: collapse; font-size: 13px; margin: 0.5em 0 1.5em; }}
+th, td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
+th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
+.what {{ background: #eef6ee; border-left: 4px solid #55a868; padding: 0.8em; font-size: 15px; }}
+pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }}
+</style></head><body>
+<h1>swagbench report: {html.escape(run_dir.name)}</h1>
+<p class="what" id="what-to-use">{html.escape(recommendation(df))}</p>
+<h2>Trials</h2>
+<p>Minutes are wall-clock per trial (training is shared and listed apart); speedup = eager fp32 ensemble
+minutes / this trial's; fidelity is against the eager fp32 reference on the same SWAG samples.</p>
+{_table(df, OVERVIEW_COLUMNS, "trials")}
+<h2>Minutes per phase</h2>
+{_table(df, PHASE_COLUMNS, "phases")}
+<h2>Failed, skipped or INVALID</h2><ul id="problems">{problems}</ul>
+<h2>Charts</h2>
+{"".join(f"<h3>{CHART_TITLES[k]}</h3>{_img(p)}" for k, p in charts.items())}
+<h2>Environment</h2>
+<table id="environment">{
+        "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in env_rows.items())
+    }</table>
+<h2>Configuration</h2><pre>{html.escape(config)}</pre>
+</body></html>
+"""
+    out = run_dir / "report.html"
+    out.write_text(page)
+    return out
+
+
+def compare(run_a: str | Path, run_b: str | Path) -> str:
+    """Markdown table of two runs side by side, matched on backend/precision/strategy/threads/batch,
+    with B/A ratios of minutes, throughput and memory."""
+    a, b = (summary_frame(read_rows(r)) for r in (run_a, run_b))
+    metrics = ["ensemble_min", "img_per_s", "peak_rss_gb", "ece", "validity"]
+    merged = a[KEY + metrics].merge(b[KEY + metrics], on=KEY, how="outer", suffixes=(" A", " B"))
+    for m in ("ensemble_min", "img_per_s", "peak_rss_gb"):
+        merged[f"{m} B/A"] = merged[f"{m} B"] / merged[f"{m} A"]
+    head = f"# swagbench compare\n\nA: {Path(run_a).name}\nB: {Path(run_b).name}\n\n"
+    return head + merged.to_markdown(index=False, floatfmt=".4g") + "\n"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,117 @@
+"""Report from a stored small run (tests/fixtures/run_small, made by tests/fixtures/make_run_small.sh)."""
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.charts import CHARTS
+from bench.cli import main
+from bench.report import build_report, compare, recommendation
+from bench.results import read_rows, summary_frame
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    dst = tmp_path / FIXTURE.name
+    shutil.copytree(FIXTURE, dst)
+    return dst
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_report_writes_every_artifact(run_dir):
+    report = build_report(run_dir)
+    for name in CHARTS:
+        width, height = _png_size(run_dir / f"{name}.png")
+        assert width > 300 and height > 150
+    text = report.read_text()
+    assert text.count("data:image/png;base64,") == len(CHARTS)  # self-contained
+    for needle in (
+        'id="trials"',
+        'id="phases"',
+        'id="environment"',
+        'id="what-to-use"',
+        "INVALID",
+        "skipped",
+        "SIGSEGV",
+        "AMD EPYC",
+    ):
+        assert needle in text, needle
+    csv = (run_dir / "summary.csv").read_text().splitlines()
+    assert len(csv) == len(read_rows(run_dir)) + 1
+    md = (run_dir / "summary.md").read_text()
+    assert "## Failed, skipped or INVALID" in md
+
+
+def test_recommendation_picks_fastest_valid(run_dir):
+    df = summary_frame(read_rows(run_dir))
+    line = recommendation(df)
+    valid = df[(df.status == "ok") & (df.validity == "VALID")].sort_values("ensemble_min")
+    best = valid.iloc[0]
+    assert line.startswith(f"Use {best.backend} {best.precision}")
+    assert "ECE" in line and "INVALID" not in line
+    assert recommendation(df.assign(validity="INVALID")).startswith("No trial")
+
+
+def test_compare_two_runs(run_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    assert main(["compare", str(run_dir), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble_min B/A" in out and "| eager" in out
+    table = compare(run_dir, other)
+    ratios = [line.split("|") for line in table.splitlines() if line.startswith("| eager ")]
+    assert ratios  # identical runs -> ratios of 1
+    assert "1 " in table
+
+
+def test_report_cli(run_dir, capsys):
+    assert main(["report", str(run_dir)]) == 0
+    assert "report.html" in capsys.readouterr().out
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.mark.e2e
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    report = build_report(run_dir)
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, *profile, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert dom.count("<img") == len(CHARTS) and 'id="trials"' in dom and "<td>" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [browser, *CHROMIUM_FLAGS, *profile, "--window-size=1400,2000", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    width, height = _png_size(shot)
+    assert (width, height) == (1400, 2000)
+    assert shot.stat().st_size > 50_000  # a rendered page with tables and charts, not a blank one
