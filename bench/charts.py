@@ -69,7 +69,7 @@ def time_by_phase(df: pd.DataFrame, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("wall-clock minutes per trial (training is shared and excluded)")
     ax.set_title("Whole-ensemble time by phase")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="phase")
     return _save(fig, path)
 
 
@@ -91,18 +91,23 @@ def calibration_vs_samples(cal: pd.DataFrame, df: pd.DataFrame, path: Path) -> P
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     styles = {"fp32": "-", "bf16": "--", "int8": ":"}
     precisions = df.set_index("trial").precision
+    validity = df.set_index("trial").validity
     for trial, part in cal.groupby("trial"):
+        label = trial + (" [INVALID]" if validity[trial] == "INVALID" else "")
         for ax, metric in zip(axes, ("ece", "nll"), strict=True):
             ax.plot(
                 part.samples,
                 part[metric],
                 marker="o",
-                label=trial,
+                label=label,
                 color=backend_colour(backends[trial]),
                 linestyle=styles.get(precisions[trial], "-"),
             )
+    ticks = sorted(int(t) for t in cal.samples.unique())
     for ax, name in zip(axes, ("ECE (15 bins)", "NLL (nats)"), strict=True):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("SWAG samples S per fold")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -118,8 +123,8 @@ def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
     ok = ok[ok[metric].notna()]
     if ok.empty:
         return _empty(path, "Speed vs quality", "No successful trials with a quality measure.")
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for row in ok.itertuples():
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for row in ok.itertuples():  # a legend, not annotations: close points would overprint their labels
         invalid = row.validity == "INVALID"
         ax.scatter(
             row.ensemble_min,
@@ -127,13 +132,7 @@ def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
             color=backend_colour(row.backend),
             s=60,
             marker="x" if invalid else "o",
-        )
-        ax.annotate(
-            row.trial + (" INVALID" if invalid else ""),
-            (row.ensemble_min, getattr(row, metric)),
-            fontsize=7,
-            xytext=(4, 3),
-            textcoords="offset points",
+            label=row.trial + (" [INVALID]" if invalid else ""),
         )
     valid = ok[ok.validity != "INVALID"].sort_values("ensemble_min")
     front = valid[valid[metric] <= valid[metric].cummin()]
@@ -142,7 +141,7 @@ def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel(f"{name} (lower is better)")
     ax.set_title("Speed vs quality")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

@@ -51,7 +51,8 @@ def _img(path: Path) -> str:
 
 def _table(df: pd.DataFrame, columns, table_id: str) -> str:
     shown = df[[c for c in columns if c in df]]
-    return shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", table_id=table_id, border=0)
+    table = shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", table_id=table_id, border=0)
+    return f'<div class="scroll">{table}</div>'
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -91,6 +92,7 @@ table {{ border-collapse: collapse; font-size: 13px; margin: 0.5em 0 1.5em; }}
 th, td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
 th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
 img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
+.scroll {{ overflow-x: auto; }} td:first-child {{ white-space: nowrap; }}
 .what {{ background: #eef6ee; border-left: 4px solid #55a868; padding: 0.8em; font-size: 15px; }}
 pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }}
 </style></head><body>
