@@ -190,7 +190,8 @@ def run_one(
     }
     if outcome.payload:
         payload = {k: v for k, v in outcome.payload.items() if k != "ok"}
-        payload.pop("peak_rss_bytes", None)  # the kernel's figure (wait4) covers the whole process
+        payload.pop("peak_rss_bytes", None)  # outcome.peak_rss_bytes already combines it with the polled one
         row.update(payload)
-        row["rss_growth_bytes"] = outcome.peak_rss_bytes - payload["baseline_rss_bytes"]
+        if outcome.peak_rss_bytes is not None:
+            row["rss_growth_bytes"] = outcome.peak_rss_bytes - payload["baseline_rss_bytes"]
     return row

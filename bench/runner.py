@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.memory import peak_rss_bytes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The user's own choice, read before torch runs in this process: torch writes this variable into
 # os.environ the first time Inductor looks up its cache, and the parent must not pass that on.
@@ -23,8 +25,9 @@ USER_INDUCTOR_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 
 @dataclass
 class WorkerOutcome:
-    """status: ``ok`` | ``failed`` | ``timeout``. peak_rss_bytes comes from the kernel (wait4),
-    so it is known even for a worker that crashed."""
+    """status: ``ok`` | ``failed`` | ``timeout``. peak_rss_bytes is the worker's VmHWM, polled by
+    the parent while it runs (so known even for a worker that crashed) and taken together with
+    the worker's own final reading."""
 
     status: str
     payload: dict[str, Any] | None
@@ -66,25 +69,26 @@ def run_worker(
         )
         reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress), daemon=True)
         reader.start()
-        timed_out = False
+        timed_out, peak = False, 0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            peak = max(peak, peak_rss_bytes(proc.pid) or 0)
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() - start > timeout_s:
                 timed_out = True
                 os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
+                pid, status = os.waitpid(proc.pid, 0)
                 break
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
         reader.join(timeout=5)
     wall = time.perf_counter() - start
-    peak = int(usage.ru_maxrss * 1024)
     code = proc.returncode
     if timed_out:
         return WorkerOutcome("timeout", None, f"timed out after {timeout_s:.0f} s (raise timeout_s)", wall, peak, code)
     payload = json.loads(result_path.read_text()) if result_path.is_file() else None
+    peak = max(peak, (payload or {}).get("peak_rss_bytes") or 0) or None
     if payload and payload.get("ok"):
         return WorkerOutcome("ok", payload, None, wall, peak, code)
     if payload:

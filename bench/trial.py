@@ -8,7 +8,6 @@ as JSON plus .npy arrays in the trial directory. No state is shared with the par
 from __future__ import annotations
 
 import json
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -76,6 +75,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     from bench.confident import find_label_issues
     from bench.config import CleanlabConfig
     from bench.dataset import fold_split
+    from bench.memory import peak_rss_bytes
     from bench.metrics import calibration, detection_scores, sample_checkpoints
     from swag.io import load_posterior
     from swag.models import build_model
@@ -206,5 +206,5 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         "threads": torch.get_num_threads(),
         "versions": backend.versions(),
         "baseline_rss_bytes": int(baseline_rss),
-        "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        "peak_rss_bytes": peak_rss_bytes(),
     }

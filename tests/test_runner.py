@@ -1,5 +1,6 @@
 """The parent survives crashing, hanging and failing workers and records each as a row."""
 
+import numpy as np
 import pytest
 
 from bench.config import load_config
@@ -21,10 +22,21 @@ def test_faulty_workers_are_recorded_and_the_run_continues(tiny_overrides):
     assert read_rows(run_dir)[0]["backend"] == "eager"  # the reference runs first
     assert rows["eager"]["status"] == "ok" and rows["eager"]["validity"] == "VALID"
     assert rows["SegfaultBackend"]["status"] == "failed" and "SIGSEGV" in rows["SegfaultBackend"]["error"]
-    assert rows["SegfaultBackend"]["peak_rss_bytes"] > 0  # measured by the kernel though the worker died
+    assert rows["SegfaultBackend"]["peak_rss_bytes"] > 0  # polled by the parent though the worker died
     assert rows["HangBackend"]["status"] == "timeout" and "timed out after 25 s" in rows["HangBackend"]["error"]
     assert rows["RaiseBackend"]["status"] == "failed"
     assert "conversion failed on purpose" in rows["RaiseBackend"]["error"]
     assert rows["MissingBackend"]["status"] == "skipped" and "pip install nothing" in rows["MissingBackend"]["error"]
     summary = (run_dir / "summary.md").read_text()
     assert "## Failed, skipped or INVALID" in summary and "SIGSEGV" in summary
+
+
+def test_worker_peak_memory_is_not_inherited_from_the_parent(tiny_overrides):
+    # On Linux a child's ru_maxrss includes its forked parent's peak; VmHWM does not. Hold ~2 GB
+    # here so an inherited figure would stand out against a digits worker's few hundred MB.
+    ballast = np.ones(2 * 1024**3 // 8)
+    cfg = load_config(None, [*tiny_overrides, "trials=[{backend: eager}]"])
+    (row,) = read_rows(execute(cfg, log=lambda *_: None))
+    assert ballast.sum() > 0
+    assert 50e6 < row["peak_rss_bytes"] < 1.5e9
+    assert 0 <= row["rss_growth_bytes"] < row["peak_rss_bytes"]
