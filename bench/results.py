@@ -68,7 +68,8 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
     ``ensemble_min`` is the per-trial cost (sample + BN update + prepare + warm-up + predict +
     confident learning); ``train_min`` is shared by all trials of the run and listed apart.
-    ``speedup`` is eager-fp32 ensemble_min divided by this trial's.
+    ``speedup`` is eager-fp32 ensemble_min divided by this trial's; ``predict_speedup`` the
+    same for steady-state predict throughput (img/s).
     """
     records = []
     for r in rows:
@@ -117,6 +118,7 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         return df
     ref = df[(df.backend == "eager") & (df.precision == "fp32") & ~df.channels_last & (df.status == "ok")]
     df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
+    df["predict_speedup"] = df.img_per_s / ref.img_per_s.iloc[0] if len(ref) else None
     return df
 
 
@@ -136,9 +138,11 @@ OVERVIEW_COLUMNS = (
     "trial",
     "status",
     "validity",
+    "metrics",
     "strategy",
     "ensemble_min",
     "speedup",
+    "predict_speedup",
     "img_per_s",
     "prepare_s_per_sample",
     "peak_rss_gb",

@@ -6,7 +6,7 @@ from bench.errors import ResultsError
 from bench.results import append_row, read_rows, summary_frame
 
 
-def _row(trial, backend="eager", precision="fp32", predict=2.0, status="ok"):
+def _row(trial, backend="eager", precision="fp32", predict=2.0, status="ok", img_per_s=100.0):
     return {
         "trial_id": trial,
         "backend": backend,
@@ -28,6 +28,7 @@ def _row(trial, backend="eager", precision="fp32", predict=2.0, status="ok"):
             "confident_learning": 0.0,
         },
         "calibration": {"ece": 0.1},
+        "predict_img_per_s": img_per_s,
         "label_issues": {"precision": 0.9, "recall": 0.8, "f1": 0.85},
     }
 
@@ -54,7 +55,7 @@ def test_summary_minutes_and_speedup():
     df = summary_frame(
         [
             _row("ref", predict=8.0),
-            _row("fast", precision="bf16", predict=2.0),
+            _row("fast", precision="bf16", predict=2.0, img_per_s=250.0),
             {**_row("bad"), "status": "failed", "phases_s": None, "error": "boom"},
         ]
     )
@@ -62,4 +63,5 @@ def test_summary_minutes_and_speedup():
     assert ref.ensemble_min == pytest.approx(14 / 60) and ref.speedup == pytest.approx(1.0)
     assert fast.ensemble_min == pytest.approx(8 / 60) and fast.speedup == pytest.approx(14 / 8)
     assert fast.prepare_s_per_sample == pytest.approx(1.0) and fast.peak_rss_gb == pytest.approx(2.0)
+    assert fast.predict_speedup == pytest.approx(2.5) and ref.predict_speedup == pytest.approx(1.0)
     assert bad.status == "failed" and bad.error == "boom"
