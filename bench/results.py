@@ -189,6 +189,8 @@ def write_summary(run_dir: Path) -> str:
     if len(cal):
         wide = cal.pivot(index="samples", columns="trial", values="ece")
         wide.columns = [f"ECE {t}" for t in wide.columns]
+        wide.index = [str(int(v)) for v in wide.index]  # S as a label, not a float
+        wide.index.name = "samples"
         parts += [
             "",
             "## Calibration (ECE) vs number of SWAG samples S",
