@@ -4,6 +4,6 @@ No backend code lives here; see ``backends/`` for inference strategies.
 """
 
 from swag.posterior import Posterior, SwagCollector
-from swag.sampling import sample_model, sample_parameters
+from swag.sampling import load_flat_parameters, recompute_batchnorm, sample_parameters
 
-__all__ = ["Posterior", "SwagCollector", "sample_parameters", "sample_model"]
+__all__ = ["Posterior", "SwagCollector", "sample_parameters", "load_flat_parameters", "recompute_batchnorm"]

@@ -58,18 +58,3 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> No
     """Reset and recompute BatchNorm running statistics over ``batches`` (torch's update_bn)."""
     update_bn(batches, model)
     model.eval()
-
-
-def sample_model(
-    model: nn.Module,
-    posterior: Posterior,
-    seed: int,
-    bn_batches: Iterable[torch.Tensor] | None,
-    scale: float = 0.5,
-    diag_only: bool = False,
-) -> nn.Module:
-    """Load one posterior sample into ``model`` in place and recompute its BN statistics."""
-    load_flat_parameters(model, sample_parameters(posterior, seed, scale, diag_only), posterior)
-    if bn_batches is not None:
-        recompute_batchnorm(model, bn_batches)
-    return model.eval()
