@@ -37,8 +37,9 @@ TOLERANCES = {
 }
 
 
-def is_reference(row: dict[str, Any]) -> bool:
-    return row["backend"] == "eager" and row["precision"] == "fp32" and not row["channels_last"]
+def is_reference(backend: str, precision: str, channels_last: bool) -> bool:
+    """The eager fp32 (contiguous) trial every other trial is compared with."""
+    return backend == "eager" and precision == "fp32" and not channels_last
 
 
 def compare(ref_dir: Path, trial_dir: Path, ref_row: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:

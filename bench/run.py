@@ -64,7 +64,7 @@ def check_model(config: RunConfig, dataset: Dataset) -> None:
 
 def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
     """Put the eager fp32 reference first (adding it if missing): every other trial is judged against it."""
-    ref = [t for t in trials if t.backend == "eager" and t.precision == "fp32" and not t.channels_last]
+    ref = [t for t in trials if is_reference(t.backend, t.precision, t.channels_last)]
     if not ref:
         log("swagbench: adding the eager fp32 reference trial (the fidelity gate compares every trial with it)")
         ref = [TrialConfig()]
@@ -123,7 +123,11 @@ def execute(config: RunConfig, log=print) -> Path:
             append_row(run_dir, {**base, "status": "skipped", "error": reason})
             continue
         row = run_one(config, dataset, run_dir, paths, trial.backend, options, base)
-        if reference is None and row["status"] == "ok" and is_reference(row):
+        if (
+            reference is None
+            and row["status"] == "ok"
+            and is_reference(trial.backend, trial.precision, trial.channels_last)
+        ):
             reference = row
         append_row(run_dir, gate(row, reference, run_dir))
     report = build_report(run_dir)

@@ -70,17 +70,23 @@ def run_worker(
         reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress), daemon=True)
         reader.start()
         timed_out, peak = False, 0
-        while True:
-            peak = max(peak, peak_rss_bytes(proc.pid) or 0)
-            pid, status = os.waitpid(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > timeout_s:
-                timed_out = True
-                os.killpg(proc.pid, signal.SIGKILL)
-                pid, status = os.waitpid(proc.pid, 0)
-                break
-            time.sleep(0.05)
+        try:
+            while True:
+                peak = max(peak, peak_rss_bytes(proc.pid) or 0)
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() - start > timeout_s:
+                    timed_out = True
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    pid, status = os.waitpid(proc.pid, 0)
+                    break
+                time.sleep(0.05)
+        except BaseException:  # Ctrl-C or any error here: the worker (own session) must not outlive us
+            os.killpg(proc.pid, signal.SIGKILL)
+            os.waitpid(proc.pid, 0)
+            proc.returncode = -signal.SIGKILL
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
         reader.join(timeout=5)
     wall = time.perf_counter() - start

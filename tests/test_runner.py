@@ -40,3 +40,37 @@ def test_worker_peak_memory_is_not_inherited_from_the_parent(tiny_overrides):
     assert ballast.sum() > 0
     assert 50e6 < row["peak_rss_bytes"] < 1.5e9
     assert 0 <= row["rss_growth_bytes"] < row["peak_rss_bytes"]
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_no_worker(tiny_overrides, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import psutil
+
+    root = Path(__file__).resolve().parent.parent
+    trials = "trials=[{backend: eager}, {backend: 'tests.faulty_backends:HangBackend'}]"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", *tiny_overrides, trials],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    results = tmp_path / "results"
+    deadline = time.time() + 120
+    while not list(results.glob("*/trials/01-*/worker.log")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # the hanging worker is now running
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    (run_dir,) = results.iterdir()
+    assert [r["status"] for r in read_rows(run_dir)] == ["ok"]  # what finished is kept
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
