@@ -11,7 +11,15 @@ from typing import Any
 import pandas as pd
 
 from bench.charts import write_charts
-from bench.results import OVERVIEW_COLUMNS, PHASE_COLUMNS, calibration_frame, read_rows, summary_frame, write_summary
+from bench.results import (
+    OVERVIEW_COLUMNS,
+    PHASE_COLUMNS,
+    QUALITY_COLUMNS,
+    calibration_frame,
+    read_rows,
+    summary_frame,
+    write_summary,
+)
 
 CHART_TITLES = {
     "time_by_phase": "Time comparison (minutes, stacked by phase)",
@@ -104,6 +112,8 @@ minutes / this trial's; fidelity is against the eager fp32 reference on the same
 {_table(df, OVERVIEW_COLUMNS, "trials")}
 <h2>Minutes per phase</h2>
 {_table(df, PHASE_COLUMNS, "phases")}
+<h2>Calibration and label-issue detection</h2>
+{_table(df, QUALITY_COLUMNS, "quality") if df.ece.notna().any() else "<p>Not meaningful (timing-only run).</p>"}
 <h2>Failed, skipped or INVALID</h2><ul id="problems">{problems}</ul>
 <h2>Charts</h2>
 {"".join(f"<h3>{CHART_TITLES[k]}</h3>{_img(p)}" for k, p in charts.items())}

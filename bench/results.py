@@ -146,12 +146,22 @@ OVERVIEW_COLUMNS = (
     "img_per_s",
     "prepare_s_per_sample",
     "peak_rss_gb",
+    "max_abs_dp",
+    "argmax_agree",
+    "issue_jaccard",
+)
+QUALITY_COLUMNS = (
+    "trial",
     "ece",
+    "mce",
     "nll",
     "brier",
+    "accuracy",
+    "issue_precision",
+    "issue_recall",
     "issue_f1",
-    "max_abs_dp",
-    "issue_jaccard",
+    "delta_ece",
+    "delta_nll",
 )
 PHASE_COLUMNS = ("trial", "train_min") + tuple(f"{p}_min" for p in PHASES)
 
@@ -171,7 +181,7 @@ def write_summary(run_dir: Path) -> str:
         parts.append("(no trials)")
     else:
         parts += [
-            "## Trials (speedup = eager fp32 ensemble_min / this; calibration vs true labels)",
+            "## Trials (speedup = eager fp32 ensemble_min / this; fidelity vs eager fp32 on the same samples)",
             "",
             _table(df, OVERVIEW_COLUMNS),
             "",
@@ -179,6 +189,13 @@ def write_summary(run_dir: Path) -> str:
             "",
             _table(df, PHASE_COLUMNS),
         ]
+        if df.ece.notna().any():
+            parts += [
+                "",
+                "## Calibration and label-issue detection (vs the true labels)",
+                "",
+                _table(df, QUALITY_COLUMNS),
+            ]
         flagged = df[(df.status != "ok") | (df.get("validity") == "INVALID")]
         if len(flagged):
             parts += ["", "## Failed, skipped or INVALID", ""]
@@ -186,14 +203,13 @@ def write_summary(run_dir: Path) -> str:
                 f"- {t.trial}: {t.validity if t.status == 'ok' else t.status}: {t.error}" for t in flagged.itertuples()
             ]
     cal = calibration_frame(rows)
-    if len(cal):
-        wide = cal.pivot(index="samples", columns="trial", values="ece")
-        wide.columns = [f"ECE {t}" for t in wide.columns]
+    for metric in ("ece", "nll", "brier") if len(cal) else ():
+        wide = cal.pivot(index="samples", columns="trial", values=metric)
         wide.index = [str(int(v)) for v in wide.index]  # S as a label, not a float
         wide.index.name = "samples"
         parts += [
             "",
-            "## Calibration (ECE) vs number of SWAG samples S",
+            f"## {metric.upper()} vs number of SWAG samples S",
             "",
             wide.reset_index().to_markdown(index=False, floatfmt=".4f"),
         ]

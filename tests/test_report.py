@@ -50,6 +50,9 @@ def test_report_writes_every_artifact(run_dir):
     assert len(csv) == len(read_rows(run_dir)) + 1
     md = (run_dir / "summary.md").read_text()
     assert "## Failed, skipped or INVALID" in md
+    for metric in ("ECE", "NLL", "Brier score"):
+        assert f"## {metric} vs number of SWAG samples S" in md
+    assert "issue_precision" in md and "issue_recall" in md
 
 
 def test_recommendation_picks_fastest_valid(run_dir):
