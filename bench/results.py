@@ -163,6 +163,7 @@ QUALITY_COLUMNS = (
     "delta_ece",
     "delta_nll",
 )
+METRIC_TITLES = {"ece": "ECE", "nll": "NLL", "brier": "Brier score"}
 PHASE_COLUMNS = ("trial", "train_min") + tuple(f"{p}_min" for p in PHASES)
 
 
@@ -209,7 +210,7 @@ def write_summary(run_dir: Path) -> str:
         wide.index.name = "samples"
         parts += [
             "",
-            f"## {metric.upper()} vs number of SWAG samples S",
+            f"## {METRIC_TITLES[metric]} vs number of SWAG samples S",
             "",
             wide.reset_index().to_markdown(index=False, floatfmt=".4f"),
         ]
