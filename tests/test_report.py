@@ -63,6 +63,8 @@ def test_recommendation_picks_fastest_valid(run_dir):
     assert line.startswith(f"Use {best.backend} {best.precision}")
     assert "ECE" in line and "INVALID" not in line
     assert recommendation(df.assign(validity="INVALID")).startswith("No trial")
+    only_ref = df[df.trial == df.trial.iloc[0]]
+    assert recommendation(only_ref).startswith("Stay on eager fp32")
 
 
 def test_compare_two_runs(run_dir, tmp_path, capsys):
