@@ -61,6 +61,9 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker(tiny_overrides, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell runs background jobs with SIGINT ignored, and the child would inherit that (Python
+        # then installs no KeyboardInterrupt handler): give it the default disposition a terminal has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     results = tmp_path / "results"
     deadline = time.time() + 120
