@@ -85,6 +85,11 @@ class Backend(ABC):
         :meth:`update`), else for every sample.
         """
 
+    def python(self) -> str | None:
+        """Interpreter its worker runs under, when it cannot share the harness's environment
+        (None = the harness's own). A trial's ``python:`` overrides it."""
+        return None
+
     def can_swap(self, options: BackendOptions) -> bool:
         """True if :meth:`update` can move a runner to new weights without re-preparing."""
         return False

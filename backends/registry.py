@@ -18,6 +18,7 @@ BUILTIN = {
     "inductor": "backends.inductor:InductorBackend",
     "onnxruntime": "backends.onnxruntime:OnnxRuntimeBackend",
     "openvino": "backends.openvino:OpenVinoBackend",
+    "ipex": "backends.ipex:IpexBackend",
 }
 
 

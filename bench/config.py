@@ -97,7 +97,8 @@ class CleanlabConfig:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """One backend trial. threads/batch_size default to the run's; options go to the backend."""
+    """One backend trial. threads/batch_size default to the run's; options go to the backend;
+    python: interpreter for its worker (default: the backend's own choice, else the harness's)."""
 
     backend: str = "eager"
     precision: str = "fp32"
@@ -105,8 +106,11 @@ class TrialConfig:
     threads: int | None = None
     batch_size: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    python: str | None = None
 
     def __post_init__(self) -> None:
+        if self.python is not None and not Path(self.python).is_file():
+            raise ConfigError(f"trial python {self.python!r} does not exist; give the path of a Python interpreter")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"trial precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.threads is not None and self.threads < 1:
@@ -117,7 +121,8 @@ class TrialConfig:
     @property
     def label(self) -> str:
         name = self.backend.rsplit(":", 1)[-1]  # module:Class specs -> Class
-        return f"{name}-{self.precision}" + ("-cl" if self.channels_last else "")
+        opts = "".join(f"-{k}" if v is True else f"-{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{name}-{self.precision}" + ("-cl" if self.channels_last else "") + opts
 
 
 def _default_trials() -> list[TrialConfig]:

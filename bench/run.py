@@ -122,7 +122,8 @@ def execute(config: RunConfig, log=print) -> Path:
             log(f"swagbench: skipping {trial_id}: {reason}")
             append_row(run_dir, {**base, "status": "skipped", "error": reason})
             continue
-        row = run_one(config, dataset, run_dir, paths, trial.backend, options, base)
+        python = trial.python or get_backend(trial.backend).python()
+        row = run_one(config, dataset, run_dir, paths, trial.backend, options, {**base, "python": python})
         if (
             reference is None
             and row["status"] == "ok"
@@ -183,6 +184,7 @@ def run_one(
             options.threads,
             config.timeout_s,
             trial_dir / "worker.log",
+            python=base["python"],
             on_progress=lambda done, _total: bar.update(done - bar.n),
         )
     row = {

@@ -1,0 +1,63 @@
+"""IPEX in its own interpreter. Marked ``ipex``: ``make test-ipex`` runs them, ``make test`` does not."""
+
+import subprocess
+import textwrap
+
+import pytest
+
+from backends import ipex as ipex_module
+from backends.ipex import IpexBackend
+from bench.cli import main
+from bench.results import read_rows
+
+needs_env = pytest.mark.skipif(not ipex_module.ENV_PYTHON.is_file(), reason="no .venv-ipex; run make ipex-env")
+
+
+def test_missing_environment_is_reported_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(ipex_module, "ENV_PYTHON", tmp_path / "nope" / "bin" / "python")
+    ok, reason = IpexBackend().available()
+    assert not ok and "make ipex-env" in reason
+
+
+@pytest.mark.ipex
+@needs_env
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_resnets_load_torchvision_state_dicts_with_identical_outputs(name):
+    script = textwrap.dedent(f"""
+        import torch, torchvision
+        from swag.models import build_model
+        torch.manual_seed(0)
+        ref = getattr(torchvision.models, "{name}")(weights=None, num_classes=1000).eval()
+        ref.train(); ref(torch.randn(4, 3, 64, 64)); ref.eval()  # non-trivial BN statistics
+        ours = build_model("{name}", 1000, 3).eval()
+        ours.load_state_dict(ref.state_dict(), strict=True)
+        assert list(ours.state_dict()) == list(ref.state_dict())
+        x = torch.randn(2, 3, 224, 224)
+        with torch.no_grad():
+            diff = (ours(x) - ref(x)).abs().max().item()
+        print(diff)
+    """)
+    out = subprocess.run([str(ipex_module.ENV_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) == 0.0
+
+
+@pytest.mark.ipex
+@pytest.mark.e2e
+@needs_env
+def test_ipex_rows_are_valid_beside_eager(tiny_overrides, tmp_path):
+    trials = (
+        "trials=[{backend: eager}, {backend: ipex}, {backend: ipex, precision: bf16},"
+        " {backend: ipex, options: {jit: true}}]"
+    )
+    assert main(["run", *tiny_overrides, trials]) == 0
+    (run_dir,) = (tmp_path / "results").iterdir()
+    eager, *rows = read_rows(run_dir)
+    assert eager["versions"]["torch"].startswith("2.13")
+    assert [r["trial_id"] for r in rows] == ["01-ipex-fp32", "02-ipex-bf16", "03-ipex-fp32-jit"]
+    for r in rows:
+        assert r["status"] == "ok" and r["validity"] == "VALID", r.get("error")
+        assert r["versions"]["torch"].startswith("2.8") and r["versions"]["intel-extension-for-pytorch"].startswith(
+            "2.8"
+        )
+        assert r["python"] == str(ipex_module.ENV_PYTHON)
