@@ -34,11 +34,19 @@ def rebind(proto, model: nn.Module) -> None:
     (weights and BN statistics), matched by state_dict key (an :func:`export_onnx` graph)."""
     from onnx import numpy_helper
 
-    state = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    state = float_state(model)
     bound = 0
     for init in proto.graph.initializer:
         if init.name in state:
-            init.CopyFrom(numpy_helper.from_array(state[init.name].detach().numpy(), init.name))
+            init.CopyFrom(numpy_helper.from_array(state[init.name], init.name))
             bound += 1
     if bound != len(state):
         raise RuntimeError(f"bound {bound} of {len(state)} tensors; export the graph with export_onnx")
+
+
+def float_state(model: nn.Module) -> dict:
+    """``model``'s floating-point state (weights and BN statistics) as contiguous NumPy arrays, by
+    state_dict key: what a rebindable graph's initializers hold."""
+    import numpy as np
+
+    return {k: np.ascontiguousarray(v.detach().numpy()) for k, v in model.state_dict().items() if v.is_floating_point()}

@@ -13,12 +13,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from backends.base import Backend, BackendError, BackendOptions, Runner
-from backends.onnx_export import export_onnx
+from backends.onnx_export import export_onnx, float_state
 
 LEVELS = ("all", "extended", "basic", "disabled")
 
@@ -74,31 +73,26 @@ class OnnxRuntimeBackend(Backend):
         def run(batch: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(session.run(None, {"x": batch.numpy()})[0]).float()
 
-        run.keepalive = values  # ORT needs the bound arrays alive
+        run.model_bytes, run.keepalive = model_bytes, values  # ORT needs the bound arrays alive
         run.info = {"graph_optimization": self.option(options, "graph_optimization", "all", LEVELS)}
         return run
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
         proto = export_onnx(model, example, fold_batchnorm=options.precision == "int8")
-        return self._build(proto, options, calibration, None)
+        return self._build(proto, options, calibration)
 
     def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
-        weights = {
-            k: np.ascontiguousarray(v.detach().numpy()) for k, v in model.state_dict().items() if v.is_floating_point()
-        }
-        return self._build(runner.proto, options, None, weights)
+        # The graph bytes never change; only the bound initializers do.
+        return self._runner(runner.model_bytes, options, float_state(model))
 
-    def _build(self, proto, options: BackendOptions, calibration, overrides: dict | None) -> Runner:
+    def _build(self, proto, options: BackendOptions, calibration) -> Runner:
         if options.precision == "int8":
             if not calibration:
                 raise BackendError("onnxruntime int8 needs calibration batches (the fold's training inputs)")
             n = self.option(options, "calibration_batches", 4)
-            run = self._runner(_quantize_qdq(proto, calibration[:n]), options)
-        else:
-            run = self._runner(proto.SerializeToString(), options, overrides)
-        run.proto = proto
-        return run
+            return self._runner(_quantize_qdq(proto, calibration[:n]), options)
+        return self._runner(proto.SerializeToString(), options)
 
 
 def _quantize_qdq(proto, calibration: list[torch.Tensor]) -> bytes:
