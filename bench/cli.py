@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from bench.errors import USER_ERRORS
@@ -11,6 +12,7 @@ EPILOG = """examples:
   swagbench run                                  # embedded default: digits, 5 folds x 8 samples, eager
   swagbench run --config configs/quick.yaml      # a config file
   swagbench run --backends eager,eager:bf16 ensemble.samples=4 data.noise_rate=0.1
+  swagbench run --resume results/<run-id>        # finish an interrupted run (its stored config)
   swagbench list-backends
   swagbench report results/<run-id>              # summary + charts + report.html
   swagbench compare results/<run-a> results/<run-b>
@@ -42,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", metavar="DIR", help="where run folders are created (default: results)")
     run.add_argument("--name", help="run name, appended to the run folder's timestamp")
     run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run in RUN_DIR with its stored config: trials with a recorded row are kept",
+    )
+    run.add_argument(
+        "--retry-failed", action="store_true", help="with --resume: also rerun failed, timed-out and skipped trials"
+    )
+    run.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
@@ -59,19 +69,47 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from bench.config import load_config
+    from bench.errors import ConfigError
+    from bench.run import execute
+
+    if args.resume:
+        given = [
+            f
+            for f, v in (
+                ("--config", args.config),
+                ("--backends", args.backends),
+                ("--name", args.name),
+                ("--results-dir", args.results_dir),
+                ("KEY=VALUE", args.overrides),
+            )
+            if v
+        ]
+        if given:
+            raise ConfigError(f"--resume reruns the run's stored config; drop {', '.join(given)} or start a new run")
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir} has no config.yaml, so it is not a swagbench run; pass results/<run-id>")
+        execute(load_config(run_dir / "config.yaml"), resume=run_dir, retry_failed=args.retry_failed)
+        return
+    if args.retry_failed:
+        raise ConfigError("--retry-failed only applies with --resume RUN_DIR")
+    overrides = list(args.overrides)
+    if args.results_dir:
+        overrides.append(f"results_dir={args.results_dir}")
+    if args.name:
+        overrides.append(f"name={args.name}")
+    execute(load_config(args.config, overrides, args.backends))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            from bench.config import load_config
-            from bench.run import execute
-
-            overrides = list(args.overrides)
-            if args.results_dir:
-                overrides.append(f"results_dir={args.results_dir}")
-            if args.name:
-                overrides.append(f"name={args.name}")
-            execute(load_config(args.config, overrides, args.backends))
+            _run(args)
         elif args.command == "list-backends":
             from backends import backend_names, get_backend
 
@@ -99,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             print(compare(args.run_a, args.run_b))
     except USER_ERRORS as exc:
         print(f"swagbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full or read-only disk, a vanished folder: the environment, not a bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        fix = "free disk space, then resume" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the path"
+        print(f"swagbench: error: {exc.strerror or exc}{where}; {fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("swagbench: interrupted; rows already written are kept in results.jsonl", file=sys.stderr)

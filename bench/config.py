@@ -145,7 +145,14 @@ def _default_trials() -> list[TrialConfig]:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole benchmark run. threads: 0 = all logical CPUs of this machine."""
+    """A whole benchmark run. threads: 0 = all logical CPUs of this machine.
+
+    posterior_cache: reuse trained posteriors across runs by a content hash, stored under
+    cache_dir (default ``<results_dir>/cache``); false keeps them in the run folder.
+    posteriors_dir: use these ``fold{k}.safetensors`` (trained elsewhere) instead of training.
+    memory_limit_gb: a trial whose workers together exceed this resident memory is stopped and
+    recorded as ``oom`` (None = no limit; a profile sets it to the target VM's memory).
+    """
 
     name: str = "default"
     model: str = "digits_cnn"
@@ -153,6 +160,10 @@ class RunConfig:
     threads: int = 0
     batch_size: int = 128
     timeout_s: float = 1800.0
+    memory_limit_gb: float | None = None
+    posterior_cache: bool = True
+    cache_dir: str | None = None
+    posteriors_dir: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -166,6 +177,10 @@ class RunConfig:
             raise ConfigError(f"batch_size must be >= 1 (got {self.batch_size})")
         if self.timeout_s <= 0:
             raise ConfigError(f"timeout_s must be > 0 (got {self.timeout_s})")
+        if self.memory_limit_gb is not None and self.memory_limit_gb <= 0:
+            raise ConfigError(f"memory_limit_gb must be > 0 or null (got {self.memory_limit_gb})")
+        if self.posteriors_dir is not None and self.train.synthesize:
+            raise ConfigError("posteriors_dir and train.synthesize=true exclude each other; drop one")
         if not self.trials:
             raise ConfigError("no trials configured; add at least one under 'trials' or pass --backends eager")
         labels = [_trial_key(t) for t in self.trials]
@@ -177,6 +192,10 @@ class RunConfig:
     def metrics_meaningful(self) -> bool:
         """False for timing-only runs: random data or a synthesised posterior."""
         return self.data.source != "synthetic" and not self.train.synthesize
+
+    @property
+    def resolved_cache_dir(self) -> str:
+        return self.cache_dir or str(Path(self.results_dir) / "cache")
 
     @property
     def resolved_threads(self) -> int:

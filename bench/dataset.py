@@ -31,6 +31,21 @@ class Dataset:
         extra = {} if self.true_labels is None else {"y_true": self.true_labels}
         np.savez(path, x=self.x, y=self.labels, num_classes=self.num_classes, name=self.name, **extra)
 
+    @classmethod
+    def load(cls, path: Path) -> Dataset:
+        """Read back what :meth:`save` wrote (a run folder's data.npz)."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return cls(
+                    x=f["x"],
+                    labels=f["y"],
+                    true_labels=f["y_true"] if "y_true" in f.files else None,
+                    num_classes=int(f["num_classes"]),
+                    name=str(f["name"]),
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{path} is missing or damaged ({exc}); start a new run instead of resuming") from exc
+
 
 def load_dataset(config: DataConfig) -> Dataset:
     """Load the configured dataset, subset it, and inject label noise (see DataConfig)."""
@@ -40,15 +55,17 @@ def load_dataset(config: DataConfig) -> Dataset:
         digits = load_digits()
         x = (digits.images.astype(np.float32) / 16.0 - 0.5) / 0.5
         x, y, y_true, name = x[:, None, :, :], digits.target.astype(np.int64), None, "digits"
+        declared = None
     elif config.source == "synthetic":
         rng = np.random.default_rng(config.seed)
         n = config.max_examples
         x = rng.standard_normal((n, *config.synthetic_shape), dtype=np.float32)
         y, y_true, name = np.arange(n, dtype=np.int64) % config.synthetic_classes, None, "synthetic"
+        declared = config.synthetic_classes
     else:
-        x, y, y_true = _read_npz(Path(config.source))
+        x, y, y_true, declared = _read_npz(Path(config.source))
         name = Path(config.source).stem
-    num_classes = int(y.max()) + 1
+    num_classes = declared or int(y.max()) + 1
     if config.max_examples is not None and config.max_examples < len(y):
         from sklearn.model_selection import train_test_split
 
@@ -84,7 +101,8 @@ def inject_label_noise(labels: np.ndarray, num_classes: int, noise_rate: float, 
         np.random.set_state(state)
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int | None]:
+    """x, y, y_true (or None) and the declared num_classes (or None) of a user .npz, all checked."""
     if not path.is_file():
         raise DataError(f"dataset file {path} does not exist; pass an .npz with x (N,C,H,W) and y (N,) or use 'digits'")
     try:
@@ -112,7 +130,13 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
             raise DataError(f"dataset {path}: {key} has dtype {arr.dtype}, expected integer class ids")
         if arr.min() < 0:
             raise DataError(f"dataset {path}: {key} has negative labels; use class ids 0..C-1")
-    return x, y.astype(np.int64), None if y_true is None else y_true.astype(np.int64)
+        if "num_classes" in arrays and arr.max() >= int(arrays["num_classes"]):
+            raise DataError(
+                f"dataset {path}: {key} has label {arr.max()} but num_classes={int(arrays['num_classes'])}; "
+                "use class ids 0..num_classes-1"
+            )
+    declared = int(arrays["num_classes"]) if "num_classes" in arrays else None
+    return x, y.astype(np.int64), None if y_true is None else y_true.astype(np.int64), declared
 
 
 def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:

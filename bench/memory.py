@@ -20,3 +20,21 @@ def peak_rss_bytes(pid: int | str = "self") -> int | None:
     except OSError:
         return None
     return None
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Current RSS of process ``pid`` and all its descendants, in bytes (0 once it is gone)."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total

@@ -1,7 +1,19 @@
-"""Training stage: one SWAG posterior per cross-validation fold, saved as safetensors."""
+"""Training stage: one SWAG posterior per cross-validation fold, saved as safetensors.
+
+Posteriors are stored in a *store*: a folder with ``fold{k}.safetensors`` and ``manifest.json``
+(the content key, each file's SHA-256, the training seconds). The store is the shared cache
+``<cache_dir>/<key>`` keyed by a hash of everything training depends on (data, folds, model,
+training config, seeds, torch version), so another run or backend with the same inputs reuses it;
+with ``posterior_cache: false`` it is the run's own ``posteriors/`` folder. A store whose files do
+not match the manifest (killed mid-write, damaged) is retrained, never used.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +22,20 @@ import numpy as np
 
 from bench.config import RunConfig
 from bench.dataset import Dataset, fold_split
+from bench.errors import ConfigError
+
+MANIFEST = "manifest.json"
+
+
+@dataclasses.dataclass
+class Posteriors:
+    """paths: one file per fold; source: ``trained`` | ``cache`` | ``user``; train_s: training
+    seconds (those of the original training when reused); key: content hash (None for user files)."""
+
+    paths: list[Path]
+    source: str
+    train_s: float
+    key: str | None
 
 
 def posterior_meta(config: RunConfig, dataset: Dataset, fold: int) -> dict[str, str]:
@@ -22,6 +48,97 @@ def posterior_meta(config: RunConfig, dataset: Dataset, fold: int) -> dict[str, 
         "dataset": dataset.name,
         "fold": str(fold),
     }
+
+
+def content_key(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> str:
+    """SHA-256 (hex, 24 chars) of everything the trained posteriors depend on."""
+    import torch
+
+    h = hashlib.sha256()
+    for arr in (dataset.x, dataset.labels, fold_of):
+        h.update(str((arr.dtype, arr.shape)).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(
+        json.dumps(
+            {
+                "model": config.model,
+                "num_classes": dataset.num_classes,
+                "dataset": dataset.name,
+                "train": dataclasses.asdict(config.train),
+                "seed": config.data.seed,
+                "torch": torch.__version__,
+            },
+            sort_keys=True,
+        ).encode()
+    )
+    return h.hexdigest()[:24]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _store_ok(store: Path, key: str, folds: int) -> dict | None:
+    """The store's manifest if it holds ``folds`` intact files for ``key``, else None."""
+    try:
+        manifest = json.loads((store / MANIFEST).read_text())
+        files = manifest["files"]
+        if manifest["key"] != key or len(files) != folds:
+            return None
+        for name, digest in files.items():
+            if file_sha256(store / name) != digest:
+                return None
+        return manifest
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def obtain_posteriors(
+    config: RunConfig,
+    dataset: Dataset,
+    fold_of: np.ndarray,
+    run_dir: Path,
+    log: Callable[[str], None] = print,
+    on_epoch: Callable[[], None] = lambda: None,
+) -> Posteriors:
+    """The run's posteriors: the user's files, an intact cached store, or freshly trained ones."""
+    folds = config.ensemble.folds
+    if config.posteriors_dir:  # checked by user_posteriors before the run started
+        paths = [Path(config.posteriors_dir) / f"fold{k}.safetensors" for k in range(folds)]
+        return Posteriors(paths, "user", 0.0, None)
+    key = content_key(config, dataset, fold_of)
+    store = Path(config.resolved_cache_dir) / key if config.posterior_cache else run_dir / "posteriors"
+    manifest = _store_ok(store, key, folds)
+    if manifest is not None:
+        log(f"swagbench: reusing cached posteriors {store} (same data, model, training config and seeds)")
+        return Posteriors([store / n for n in manifest["files"]], "cache", float(manifest["train_s"]), key)
+    if (store / MANIFEST).exists():
+        log(f"swagbench: cached posteriors in {store} are incomplete or damaged; retraining them")
+        (store / MANIFEST).unlink()
+    paths, train_s = train_posteriors(config, dataset, fold_of, store, on_epoch=on_epoch)
+    manifest = {"key": key, "train_s": train_s, "files": {p.name: file_sha256(p) for p in paths}}
+    tmp = store / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, store / MANIFEST)  # written last: a store without it is never reused
+    return Posteriors(paths, "trained", train_s, key)
+
+
+def user_posteriors(config: RunConfig, dataset: Dataset) -> list[Path]:
+    """Check ``posteriors_dir/fold{k}.safetensors`` (k < folds) fully before any trial runs."""
+    from swag.io import load_posterior
+
+    root = Path(config.posteriors_dir)
+    if not root.is_dir():
+        raise ConfigError(f"posteriors_dir {root} is not a directory; give the folder with fold0.safetensors ...")
+    expect = {"model": config.model, "num_classes": dataset.num_classes, "in_channels": dataset.x.shape[1]}
+    paths = [root / f"fold{k}.safetensors" for k in range(config.ensemble.folds)]
+    for path in paths:
+        load_posterior(path, expect=expect)  # raises PosteriorError naming the file and the fix
+    return paths
 
 
 def train_posteriors(

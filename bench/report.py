@@ -71,8 +71,8 @@ def _table(df: pd.DataFrame, columns, table_id: str) -> str:
 def build_report(run_dir: str | Path) -> Path:
     """Write summary.csv/md, the charts and report.html into ``run_dir``; return report.html's path."""
     run_dir = Path(run_dir)
-    write_summary(run_dir)
     rows = read_rows(run_dir)
+    write_summary(run_dir, rows)
     df = summary_frame(rows)
     charts = write_charts(df, calibration_frame(rows), run_dir)
     env = _read_json(run_dir / "env.json")

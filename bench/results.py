@@ -1,13 +1,18 @@
 """Results store: ``results/<run-id>/results.jsonl`` (one row per trial) and its summaries.
 
 Rows are appended with a single ``write`` on an O_APPEND descriptor followed by fsync, so a
-row is either wholly on disk or absent; a torn last line (killed mid-write) is skipped on read.
+row is either wholly on disk or absent. Each row carries ``row_sha256``, the SHA-256 of its own
+canonical JSON without that key: a torn last line (killed mid-write) or a damaged line is detected
+on read, reported, and skipped; every other row is kept. A resumed run appends a newer row for a
+trial; readers take the last one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ from bench.errors import ResultsError
 from bench.trial import PHASES
 
 ROWS = "results.jsonl"
+CHECKSUM = "row_sha256"
 
 
 def new_run_dir(results_dir: str | Path, name: str) -> Path:
@@ -36,31 +42,62 @@ def new_run_dir(results_dir: str | Path, name: str) -> Path:
     return path
 
 
+def _digest(row: dict[str, Any]) -> str:
+    body = json.dumps({k: v for k, v in row.items() if k != CHECKSUM}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def append_row(run_dir: Path, row: dict[str, Any]) -> None:
-    """Append one JSON row to the run's results.jsonl atomically and durably."""
-    data = (json.dumps(row, sort_keys=True) + "\n").encode()
-    fd = os.open(run_dir / ROWS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    """Append one checksummed JSON row to the run's results.jsonl atomically and durably."""
+    line = json.dumps({**row, CHECKSUM: _digest(row)}, sort_keys=True) + "\n"
+    path = run_dir / ROWS
     try:
-        os.write(fd, data)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ResultsError(f"cannot open {path} for writing ({exc.strerror}); pass a writable run directory") from exc
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line  # after a torn line: start a fresh one, leave the fragment to be skipped
+        os.write(fd, line.encode())
         os.fsync(fd)
     except OSError as exc:
-        raise ResultsError(f"cannot write results to {run_dir / ROWS} ({exc.strerror}); free disk space") from exc
+        raise ResultsError(
+            f"cannot write results to {path} ({exc.strerror}); free disk space and resume the run"
+        ) from exc
     finally:
         os.close(fd)
 
 
-def read_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All complete rows of a run; an unparseable (torn) line is dropped."""
+def read_rows(run_dir: str | Path, warn=None) -> list[dict[str, Any]]:
+    """The latest complete row of every trial, in first-seen order.
+
+    A line that does not parse or fails its checksum (torn by a kill, damaged on disk) is
+    skipped and reported through ``warn`` (default: stderr).
+    """
+    warn = warn or (lambda msg: print(msg, file=sys.stderr))
     path = Path(run_dir) / ROWS
     if not path.is_file():
         raise ResultsError(f"{path} does not exist; pass a run directory made by 'swagbench run'")
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+    try:
+        lines = path.read_bytes().decode(errors="replace").splitlines()
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path} ({exc.strerror}); check the permissions of the run directory") from exc
+    rows: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
             continue
-    return rows
+        try:
+            row = json.loads(line)
+            intact = isinstance(row, dict) and row.get(CHECKSUM) == _digest(row)
+        except json.JSONDecodeError:
+            intact = False
+        if not intact:
+            warn(f"swagbench: {path} line {number} is torn or damaged; skipped (its trial reruns on --resume)")
+            continue
+        row.pop(CHECKSUM)
+        rows[row["trial_id"]] = row  # a rerun's row replaces the earlier one, in its place
+    return list(rows.values())
 
 
 def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -172,9 +209,9 @@ def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> str:
     return shown.astype(object).where(shown.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
-def write_summary(run_dir: Path) -> str:
-    """Write summary.csv and summary.md for the run; return the Markdown text."""
-    rows = read_rows(run_dir)
+def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None) -> str:
+    """Write summary.csv and summary.md for the run (from ``rows`` if given); return the Markdown text."""
+    rows = read_rows(run_dir) if rows is None else rows
     df = summary_frame(rows)
     df.to_csv(run_dir / "summary.csv", index=False)
     parts = [f"# swagbench run {run_dir.name}", ""]

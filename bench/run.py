@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,11 @@ from backends import BackendOptions, get_backend
 from bench.config import RunConfig, TrialConfig
 from bench.dataset import Dataset, load_dataset, make_folds
 from bench.envinfo import environment
-from bench.errors import DataError
+from bench.errors import DataError, ResultsError
 from bench.fidelity import compare, is_reference, tolerances_table, verdict
-from bench.posteriors import train_posteriors
+from bench.posteriors import obtain_posteriors, user_posteriors
 from bench.report import build_report
-from bench.results import append_row, new_run_dir
+from bench.results import append_row, new_run_dir, read_rows
 from bench.runner import run_worker
 from bench.trial import TrialSpec
 from swag.models import build_model
@@ -71,32 +72,57 @@ def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
     return ref[:1] + [t for t in trials if t is not ref[0]]
 
 
-def execute(config: RunConfig, log=print) -> Path:
-    """Run everything ``config`` asks for; return the run directory."""
+def execute(config: RunConfig, log=print, resume: Path | None = None, retry_failed: bool = False) -> Path:
+    """Run everything ``config`` asks for; return the run directory.
+
+    With ``resume`` (a run directory) the run continues there: the stored data and folds are
+    reused, posteriors come from the cache, and only trials without a recorded row run (also
+    failed, timed-out and skipped ones when ``retry_failed``).
+    """
     check_trials(config)
     config = dataclasses.replace(config, trials=with_reference(config.trials, log))
-    dataset = load_dataset(config.data)
-    fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
-    check_model(config, dataset)
-    run_dir = new_run_dir(config.results_dir, config.name)
-    log(f"swagbench: run directory {run_dir}")
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    (run_dir / "env.json").write_text(json.dumps(environment(config.resolved_threads), indent=2))
-    (run_dir / "tolerances.json").write_text(json.dumps(tolerances_table(), indent=2))
-    dataset.save(run_dir / "data.npz")
-    np.save(run_dir / "folds.npy", fold_of)
+    if resume is None:
+        dataset = load_dataset(config.data)
+        fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
+        check_model(config, dataset)
+        if config.posteriors_dir:
+            user_posteriors(config, dataset)
+        run_dir = new_run_dir(config.results_dir, config.name)
+        lock = lock_run_dir(run_dir)
+        log(f"swagbench: run directory {run_dir}")
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        (run_dir / "env.json").write_text(json.dumps(environment(config.resolved_threads), indent=2))
+        (run_dir / "tolerances.json").write_text(json.dumps(tolerances_table(), indent=2))
+        dataset.save(run_dir / "data.npz")
+        np.save(run_dir / "folds.npy", fold_of)
+        done: dict[str, dict[str, Any]] = {}
+    else:
+        run_dir = Path(resume)
+        lock = lock_run_dir(run_dir)
+        dataset = Dataset.load(run_dir / "data.npz")
+        fold_of = np.load(run_dir / "folds.npy")
+        done = {r["trial_id"]: r for r in read_rows(run_dir, warn=log)}
+        if retry_failed:
+            done = {k: r for k, r in done.items() if r["status"] == "ok"}
+        log(f"swagbench: resuming {run_dir}: {len(done)} of {len(config.trials)} trials recorded, running the rest")
 
     with tqdm(total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch") as bar:
-        paths, train_s = train_posteriors(config, dataset, fold_of, run_dir / "posteriors", on_epoch=bar.update)
-    log(f"swagbench: trained {len(paths)} posteriors in {train_s / 60:.2f} min")
+        posteriors = obtain_posteriors(config, dataset, fold_of, run_dir, log=log, on_epoch=bar.update)
+    (run_dir / "posteriors.json").write_text(
+        json.dumps({**dataclasses.asdict(posteriors), "paths": [str(p) for p in posteriors.paths]}, indent=2)
+    )
+    if posteriors.source == "trained":
+        log(f"swagbench: trained {len(posteriors.paths)} posteriors in {posteriors.train_s / 60:.2f} min")
     if not config.metrics_meaningful:
         log(
             "swagbench: timing-only run (synthetic data or posterior): calibration and label metrics are not meaningful"
         )
 
-    reference = None
+    reference = next((r for r in done.values() if is_reference_row(r)), None)
     for i, trial in enumerate(config.trials):
         trial_id = f"{i:02d}-{trial.label}"
+        if trial_id in done:
+            continue
         options = trial_options(config, trial)
         base = {
             "run_id": run_dir.name,
@@ -113,7 +139,8 @@ def execute(config: RunConfig, log=print) -> Path:
             "folds": config.ensemble.folds,
             "samples": config.ensemble.samples,
             "samples_total": config.ensemble.folds * config.ensemble.samples,
-            "train_s": train_s,
+            "train_s": posteriors.train_s,
+            "posterior_source": posteriors.source,
             "metrics_meaningful": config.metrics_meaningful,
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -123,18 +150,35 @@ def execute(config: RunConfig, log=print) -> Path:
             append_row(run_dir, {**base, "status": "skipped", "error": reason})
             continue
         python = trial.python or get_backend(trial.backend).python()
-        row = run_one(config, dataset, run_dir, paths, trial.backend, options, {**base, "python": python})
-        if (
-            reference is None
-            and row["status"] == "ok"
-            and is_reference(trial.backend, trial.precision, trial.channels_last)
-        ):
+        row = run_one(config, dataset, run_dir, posteriors.paths, trial.backend, options, {**base, "python": python})
+        if reference is None and is_reference_row(row):
             reference = row
         append_row(run_dir, gate(row, reference, run_dir))
+    lock.close()
     report = build_report(run_dir)
     log((run_dir / "summary.md").read_text())
     log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
     return run_dir
+
+
+def is_reference_row(row: dict[str, Any]) -> bool:
+    return row["status"] == "ok" and is_reference(row["backend"], row["precision"], row["channels_last"])
+
+
+def lock_run_dir(run_dir: Path):
+    """Hold an exclusive lock on the run folder (released when the returned file closes or the
+    process dies), so two processes never append to one results.jsonl."""
+    import fcntl
+
+    if not (run_dir / "config.yaml").is_file() and any(run_dir.iterdir()):
+        raise ResultsError(f"{run_dir} is not a swagbench run directory (no config.yaml); pass results/<run-id>")
+    handle = open(run_dir / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ResultsError(f"another swagbench process is writing {run_dir}; wait for it or stop it first") from None
+    return handle
 
 
 def gate(row: dict[str, Any], reference: dict[str, Any] | None, run_dir: Path) -> dict[str, Any]:
@@ -161,6 +205,7 @@ def run_one(
     """Run one trial in a worker and turn its outcome into a result row (``base`` + measurements)."""
     trial_id = base["trial_id"]
     trial_dir = run_dir / "trials" / trial_id
+    shutil.rmtree(trial_dir, ignore_errors=True)  # left over from an interrupted attempt
     trial_dir.mkdir(parents=True)
     spec = TrialSpec(
         trial_id=trial_id,
@@ -184,6 +229,7 @@ def run_one(
             options.threads,
             config.timeout_s,
             trial_dir / "worker.log",
+            memory_limit_bytes=None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9),
             python=base["python"],
             on_progress=lambda done, _total: bar.update(done - bar.n),
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.memory import peak_rss_bytes
+from bench.memory import peak_rss_bytes, tree_rss_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The user's own choice, read before torch runs in this process: torch writes this variable into
@@ -25,7 +25,7 @@ USER_INDUCTOR_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 
 @dataclass
 class WorkerOutcome:
-    """status: ``ok`` | ``failed`` | ``timeout``. peak_rss_bytes is the worker's VmHWM, polled by
+    """status: ``ok`` | ``failed`` | ``timeout`` | ``oom``. peak_rss_bytes is the worker's VmHWM, polled by
     the parent while it runs (so known even for a worker that crashed) and taken together with
     the worker's own final reading."""
 
@@ -51,8 +51,13 @@ def run_worker(
     log_path: Path,
     python: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    memory_limit_bytes: int | None = None,
 ) -> WorkerOutcome:
-    """Run ``python -m bench.worker spec result`` with a thread budget and a wall-clock limit."""
+    """Run ``python -m bench.worker spec result`` with a thread budget and a wall-clock limit.
+
+    With ``memory_limit_bytes`` the worker (with any children, e.g. compiler processes) is
+    killed once its resident memory exceeds it: the trial would not fit on the target machine.
+    """
     env = {**os.environ, **thread_env(threads)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.getcwd(), env.get("PYTHONPATH")]))
     result_path.unlink(missing_ok=True)
@@ -69,15 +74,20 @@ def run_worker(
         )
         reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress), daemon=True)
         reader.start()
-        timed_out, peak = False, 0
+        killed_for, peak, resident = None, 0, 0
         try:
             while True:
                 peak = max(peak, peak_rss_bytes(proc.pid) or 0)
+                if memory_limit_bytes is not None:
+                    resident = max(resident, tree_rss_bytes(proc.pid))
                 pid, status = os.waitpid(proc.pid, os.WNOHANG)
                 if pid:
                     break
                 if time.perf_counter() - start > timeout_s:
-                    timed_out = True
+                    killed_for = "timeout"
+                elif memory_limit_bytes is not None and resident > memory_limit_bytes:
+                    killed_for = "oom"
+                if killed_for:
                     os.killpg(proc.pid, signal.SIGKILL)
                     pid, status = os.waitpid(proc.pid, 0)
                     break
@@ -91,8 +101,14 @@ def run_worker(
         reader.join(timeout=5)
     wall = time.perf_counter() - start
     code = proc.returncode
-    if timed_out:
+    if killed_for == "timeout":
         return WorkerOutcome("timeout", None, f"timed out after {timeout_s:.0f} s (raise timeout_s)", wall, peak, code)
+    if killed_for == "oom":
+        error = (
+            f"stopped at {resident / 1e9:.2f} GB resident, over the {memory_limit_bytes / 1e9:.2f} GB memory limit "
+            "(memory_limit_gb / the profile's memory); use fewer workers, a smaller batch or a bigger machine"
+        )
+        return WorkerOutcome("oom", None, error, wall, max(peak, resident), code)
     payload = json.loads(result_path.read_text()) if result_path.is_file() else None
     peak = max(peak, (payload or {}).get("peak_rss_bytes") or 0) or None
     if payload and payload.get("ok"):
@@ -112,7 +128,10 @@ def _read_progress(stream, on_progress) -> None:
 def _crash_reason(code: int, log_path: Path) -> str:
     if code < 0:
         name = signal.Signals(-code).name
-        hint = " (likely out of memory: the kernel's OOM killer)" if -code == signal.SIGKILL else ""
+        hint = {
+            signal.SIGKILL: " (likely out of memory: the kernel's OOM killer)",
+            signal.SIGBUS: " (often a full disk under a memory-mapped file: free space in the results folder)",
+        }.get(-code, "")
         reason = f"worker killed by {name}{hint}"
     else:
         reason = f"worker exited with code {code} and no result"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -34,6 +35,8 @@ def save_posterior(posterior: Posterior, path: str | Path) -> Path:
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())  # on disk before it takes the final name: a crash leaves no truncated file
     tmp.replace(path)
     return path
 

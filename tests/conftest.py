@@ -15,3 +15,9 @@ TINY = [
 def tiny_overrides(tmp_path):
     """Overrides for a seconds-long run writing under tmp_path."""
     return [*TINY, f"results_dir={tmp_path / 'results'}"]
+
+
+def the_run(results_dir):
+    """The one run folder under ``results_dir`` (the posterior cache beside it is not a run)."""
+    (run_dir,) = [p for p in results_dir.iterdir() if (p / "config.yaml").is_file()]
+    return run_dir

@@ -28,6 +28,19 @@ class RaiseBackend(EagerBackend):
         raise RuntimeError("conversion failed on purpose")
 
 
+class HogBackend(EagerBackend):
+    """Touches 3 GB of memory: a memory limit below that must stop it."""
+
+    name = "hog"
+
+    def prepare(self, model, example, options, calibration=None):
+        import numpy as np
+
+        ballast = np.ones(3 * 10**9 // 8)
+        time.sleep(3600)
+        return ballast
+
+
 class MissingBackend(EagerBackend):
     name = "missing"
 

@@ -51,3 +51,110 @@ def test_help_explains_options(capsys):
     out = capsys.readouterr().out
     for flag in ("--config", "--backends", "--results-dir", "--name", "KEY=VALUE"):
         assert flag in out
+
+
+def _npz(tmp_path, **arrays):
+    base = {"x": np.zeros((40, 1, 8, 8), np.float32), "y": np.arange(40) % 4}
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{**base, **arrays})
+    return path
+
+
+def _posteriors(tmp_path, model="digits_cnn", truncate=False):
+    from swag.io import save_posterior
+    from swag.models import build_model
+    from swag.posterior import synthesize_posterior
+
+    root = tmp_path / "posteriors"
+    for k in range(2):
+        post = synthesize_posterior(build_model("digits_cnn", 10, 1), max_rank=2, seed=k)
+        post.meta.update({"model": model, "num_classes": "10", "in_channels": "1"})
+        path = save_posterior(post, root / f"fold{k}.safetensors")
+        if truncate:
+            path.write_bytes(path.read_bytes()[:-100])
+    return root
+
+
+BAD_INPUTS = {
+    "wrong type": (lambda t: ["ensemble.samples=many"], "ensemble.samples must be int, got 'many'"),
+    "S < 1": (lambda t: ["ensemble.samples=0"], "ensemble.samples must be >= 1"),
+    "unknown trial key": (lambda t: ["trials=[{backend: eager, precison: bf16}]"], "valid keys: backend, batch_size"),
+    "bad precision": (lambda t: ["--backends", "eager:fp16"], "use backend[:fp32|bf16|int8][:cl]"),
+    "int8 where there is none": (lambda t: ["--backends", "inductor:int8"], "backend 'inductor' has no int8 mode"),
+    "folds > examples per class": (lambda t: ["data.max_examples=60", "ensemble.folds=8"], "use at most"),
+    "NaN in x": (lambda t: [f"data.source={_npz(t, x=np.full((40, 1, 8, 8), np.nan, np.float32))}"], "NaN or inf"),
+    "integer x": (lambda t: [f"data.source={_npz(t, x=np.zeros((40, 1, 8, 8), np.int64))}"], "expected float"),
+    "label out of range": (lambda t: [f"data.source={_npz(t, num_classes=3)}"], "has label 3 but num_classes=3"),
+    "labels of the wrong length": (lambda t: [f"data.source={_npz(t, y=np.zeros(7, int))}"], "expected (40,)"),
+    "posterior of another architecture": (
+        lambda t: [f"posteriors_dir={_posteriors(t, model='resnet18')}", "ensemble.folds=2"],
+        "has model='resnet18' but this run needs model='digits_cnn'",
+    ),
+    "truncated posterior": (
+        lambda t: [f"posteriors_dir={_posteriors(t, truncate=True)}", "ensemble.folds=2"],
+        "is corrupt",
+    ),
+    "missing posterior": (lambda t: [f"posteriors_dir={_posteriors(t)}", "ensemble.folds=3"], "fold2.safetensors"),
+    "negative memory limit": (lambda t: ["memory_limit_gb=-1"], "memory_limit_gb must be > 0"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_matrix_leaves_recorded_results_untouched(case, tmp_path, capsys):
+    """Every bad input: exit code 2, one line naming the problem and the fix, no run folder, and a
+    run already in the results folder byte-for-byte unchanged."""
+    import shutil
+    from pathlib import Path
+
+    results = tmp_path / "results"
+    recorded = results / "20260101-000000-small"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", recorded)
+    before = {p.name: p.read_bytes() for p in recorded.iterdir()}
+    args, msg = BAD_INPUTS[case]
+    assert main(["run", *args(tmp_path), "--results-dir", str(results)]) == 2
+    assert msg in _one_error_line(capsys)
+    assert [p.name for p in results.iterdir()] == [recorded.name]
+    assert {p.name: p.read_bytes() for p in recorded.iterdir()} == before
+
+
+def test_results_dir_that_is_a_file(tmp_path, capsys):
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    assert main(["run", "data.max_examples=60", "ensemble.folds=2", "--results-dir", str(blocker)]) == 2
+    assert "cannot create results directory" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["run", "--resume", "{run}", "ensemble.samples=2"], "--resume reruns the run's stored config; drop KEY=VALUE"),
+        (["run", "--resume", "{tmp}"], "has no config.yaml"),
+        (["run", "--retry-failed"], "--retry-failed only applies with --resume"),
+        (["report", "{tmp}"], "results.jsonl does not exist"),
+    ],
+)
+def test_resume_and_report_misuse(argv, msg, tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", run)
+    argv = [a.format(run=run, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    assert msg in _one_error_line(capsys)
+
+
+def test_a_run_being_written_cannot_be_resumed_twice(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    from bench.run import lock_run_dir
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", run)
+    held = lock_run_dir(run)
+    try:
+        assert main(["run", "--resume", str(run)]) == 2
+    finally:
+        held.close()
+    assert "another swagbench process is writing" in _one_error_line(capsys)

@@ -9,6 +9,7 @@ from backends import ipex as ipex_module
 from backends.ipex import IpexBackend
 from bench.cli import main
 from bench.results import read_rows
+from tests.conftest import the_run
 
 needs_env = pytest.mark.skipif(not ipex_module.ENV_PYTHON.is_file(), reason="no .venv-ipex; run make ipex-env")
 
@@ -51,7 +52,7 @@ def test_ipex_rows_are_valid_beside_eager(tiny_overrides, tmp_path):
         " {backend: ipex, options: {jit: true}}]"
     )
     assert main(["run", *tiny_overrides, trials]) == 0
-    (run_dir,) = (tmp_path / "results").iterdir()
+    run_dir = the_run(tmp_path / "results")
     eager, *rows = read_rows(run_dir)
     assert eager["versions"]["torch"].startswith("2.13")
     assert [r["trial_id"] for r in rows] == ["01-ipex-fp32", "02-ipex-bf16", "03-ipex-fp32-jit"]

@@ -10,13 +10,14 @@ from bench.cli import main
 from bench.dataset import fold_split
 from bench.results import read_rows
 from swag.io import read_metadata
+from tests.conftest import the_run
 
 pytestmark = pytest.mark.e2e
 
 
 def test_tiny_run_end_to_end(tiny_overrides, tmp_path, capsys):
     assert main(["run", "--backends", "eager,eager:bf16,eager:fp32:cl", "--name", "tiny", *tiny_overrides]) == 0
-    (run_dir,) = (tmp_path / "results").iterdir()
+    run_dir = the_run(tmp_path / "results")
     assert run_dir.name.endswith("-tiny")
     out = capsys.readouterr().out
     assert "## Trials" in out and str(run_dir) in out
@@ -38,10 +39,12 @@ def test_tiny_run_end_to_end(tiny_overrides, tmp_path, capsys):
 
     # Every example is predicted by exactly one fold's model, one that never trained on it.
     fold_of = np.load(run_dir / "folds.npy")
+    posteriors = json.loads((run_dir / "posteriors.json").read_text())
+    assert posteriors["source"] == "trained" and all(r["posterior_source"] == "trained" for r in rows)
     for k in range(2):
         train, test = fold_split(fold_of, k)
         assert np.intersect1d(train, test).size == 0
-        assert read_metadata(run_dir / "posteriors" / f"fold{k}.safetensors")["fold"] == str(k)
+        assert read_metadata(posteriors["paths"][k])["fold"] == str(k)
     members = np.load(run_dir / "trials" / "00-eager-fp32" / "member_probs.npy")
     assert members.shape == (2, 120, 10)
     np.testing.assert_allclose(members.sum(axis=2), 1.0, atol=1e-5)  # every (sample, example) filled once

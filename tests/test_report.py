@@ -60,6 +60,11 @@ def test_recommendation_picks_fastest_valid(run_dir):
     line = recommendation(df)
     valid = df[(df.status == "ok") & (df.validity == "VALID")].sort_values("ensemble_min")
     best = valid.iloc[0]
+    if best.trial == df.trial.iloc[0]:  # the reference itself was fastest in this recorded run
+        assert line.startswith("Stay on eager fp32")
+        best = valid.iloc[1]
+        df.loc[df.trial == best.trial, "ensemble_min"] = valid.ensemble_min.min() / 2
+        line = recommendation(df)
     assert line.startswith(f"Use {best.backend} {best.precision}")
     assert "ECE" in line and "INVALID" not in line
     assert recommendation(df.assign(validity="INVALID")).startswith("No trial")

@@ -6,6 +6,7 @@ import pytest
 from bench.config import load_config
 from bench.results import read_rows
 from bench.run import execute
+from tests.conftest import the_run
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker(tiny_overrides, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err
-    (run_dir,) = results.iterdir()
+    run_dir = the_run(results)
     assert [r["status"] for r in read_rows(run_dir)] == ["ok"]  # what finished is kept
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []

@@ -1,0 +1,152 @@
+"""Long runs survive faults: kill -9 and resume, torn and damaged rows, cached posteriors,
+memory limits and a full disk. Each fault is injected for real."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.config import load_config
+from bench.dataset import load_dataset, make_folds
+from bench.errors import ResultsError
+from bench.posteriors import obtain_posteriors
+from bench.results import append_row, read_rows
+from bench.run import execute
+from tests.conftest import the_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _quiet(*_):
+    pass
+
+
+def test_torn_tail_is_skipped_and_the_next_row_starts_a_fresh_line(tmp_path):
+    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    with open(tmp_path / "results.jsonl", "a") as f:
+        f.write('{"trial_id": "b", "sta')  # killed mid-write
+    append_row(tmp_path, {"trial_id": "c", "status": "ok"})
+    warnings = []
+    assert [r["trial_id"] for r in read_rows(tmp_path, warn=warnings.append)] == ["a", "c"]
+    assert len(warnings) == 1 and "line 2 is torn or damaged" in warnings[0]
+
+
+def test_damaged_row_fails_its_checksum_and_the_rest_is_kept(tmp_path):
+    for t in "abc":
+        append_row(tmp_path, {"trial_id": t, "status": "ok", "wall_s": 1.5})
+    path = tmp_path / "results.jsonl"
+    path.write_text(path.read_text().replace('"wall_s": 1.5', '"wall_s": 9.5', 1))  # a flipped digit, valid JSON
+    warnings = []
+    assert [r["trial_id"] for r in read_rows(tmp_path, warn=warnings.append)] == ["b", "c"]
+    assert "line 1" in warnings[0]
+
+
+def test_rerun_row_replaces_the_earlier_one_in_place(tmp_path):
+    append_row(tmp_path, {"trial_id": "a", "status": "failed"})
+    append_row(tmp_path, {"trial_id": "b", "status": "ok"})
+    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    assert [(r["trial_id"], r["status"]) for r in read_rows(tmp_path)] == [("a", "ok"), ("b", "ok")]
+
+
+def test_full_disk_is_one_clear_error(tmp_path):
+    (tmp_path / "results.jsonl").symlink_to("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(ResultsError, match="No space left on device.*free disk space"):
+        append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+
+
+def test_run_on_a_full_filesystem_exits_2_with_one_line(tmp_path, tiny_overrides, capsys):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); the /dev/full test covers the write path")
+    try:
+        (mnt / "ballast").write_bytes(b"\0" * 64 * 1024)  # fill it
+    except OSError:
+        pass
+    try:
+        code = main(["run", *tiny_overrides, "--results-dir", str(mnt), "--backends", "eager"])
+        err = capsys.readouterr().err.strip().splitlines()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+    assert code == 2 and len(err) == 1, err
+    assert "No space left on device" in err[0] and "free disk space" in err[0]
+
+
+def test_posteriors_are_cached_by_content_and_a_damaged_cache_is_retrained(tmp_path, tiny_overrides):
+    cfg = load_config(None, tiny_overrides)
+    data = load_dataset(cfg.data)
+    folds = make_folds(data.labels, cfg.ensemble.folds, cfg.ensemble.seed)
+    first = obtain_posteriors(cfg, data, folds, tmp_path, log=_quiet)
+    assert first.source == "trained" and len(first.paths) == 2
+    again = obtain_posteriors(cfg, data, folds, tmp_path, log=_quiet)
+    assert again.source == "cache" and again.paths == first.paths and again.train_s == first.train_s
+    other = load_config(None, [*tiny_overrides, "train.lr=0.01"])  # any training input changes the key
+    assert obtain_posteriors(other, data, folds, tmp_path, log=_quiet).key != first.key
+    with open(first.paths[1], "r+b") as f:  # flip bytes inside a cached tensor
+        f.seek(-64, os.SEEK_END)
+        f.write(b"\xff" * 8)
+    logs = []
+    fixed = obtain_posteriors(cfg, data, folds, tmp_path, log=logs.append)
+    assert fixed.source == "trained" and any("damaged; retraining" in m for m in logs)
+
+
+def test_memory_limit_stops_the_trial_as_oom_and_the_run_continues(tiny_overrides):
+    trials = "trials=[{backend: eager}, {backend: 'tests.faulty_backends:HogBackend'}]"
+    run_dir = execute(load_config(None, [*tiny_overrides, trials, "memory_limit_gb=1.5"]), log=_quiet)
+    ref, hog = read_rows(run_dir)
+    assert ref["status"] == "ok"
+    assert hog["status"] == "oom" and "over the 1.50 GB memory limit" in hog["error"]
+    assert hog["wall_s"] < 60  # stopped, not left to the timeout
+
+
+@pytest.mark.e2e
+def test_kill_9_mid_trial_then_resume_finishes_without_redoing_recorded_trials(tiny_overrides, tmp_path):
+    import psutil
+
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", *tiny_overrides, "--backends", "eager,eager:bf16,torchscript"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 180
+    while not list(results.glob("*/trials/01-*/spec.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # the harness dies at once, mid-trial
+    proc.wait()
+    run_dir = the_run(results)
+    before = read_rows(run_dir)
+    assert [r["trial_id"] for r in before] == ["00-eager-fp32"]
+    time.sleep(1)
+    orphans = [p for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])]
+    assert orphans == []  # the worker died with its parent
+
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    rows = read_rows(run_dir)
+    assert [r["trial_id"] for r in rows] == ["00-eager-fp32", "01-eager-bf16", "02-torchscript-fp32"]
+    assert rows[0] == before[0]  # recorded, not rerun
+    assert all(r["status"] == "ok" and r.get("validity") == "VALID" for r in rows)
+    assert all(r["posterior_source"] == "cache" for r in rows[1:])
+    assert json.loads((run_dir / "posteriors.json").read_text())["source"] == "cache"
+    assert main(["run", "--resume", str(run_dir)]) == 0  # nothing left to do: no new rows
+    assert (run_dir / "results.jsonl").read_text().count("\n") == 3
+
+
+def test_resume_reruns_failed_trials_only_when_asked(tiny_overrides):
+    trials = "trials=[{backend: eager}, {backend: 'tests.faulty_backends:RaiseBackend'}]"
+    run_dir = execute(load_config(None, [*tiny_overrides, trials]), log=_quiet)
+    assert [r["status"] for r in read_rows(run_dir)] == ["ok", "failed"]
+    lines = (run_dir / "results.jsonl").read_text()
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert (run_dir / "results.jsonl").read_text() == lines
+    assert main(["run", "--resume", str(run_dir), "--retry-failed"]) == 0
+    assert (run_dir / "results.jsonl").read_text().startswith(lines)  # appended, nothing rewritten
+    assert [r["status"] for r in read_rows(run_dir)] == ["ok", "failed"]  # it fails again, as it should
