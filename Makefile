@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 IPEX_VENV := .venv-ipex
 IPEX_STAMP := $(IPEX_VENV)/.installed
 
-.PHONY: install bench test test-ipex ipex-env lint clean
+.PHONY: install bench sweep bench-check test test-ipex ipex-env lint clean
 
 install: $(STAMP)
 
@@ -19,6 +19,27 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)  ## embedded default run (override: make bench ARGS="--backends eager ensemble.samples=4")
 	$(VENV)/bin/swagbench run $(ARGS)
+
+sweep: $(STAMP)  ## workers x threads / batch / layout grid of the profile (PROFILE=local by default)
+	$(VENV)/bin/swagbench sweep --profile $(or $(PROFILE),local) $(ARGS)
+
+# Speed regression checks (tests/benchmarks, pytest-benchmark) against this machine type's baseline.
+# The first run on a machine type records the baseline; later runs fail when a benchmark's BENCH_STAT
+# (min: robust to a busy neighbour; median is bimodal for some backends here) is more than BENCH_FAIL
+# percent slower. 40% is twice the worst run-to-run slowdown of the min measured here (README).
+BENCH_STAT ?= min
+BENCH_FAIL ?= 40
+BENCH_STORE = tests/benchmarks/baselines/$(shell $(PY) -m bench.profile)
+BENCH_PYTEST = $(PY) -m pytest tests/benchmarks -q -o addopts="" -p no:cacheprovider --benchmark-only \
+	--benchmark-storage=file://$(BENCH_STORE) --benchmark-columns=min,median,iqr,rounds \
+	--benchmark-warmup=on --benchmark-min-rounds=20 --benchmark-max-time=2
+bench-check: $(STAMP)
+	@if ls $(BENCH_STORE)/*/0001_baseline.json >/dev/null 2>&1; then \
+	  $(BENCH_PYTEST) --benchmark-autosave --benchmark-compare=0001 --benchmark-compare-fail=$(BENCH_STAT):$(BENCH_FAIL)%; \
+	else \
+	  $(BENCH_PYTEST) --benchmark-save=baseline && \
+	  echo "bench-check: recorded the first baseline for this machine type in $(BENCH_STORE); commit it"; \
+	fi
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not ipex" $(PYTEST_ARGS)

@@ -146,24 +146,33 @@ def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
 
 
 def scaling(df: pd.DataFrame, path: Path) -> Path:
-    """Throughput vs threads or batch size, one line per backend x precision, when the run swept them."""
-    ok = df[(df.status == "ok") & df.img_per_s.notna()]
-    swept = [c for c in ("threads", "batch") if ok.groupby(["backend", "precision"])[c].nunique().gt(1).any()]
+    """Throughput vs workers x threads and vs batch size, one line per backend x precision x layout,
+    when the run swept them (``swagbench sweep``); other settings of a line held at their first value."""
+    ok = df[(df.status == "ok") & df.img_per_s.notna()].copy()
+    ok["line"] = ok.backend + " " + ok.precision + ok.channels_last.map({True: " cl", False: ""})
+    swept = [c for c in ("plan", "batch") if ok.groupby("line")[c].nunique().gt(1).any()]
     if not swept:
         return _empty(
             path,
             "Throughput scaling",
-            "This run did not sweep threads or batch size (give trials different 'threads' or 'batch_size').",
+            "This run did not sweep workers x threads or batch size (run 'swagbench sweep').",
         )
     fig, axes = plt.subplots(1, len(swept), figsize=(6 * len(swept), 4), squeeze=False)
     for ax, col in zip(axes[0], swept, strict=True):
-        for (backend, precision), part in ok.groupby(["backend", "precision"]):
-            part = part.sort_values(col)
-            ax.plot(
-                part[col], part.img_per_s, marker="o", color=backend_colour(backend), label=f"{backend} {precision}"
-            )
-        ax.set_xlabel("threads per worker" if col == "threads" else "batch size")
-        ax.set_ylabel("predict throughput (images/s)")
+        other = "batch" if col == "plan" else "plan"
+        for line, part in ok.groupby("line"):
+            part = part[(part[other] == part[other].iloc[0]) & (part.members == part.members.iloc[0])]
+            if col == "plan":
+                part = part.assign(order=part.workers).sort_values("order")
+                x = part.plan
+            else:
+                part = part.sort_values("batch")
+                x = part.batch.astype(str)
+            backend = line.split(" ")[0]
+            style = "--" if line.endswith(" cl") else "-"
+            ax.plot(x, part.img_per_s, style, marker="o", color=backend_colour(backend), label=line)
+        ax.set_xlabel("workers x threads per worker" if col == "plan" else "batch size")
+        ax.set_ylabel("predict throughput, all workers (images/s)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_title("Throughput scaling")

@@ -13,10 +13,38 @@ EPILOG = """examples:
   swagbench run --config configs/quick.yaml      # a config file
   swagbench run --backends eager,eager:bf16 ensemble.samples=4 data.noise_rate=0.1
   swagbench run --resume results/<run-id>        # finish an interrupted run (its stored config)
+  swagbench run --profile n2-highcpu-32          # thread plan + memory limit of the target VM
+  swagbench sweep --backends eager,openvino      # the local profile's workers x threads / batch / layout grid
+  swagbench sweep --grid workers_threads=1x2,2x1 --grid batch_size=64,256
   swagbench list-backends
   swagbench report results/<run-id>              # summary + charts + report.html
   swagbench compare results/<run-a> results/<run-b>
 """
+
+
+def _common_run_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--config", metavar="YAML", help="run config file (see configs/); default: embedded default")
+    cmd.add_argument(
+        "--backends",
+        metavar="LIST",
+        help="replace the config's trials: comma list of backend[:fp32|bf16|int8][:cl], "
+        "cl = channels_last (e.g. eager,eager:bf16,eager:fp32:cl)",
+    )
+    cmd.add_argument("--results-dir", metavar="DIR", help="where run folders are created (default: results)")
+    cmd.add_argument("--name", help="run name, appended to the run folder's timestamp")
+    cmd.add_argument(
+        "--profile",
+        metavar="NAME|YAML",
+        help="hardware profile (profiles/*.yaml: local, n2-highcpu-32): thread budget, workers, memory limit; "
+        "recorded, and a host that does not match is reported",
+    )
+    cmd.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted config overrides, value in YAML (e.g. ensemble.samples=4 train.epochs=10 "
+        "data.source=my.npz threads=2 workers=2 timeout_s=600 memory_limit_gb=30)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,15 +62,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a benchmark. Settings come from the embedded defaults, then --config, "
         "then --backends, then key=value overrides.",
     )
-    run.add_argument("--config", metavar="YAML", help="run config file (see configs/); default: embedded default")
-    run.add_argument(
-        "--backends",
-        metavar="LIST",
-        help="replace the config's trials: comma list of backend[:fp32|bf16|int8][:cl], "
-        "cl = channels_last (e.g. eager,eager:bf16,eager:fp32:cl)",
+    sweep = sub.add_parser(
+        "sweep",
+        help="run every trial over a grid of workers x threads, batch size, channels_last, members",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A run whose trials are the config's trials times a grid (default: the profile's sweep "
+        "section, profile 'local' unless --profile). The report's scaling chart shows it.",
     )
-    run.add_argument("--results-dir", metavar="DIR", help="where run folders are created (default: results)")
-    run.add_argument("--name", help="run name, appended to the run folder's timestamp")
+    for cmd in (run, sweep):
+        _common_run_args(cmd)
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a sweep dimension and its values (repeatable): workers_threads=1x2,2x1 batch_size=32,128 "
+        "channels_last=false,true members=stream,hold; replaces the profile's values for that key",
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -50,13 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--retry-failed", action="store_true", help="with --resume: also rerun failed, timed-out and skipped trials"
-    )
-    run.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="dotted config overrides, value in YAML (e.g. ensemble.samples=4 train.epochs=10 "
-        "data.source=my.npz threads=2 timeout_s=600)",
     )
     sub.add_parser("list-backends", help="list registered backends with availability and the reason if not")
     summ = sub.add_parser("summary", help="rebuild and print summary.csv/summary.md of a run directory")
@@ -70,13 +99,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> None:
+    import dataclasses
     from pathlib import Path
 
-    from bench.config import load_config
+    from bench.config import RunConfig, build, expand_sweep, load_config, parse_grid
     from bench.errors import ConfigError
+    from bench.profile import host_mismatch, load_profile, profile_overrides
     from bench.run import execute
 
-    if args.resume:
+    if getattr(args, "resume", None):
         given = [
             f
             for f, v in (
@@ -84,6 +115,7 @@ def _run(args: argparse.Namespace) -> None:
                 ("--backends", args.backends),
                 ("--name", args.name),
                 ("--results-dir", args.results_dir),
+                ("--profile", args.profile),
                 ("KEY=VALUE", args.overrides),
             )
             if v
@@ -95,20 +127,31 @@ def _run(args: argparse.Namespace) -> None:
             raise ConfigError(f"{run_dir} has no config.yaml, so it is not a swagbench run; pass results/<run-id>")
         execute(load_config(run_dir / "config.yaml"), resume=run_dir, retry_failed=args.retry_failed)
         return
-    if args.retry_failed:
+    if getattr(args, "retry_failed", False):
         raise ConfigError("--retry-failed only applies with --resume RUN_DIR")
     overrides = list(args.overrides)
     if args.results_dir:
         overrides.append(f"results_dir={args.results_dir}")
     if args.name:
         overrides.append(f"name={args.name}")
-    execute(load_config(args.config, overrides, args.backends))
+    sweeping = args.command == "sweep"
+    profile = load_profile(args.profile or "local") if args.profile or sweeping else None
+    config = load_config(args.config, overrides, args.backends, base=profile_overrides(profile) if profile else None)
+    if profile:
+        mismatch = host_mismatch(profile)
+        print(f"swagbench: profile {profile['name']}" + (f": {mismatch}" if mismatch else " (this host matches it)"))
+    if sweeping:
+        grid = {**profile["sweep"], **parse_grid(args.grid)}
+        trials = expand_sweep(config.trials, grid)
+        print(f"swagbench: sweep of {len(trials)} trials over {', '.join(f'{k}={v}' for k, v in grid.items() if v)}")
+        config = build(RunConfig, {**config.to_dict(), "trials": [dataclasses.asdict(t) for t in trials]})
+    execute(config, profile=profile)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
+        if args.command in ("run", "sweep"):
             _run(args)
         elif args.command == "list-backends":
             from backends import backend_names, get_backend

@@ -17,6 +17,7 @@ import yaml
 
 from backends.base import PRECISIONS
 from bench.errors import ConfigError
+from bench.trial import MEMBERS
 from swag.training import TrainConfig
 
 FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
@@ -97,14 +98,18 @@ class CleanlabConfig:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """One backend trial. threads/batch_size default to the run's; options go to the backend;
-    python: interpreter for its worker (default: the backend's own choice, else the harness's)."""
+    """One backend trial. workers/batch_size default to the run's, threads (per worker) to the
+    run's budget divided by workers; members: ``stream`` (draw one sample's weights at a time) or
+    ``hold`` (draw a fold's samples up front and keep them in memory); options go to the backend;
+    python: interpreter for its workers (default: the backend's own choice, else the harness's)."""
 
     backend: str = "eager"
     precision: str = "fp32"
     channels_last: bool = False
     threads: int | None = None
+    workers: int | None = None
     batch_size: int | None = None
+    members: str = "stream"
     options: dict[str, Any] = field(default_factory=dict)
     python: str | None = None
 
@@ -117,12 +122,27 @@ class TrialConfig:
             raise ConfigError(f"trial threads must be >= 1 (got {self.threads})")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"trial batch_size must be >= 1 (got {self.batch_size})")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"trial workers must be >= 1 (got {self.workers})")
+        if self.members not in MEMBERS:
+            raise ConfigError(f"trial members {self.members!r} is not one of {', '.join(MEMBERS)}")
 
     @property
     def label(self) -> str:
+        """Backend, precision and every setting that differs from the run's defaults."""
         name = self.backend.rsplit(":", 1)[-1]  # module:Class specs -> Class
         opts = "".join(f"-{k}" if v is True else f"-{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{name}-{self.precision}" + ("-cl" if self.channels_last else "") + opts
+        plan = ""
+        if self.workers or self.threads:
+            plan = f"-{self.workers or ''}x{self.threads or ''}"
+        return (
+            f"{name}-{self.precision}"
+            + ("-cl" if self.channels_last else "")
+            + plan
+            + (f"-b{self.batch_size}" if self.batch_size else "")
+            + ("-hold" if self.members == "hold" else "")
+            + opts
+        )
 
 
 def _default_trials() -> list[TrialConfig]:
@@ -145,7 +165,8 @@ def _default_trials() -> list[TrialConfig]:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole benchmark run. threads: 0 = all logical CPUs of this machine.
+    """A whole benchmark run. threads: the thread budget of a trial (0 = all logical CPUs of this
+    machine), split among its ``workers`` processes unless a trial sets threads per worker.
 
     posterior_cache: reuse trained posteriors across runs by a content hash, stored under
     cache_dir (default ``<results_dir>/cache``); false keeps them in the run folder.
@@ -158,6 +179,7 @@ class RunConfig:
     model: str = "digits_cnn"
     results_dir: str = "results"
     threads: int = 0
+    workers: int = 1
     batch_size: int = 128
     timeout_s: float = 1800.0
     memory_limit_gb: float | None = None
@@ -177,6 +199,15 @@ class RunConfig:
             raise ConfigError(f"batch_size must be >= 1 (got {self.batch_size})")
         if self.timeout_s <= 0:
             raise ConfigError(f"timeout_s must be > 0 (got {self.timeout_s})")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1 (got {self.workers})")
+        pairs = self.ensemble.folds * self.ensemble.samples
+        for t in self.trials:
+            if (t.workers or self.workers) > pairs:
+                raise ConfigError(
+                    f"trial {t.label} asks for {t.workers or self.workers} workers but the ensemble has only "
+                    f"{pairs} (fold, sample) pairs to share; use at most {pairs} workers"
+                )
         if self.memory_limit_gb is not None and self.memory_limit_gb <= 0:
             raise ConfigError(f"memory_limit_gb must be > 0 or null (got {self.memory_limit_gb})")
         if self.posteriors_dir is not None and self.train.synthesize:
@@ -206,7 +237,7 @@ class RunConfig:
 
 
 def _trial_key(t: TrialConfig) -> str:
-    return f"{t.label}-t{t.threads}-b{t.batch_size}-{sorted(t.options.items())}"
+    return f"{t.label}-{sorted(t.options.items())}"
 
 
 def build(cls, raw: Any, where: str = ""):
@@ -301,22 +332,63 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, backends: str | None = None
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    backends: str | None = None,
+    base: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Load a run config: defaults <- YAML file <- ``--backends`` <- ``key=value`` overrides."""
-    raw: dict[str, Any] = {}
+    """Load a run config: defaults <- ``base`` (a profile's run settings) <- YAML file <- ``--backends``
+    <- ``key=value`` overrides."""
+    raw: dict[str, Any] = dict(base or {})
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
+        if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at top level")
+        raw.update(loaded)
     if backends:
         raw["trials"] = parse_backends(backends)
     for item in overrides or []:
         apply_override(raw, item)
     return build(RunConfig, raw)
+
+
+SWEEP_DIMENSIONS = ("workers_threads", "batch_size", "channels_last", "members")
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["workers_threads=1x2,2x1", "batch_size=32,128"]`` -> {dimension: values}."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in SWEEP_DIMENSIONS:
+            raise ConfigError(f"--grid {item!r}: use KEY=V1,V2 with KEY one of {', '.join(SWEEP_DIMENSIONS)}")
+        grid[key] = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+    return grid
+
+
+def expand_sweep(trials: list[TrialConfig], grid: dict[str, list[Any]]) -> list[TrialConfig]:
+    """Every trial x every combination of the grid's values (duplicates dropped, order kept)."""
+    import itertools
+
+    from bench.profile import parse_plan
+
+    dims = [d for d in SWEEP_DIMENSIONS if grid.get(d)]
+    out: list[TrialConfig] = []
+    for trial in trials:
+        for combo in itertools.product(*(grid[d] for d in dims)):
+            changes: dict[str, Any] = {}
+            for dim, value in zip(dims, combo, strict=True):
+                if dim == "workers_threads":
+                    changes["workers"], changes["threads"] = parse_plan(value)
+                else:
+                    changes[dim] = value
+            built = build(TrialConfig, {**dataclasses.asdict(trial), **changes}, "sweep trial")
+            if built not in out:
+                out.append(built)
+    return out

@@ -50,11 +50,36 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def environment(threads: int) -> dict[str, Any]:
-    """Machine, library and thread facts for env.json."""
+GCP_METADATA = "http://169.254.169.254/computeMetadata/v1/instance/?recursive=true"
+
+
+def gcp_metadata(timeout_s: float = 0.3) -> dict[str, Any] | None:
+    """Machine type, zone and CPU platform from the GCP metadata server; None off GCP (never an error)."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(GCP_METADATA, headers={"Metadata-Flavor": "Google"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            data = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    return {
+        "machine_type": str(data.get("machineType", "")).rsplit("/", 1)[-1] or None,
+        "zone": str(data.get("zone", "")).rsplit("/", 1)[-1] or None,
+        "cpu_platform": data.get("cpuPlatform"),
+    }
+
+
+def environment(threads: int, profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Machine, library and thread facts for env.json, with the profile the run was made for."""
     import psutil
 
+    from bench.profile import host_mismatch
+
     return {
+        "profile": None if profile is None else {**profile, "host_mismatch": host_mismatch(profile)},
+        "gcp": gcp_metadata(),
         "cpu": cpu_info(),
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(logical=True),

@@ -96,6 +96,13 @@ def build_report(run_dir: str | Path) -> Path:
         "packages": ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v),
         "threads": json.dumps(env.get("threads")),
         "host": env.get("hostname"),
+        "GCP machine": " ".join(str(v) for v in (env.get("gcp") or {}).values() if v) or "not on GCP",
+        "profile": (env.get("profile") or {}).get("name", "none")
+        + (f" ({env['profile']['host_mismatch']})" if (env.get("profile") or {}).get("host_mismatch") else ""),
+        "peak GFLOP/s (roofline)": ", ".join(
+            f"{k} {v:.0f}" for k, v in ((env.get("peak") or {}).get("gflops") or {}).items() if v
+        )
+        + f" on {(env.get('peak') or {}).get('threads')} threads",
     }
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>swagbench report {html.escape(run_dir.name)}</title>

@@ -103,8 +103,9 @@ def read_rows(run_dir: str | Path, warn=None) -> list[dict[str, Any]]:
 def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """One flat row per trial: minutes per phase, throughput, memory, calibration, detection, speedup.
 
-    ``ensemble_min`` is the per-trial cost (sample + BN update + prepare + warm-up + predict +
-    confident learning); ``train_min`` is shared by all trials of the run and listed apart.
+    ``ensemble_min`` is the per-trial wall-clock cost (sample + BN update + prepare + warm-up +
+    predict over all workers, then confident learning); phase minutes are worker-minutes summed
+    over a trial's workers; ``train_min`` is shared by all trials of the run and listed apart.
     ``speedup`` is eager-fp32 ensemble_min divided by this trial's; ``predict_speedup`` the
     same for steady-state predict throughput (img/s).
     """
@@ -115,7 +116,9 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         cal = (r.get("calibration") or {}) if meaningful else {}
         det = (r.get("label_issues") or {}) if meaningful else {}
         fid = r.get("fidelity") or {}
+        roof = r.get("roofline") or {}
         samples = r.get("samples_total") or 0
+        workers = r.get("workers", 1)
         rec = {
             "trial": r["trial_id"],
             "backend": r["backend"],
@@ -123,16 +126,21 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "channels_last": r["channels_last"],
             "strategy": r.get("strategy"),
             "threads": r["threads"],
+            "workers": workers,
+            "plan": f"{workers}x{r['threads']}",
+            "members": r.get("members", "stream"),
             "batch": r["batch_size"],
             "status": r["status"],
             "metrics": "meaningful" if meaningful else "not meaningful (timing-only)",
-            "ensemble_min": sum(phases.get(p, 0.0) for p in PHASES) / 60 if phases else None,
+            "ensemble_min": r["ensemble_s"] / 60 if r.get("ensemble_s") is not None else None,
             "train_min": r.get("train_s", 0.0) / 60,
         }
         rec.update({f"{p}_min": phases[p] / 60 if p in phases else None for p in PHASES})
         rec.update(
             {
                 "img_per_s": r.get("predict_img_per_s"),
+                "gflops": roof.get("achieved_gflops"),
+                "pct_of_peak": roof.get("pct_of_peak"),
                 "prepare_s_per_sample": phases["prepare"] / samples if phases and samples else None,
                 "peak_rss_gb": r["peak_rss_bytes"] / 1e9 if r.get("peak_rss_bytes") else None,
                 "rss_growth_gb": r["rss_growth_bytes"] / 1e9 if r.get("rss_growth_bytes") is not None else None,
@@ -177,10 +185,13 @@ OVERVIEW_COLUMNS = (
     "validity",
     "metrics",
     "strategy",
+    "plan",
     "ensemble_min",
     "speedup",
     "predict_speedup",
     "img_per_s",
+    "gflops",
+    "pct_of_peak",
     "prepare_s_per_sample",
     "peak_rss_gb",
     "max_abs_dp",

@@ -22,15 +22,22 @@ from bench.fidelity import compare, is_reference, tolerances_table, verdict
 from bench.posteriors import obtain_posteriors, user_posteriors
 from bench.report import build_report
 from bench.results import append_row, new_run_dir, read_rows
-from bench.runner import run_worker
-from bench.trial import TrialSpec
+from bench.roofline import gflop_per_image, measure_peak, roofline
+from bench.runner import WorkerJob, run_workers
+from bench.trial import TrialSpec, finish_trial, split_tasks
 from swag.models import build_model
 
 
+def trial_workers(config: RunConfig, trial: TrialConfig) -> int:
+    return trial.workers or config.workers
+
+
 def trial_options(config: RunConfig, trial: TrialConfig) -> BackendOptions:
+    """The backend options of one worker of ``trial``: threads default to the run's budget split
+    evenly among the trial's workers."""
     return BackendOptions(
         precision=trial.precision,
-        threads=trial.threads or config.resolved_threads,
+        threads=trial.threads or max(1, config.resolved_threads // trial_workers(config, trial)),
         batch_size=trial.batch_size or config.batch_size,
         channels_last=trial.channels_last,
         extra=dict(trial.options),
@@ -43,8 +50,9 @@ def check_trials(config: RunConfig) -> None:
         get_backend(trial.backend).check(trial_options(config, trial))
 
 
-def check_model(config: RunConfig, dataset: Dataset) -> None:
-    """Build the model and run two examples through it, so a bad spec fails before any work."""
+def check_model(config: RunConfig, dataset: Dataset) -> float:
+    """Build the model and run two examples through it, so a bad spec fails before any work;
+    return its GFLOPs per image (for the roofline)."""
     import torch
 
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1]).eval()
@@ -61,6 +69,7 @@ def check_model(config: RunConfig, dataset: Dataset) -> None:
             f"model {config.model!r} returns shape {tuple(out.shape)[1:]} per example, "
             f"expected ({dataset.num_classes},) logits"
         )
+    return gflop_per_image(model, torch.from_numpy(dataset.x[:1]))
 
 
 def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
@@ -72,26 +81,34 @@ def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
     return ref[:1] + [t for t in trials if t is not ref[0]]
 
 
-def execute(config: RunConfig, log=print, resume: Path | None = None, retry_failed: bool = False) -> Path:
+def execute(
+    config: RunConfig,
+    log=print,
+    resume: Path | None = None,
+    retry_failed: bool = False,
+    profile: dict[str, Any] | None = None,
+) -> Path:
     """Run everything ``config`` asks for; return the run directory.
 
     With ``resume`` (a run directory) the run continues there: the stored data and folds are
     reused, posteriors come from the cache, and only trials without a recorded row run (also
-    failed, timed-out and skipped ones when ``retry_failed``).
+    failed, timed-out and skipped ones when ``retry_failed``). ``profile`` (see bench.profiles)
+    is recorded in env.json with whether this host matches it.
     """
     check_trials(config)
     config = dataclasses.replace(config, trials=with_reference(config.trials, log))
     if resume is None:
         dataset = load_dataset(config.data)
         fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
-        check_model(config, dataset)
+        gflop = check_model(config, dataset)
         if config.posteriors_dir:
             user_posteriors(config, dataset)
         run_dir = new_run_dir(config.results_dir, config.name)
         lock = lock_run_dir(run_dir)
         log(f"swagbench: run directory {run_dir}")
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        (run_dir / "env.json").write_text(json.dumps(environment(config.resolved_threads), indent=2))
+        env = environment(config.resolved_threads, profile)
+        (run_dir / "env.json").write_text(json.dumps(env, indent=2))
         (run_dir / "tolerances.json").write_text(json.dumps(tolerances_table(), indent=2))
         dataset.save(run_dir / "data.npz")
         np.save(run_dir / "folds.npy", fold_of)
@@ -101,6 +118,8 @@ def execute(config: RunConfig, log=print, resume: Path | None = None, retry_fail
         lock = lock_run_dir(run_dir)
         dataset = Dataset.load(run_dir / "data.npz")
         fold_of = np.load(run_dir / "folds.npy")
+        gflop = check_model(config, dataset)
+        env = json.loads((run_dir / "env.json").read_text())
         done = {r["trial_id"]: r for r in read_rows(run_dir, warn=log)}
         if retry_failed:
             done = {k: r for k, r in done.items() if r["status"] == "ok"}
@@ -113,6 +132,10 @@ def execute(config: RunConfig, log=print, resume: Path | None = None, retry_fail
     )
     if posteriors.source == "trained":
         log(f"swagbench: trained {len(posteriors.paths)} posteriors in {posteriors.train_s / 60:.2f} min")
+    if "peak" not in env:  # once per run, on the run's thread budget, after training has warmed the CPU
+        log("swagbench: measuring this machine's peak GFLOP/s (matmul and conv, fp32/bf16/int8)")
+        env["peak"] = measure_peak(config.resolved_threads)
+        (run_dir / "env.json").write_text(json.dumps(env, indent=2))
     if not config.metrics_meaningful:
         log(
             "swagbench: timing-only run (synthetic data or posterior): calibration and label metrics are not meaningful"
@@ -131,6 +154,8 @@ def execute(config: RunConfig, log=print, resume: Path | None = None, retry_fail
             "precision": trial.precision,
             "channels_last": trial.channels_last,
             "threads": options.threads,
+            "workers": trial_workers(config, trial),
+            "members": trial.members,
             "batch_size": options.batch_size,
             "options": dict(trial.options),
             "model": config.model,
@@ -140,6 +165,7 @@ def execute(config: RunConfig, log=print, resume: Path | None = None, retry_fail
             "samples": config.ensemble.samples,
             "samples_total": config.ensemble.folds * config.ensemble.samples,
             "train_s": posteriors.train_s,
+            "profile": (env.get("profile") or {}).get("name"),
             "posterior_source": posteriors.source,
             "metrics_meaningful": config.metrics_meaningful,
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -150,7 +176,9 @@ def execute(config: RunConfig, log=print, resume: Path | None = None, retry_fail
             append_row(run_dir, {**base, "status": "skipped", "error": reason})
             continue
         python = trial.python or get_backend(trial.backend).python()
-        row = run_one(config, dataset, run_dir, posteriors.paths, trial.backend, options, {**base, "python": python})
+        row = run_one(config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python})
+        if row["status"] == "ok":
+            row["roofline"] = roofline(gflop, row["predict_img_per_s"], trial.precision, env["peak"])
         if reference is None and is_reference_row(row):
             reference = row
         append_row(run_dir, gate(row, reference, run_dir))
@@ -198,40 +226,50 @@ def run_one(
     dataset: Dataset,
     run_dir: Path,
     posterior_paths: list[Path],
-    backend: str,
+    trial: TrialConfig,
     options: BackendOptions,
     base: dict[str, Any],
 ) -> dict[str, Any]:
-    """Run one trial in a worker and turn its outcome into a result row (``base`` + measurements)."""
+    """Run one trial in its worker(s), finish it, and turn the outcome into a result row (``base`` + measurements)."""
     trial_id = base["trial_id"]
     trial_dir = run_dir / "trials" / trial_id
     shutil.rmtree(trial_dir, ignore_errors=True)  # left over from an interrupted attempt
     trial_dir.mkdir(parents=True)
-    spec = TrialSpec(
-        trial_id=trial_id,
-        backend=backend,
-        options=dataclasses.asdict(options),
-        model=config.model,
-        num_classes=dataset.num_classes,
-        in_channels=int(dataset.x.shape[1]),
-        data_path=str((run_dir / "data.npz").resolve()),
-        folds_path=str((run_dir / "folds.npy").resolve()),
-        posterior_paths=[str(p.resolve()) for p in posterior_paths],
-        ensemble=dataclasses.asdict(config.ensemble),
-        cleanlab=dataclasses.asdict(config.cleanlab),
-        out_dir=str(trial_dir.resolve()),
-    )
-    spec.save(trial_dir / "spec.json")
+    members_path = trial_dir / "member_probs.npy"
+    n, c, samples = len(dataset.labels), dataset.num_classes, config.ensemble.samples
+    np.lib.format.open_memmap(members_path, mode="w+", dtype=np.float32, shape=(samples, n, c)).flush()
+    jobs = []
+    for w, tasks in enumerate(split_tasks(config.ensemble.folds, samples, base["workers"])):
+        spec = TrialSpec(
+            trial_id=trial_id,
+            backend=trial.backend,
+            options=dataclasses.asdict(options),
+            model=config.model,
+            num_classes=c,
+            in_channels=int(dataset.x.shape[1]),
+            data_path=str((run_dir / "data.npz").resolve()),
+            folds_path=str((run_dir / "folds.npy").resolve()),
+            posterior_paths=[str(p.resolve()) for p in posterior_paths],
+            ensemble=dataclasses.asdict(config.ensemble),
+            members_path=str(members_path.resolve()),
+            tasks=tasks,
+            members=trial.members,
+        )
+        suffix = f".{w}" if base["workers"] > 1 else ""
+        spec.save(trial_dir / f"spec{suffix}.json")
+        jobs.append(
+            WorkerJob(
+                trial_dir / f"spec{suffix}.json", trial_dir / f"result{suffix}.json", trial_dir / f"worker{suffix}.log"
+            )
+        )
     with tqdm(total=base["samples_total"], desc=trial_id, unit="sample") as bar:
-        outcome = run_worker(
-            trial_dir / "spec.json",
-            trial_dir / "result.json",
+        outcome = run_workers(
+            jobs,
             options.threads,
             config.timeout_s,
-            trial_dir / "worker.log",
-            memory_limit_bytes=None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9),
             python=base["python"],
-            on_progress=lambda done, _total: bar.update(done - bar.n),
+            on_progress=lambda done: bar.update(done - bar.n),
+            memory_limit_bytes=None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9),
         )
     row = {
         **base,
@@ -240,10 +278,14 @@ def run_one(
         "wall_s": outcome.wall_s,
         "peak_rss_bytes": outcome.peak_rss_bytes,
     }
-    if outcome.payload:
-        payload = {k: v for k, v in outcome.payload.items() if k != "ok"}
-        payload.pop("peak_rss_bytes", None)  # outcome.peak_rss_bytes already combines it with the polled one
+    if outcome.payloads:
+        try:
+            payload = finish_trial(
+                trial_dir, run_dir / "data.npz", members_path, dataclasses.asdict(config.cleanlab), outcome.payloads
+            )
+        except Exception as exc:  # e.g. cleanlab rejecting degenerate probabilities: a failed trial, not a crash
+            return {**row, "status": "failed", "error": f"finishing the trial: {type(exc).__name__}: {exc}"}
         row.update(payload)
         if outcome.peak_rss_bytes is not None:
-            row["rss_growth_bytes"] = outcome.peak_rss_bytes - payload["baseline_rss_bytes"]
+            row["rss_growth_bytes"] = outcome.peak_rss_bytes - sum(p["baseline_rss_bytes"] for p in outcome.payloads)
     return row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,16 +26,26 @@ USER_INDUCTOR_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 
 @dataclass
 class WorkerOutcome:
-    """status: ``ok`` | ``failed`` | ``timeout`` | ``oom``. peak_rss_bytes is the worker's VmHWM, polled by
-    the parent while it runs (so known even for a worker that crashed) and taken together with
-    the worker's own final reading."""
+    """status: ``ok`` | ``failed`` | ``timeout`` | ``oom``. payloads: one per worker when all
+    succeeded. peak_rss_bytes: the sum over workers of each one's VmHWM (polled by the parent while
+    it runs, so known even for a worker that crashed, and taken together with the worker's own
+    final reading); with one worker, exactly its peak, with several an upper bound of their
+    combined peak."""
 
     status: str
-    payload: dict[str, Any] | None
+    payloads: list[dict[str, Any]] | None
     error: str | None
     wall_s: float
     peak_rss_bytes: int | None
-    returncode: int | None
+
+
+@dataclass
+class WorkerJob:
+    """One worker process of a trial: ``python -m bench.worker spec result``, stderr to log."""
+
+    spec_path: Path
+    result_path: Path
+    log_path: Path
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -43,86 +54,126 @@ def thread_env(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
-def run_worker(
-    spec_path: Path,
-    result_path: Path,
+def run_workers(
+    jobs: list[WorkerJob],
     threads: int,
     timeout_s: float,
-    log_path: Path,
     python: str | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
     memory_limit_bytes: int | None = None,
 ) -> WorkerOutcome:
-    """Run ``python -m bench.worker spec result`` with a thread budget and a wall-clock limit.
+    """Run a trial's workers concurrently, each with ``threads`` threads, under one wall-clock limit.
 
-    With ``memory_limit_bytes`` the worker (with any children, e.g. compiler processes) is
-    killed once its resident memory exceeds it: the trial would not fit on the target machine.
+    ``on_progress`` gets the number of samples done by all workers together. If one worker
+    fails, the others are stopped: the trial failed. With ``memory_limit_bytes`` the workers
+    (with any children, e.g. compiler processes) are killed once their resident memory together
+    exceeds it: the trial would not fit on the target machine.
     """
     env = {**os.environ, **thread_env(threads)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.getcwd(), env.get("PYTHONPATH")]))
-    result_path.unlink(missing_ok=True)
+    done = [0] * len(jobs)
+
+    def report(i: int, count: int) -> None:
+        done[i] = count
+        if on_progress is not None:
+            on_progress(sum(done))
+
     start = time.perf_counter()
-    with open(log_path, "wb") as log, tempfile.TemporaryDirectory(prefix="swagbench-cache-") as cache:
+    with contextlib.ExitStack() as stack:
+        cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="swagbench-cache-"))
         # Compilers start cold in every trial (as on a new VM) unless the user chose a cache dir.
         env["TORCHINDUCTOR_CACHE_DIR"] = USER_INDUCTOR_CACHE or cache
-        proc = subprocess.Popen(
-            [python or sys.executable, "-m", "bench.worker", str(spec_path), str(result_path)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-        )
-        reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress), daemon=True)
-        reader.start()
-        killed_for, peak, resident = None, 0, 0
+        procs, readers, codes = [], [], [None] * len(jobs)
         try:
+            # Started from this (main) thread: workers are killed when it dies (PR_SET_PDEATHSIG).
+            for i, job in enumerate(jobs):
+                job.result_path.unlink(missing_ok=True)
+                log = stack.enter_context(open(job.log_path, "wb"))
+                proc = subprocess.Popen(
+                    [python or sys.executable, "-m", "bench.worker", str(job.spec_path), str(job.result_path)],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    env=env,
+                    start_new_session=True,
+                )
+                procs.append(proc)
+                reader = threading.Thread(target=_read_progress, args=(proc.stdout, i, report), daemon=True)
+                reader.start()
+                readers.append(reader)
+            killed_for, killed, peaks, resident = None, set(), [0] * len(jobs), 0
             while True:
-                peak = max(peak, peak_rss_bytes(proc.pid) or 0)
+                for i, proc in enumerate(procs):
+                    if codes[i] is None:
+                        peaks[i] = max(peaks[i], peak_rss_bytes(proc.pid) or 0)
                 if memory_limit_bytes is not None:
-                    resident = max(resident, tree_rss_bytes(proc.pid))
-                pid, status = os.waitpid(proc.pid, os.WNOHANG)
-                if pid:
+                    resident = max(
+                        resident, sum(tree_rss_bytes(p.pid) for p, c in zip(procs, codes, strict=True) if c is None)
+                    )
+                for i, proc in enumerate(procs):
+                    if codes[i] is None:
+                        pid, status = os.waitpid(proc.pid, os.WNOHANG)
+                        if pid:
+                            codes[i] = proc.returncode = os.waitstatus_to_exitcode(status)
+                if all(c is not None for c in codes):
                     break
-                if time.perf_counter() - start > timeout_s:
+                if any(c not in (None, 0) for c in codes):
+                    killed_for = "sibling"
+                elif time.perf_counter() - start > timeout_s:
                     killed_for = "timeout"
                 elif memory_limit_bytes is not None and resident > memory_limit_bytes:
                     killed_for = "oom"
                 if killed_for:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    pid, status = os.waitpid(proc.pid, 0)
+                    killed = _kill(procs, codes)
                     break
                 time.sleep(0.05)
-        except BaseException:  # Ctrl-C or any error here: the worker (own session) must not outlive us
-            os.killpg(proc.pid, signal.SIGKILL)
-            os.waitpid(proc.pid, 0)
-            proc.returncode = -signal.SIGKILL
+        except BaseException:  # Ctrl-C or any error here: workers (own sessions) must not outlive us
+            _kill(procs, codes)
             raise
-        proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-        reader.join(timeout=5)
+        for reader in readers:
+            reader.join(timeout=5)
     wall = time.perf_counter() - start
-    code = proc.returncode
+    payloads = [json.loads(j.result_path.read_text()) if j.result_path.is_file() else None for j in jobs]
+    peak = sum(max(pk, (pl or {}).get("peak_rss_bytes") or 0) for pk, pl in zip(peaks, payloads, strict=True)) or None
     if killed_for == "timeout":
-        return WorkerOutcome("timeout", None, f"timed out after {timeout_s:.0f} s (raise timeout_s)", wall, peak, code)
+        return WorkerOutcome("timeout", None, f"timed out after {timeout_s:.0f} s (raise timeout_s)", wall, peak)
     if killed_for == "oom":
         error = (
             f"stopped at {resident / 1e9:.2f} GB resident, over the {memory_limit_bytes / 1e9:.2f} GB memory limit "
             "(memory_limit_gb / the profile's memory); use fewer workers, a smaller batch or a bigger machine"
         )
-        return WorkerOutcome("oom", None, error, wall, max(peak, resident), code)
-    payload = json.loads(result_path.read_text()) if result_path.is_file() else None
-    peak = max(peak, (payload or {}).get("peak_rss_bytes") or 0) or None
-    if payload and payload.get("ok"):
-        return WorkerOutcome("ok", payload, None, wall, peak, code)
-    if payload:
-        return WorkerOutcome("failed", None, payload.get("error"), wall, peak, code)
-    return WorkerOutcome("failed", None, _crash_reason(code, log_path), wall, peak, code)
+        return WorkerOutcome("oom", None, error, wall, max(peak or 0, resident))
+    if all(pl and pl.get("ok") for pl in payloads):
+        return WorkerOutcome("ok", payloads, None, wall, peak)
+    for i, (job, pl) in enumerate(zip(jobs, payloads, strict=True)):  # the first worker that failed by itself
+        if i in killed:
+            continue
+        reason = pl.get("error") if pl else _crash_reason(codes[i], job.log_path)
+        return WorkerOutcome("failed", None, _worker_name(i, len(jobs)) + reason, wall, peak)
+    raise AssertionError("unreachable: a trial that did not succeed has a worker that failed")
 
 
-def _read_progress(stream, on_progress) -> None:
+def _worker_name(i: int, n: int) -> str:
+    return f"worker {i + 1}/{n}: " if n > 1 else ""
+
+
+def _kill(procs: list[subprocess.Popen], codes: list[int | None]) -> set[int]:
+    """SIGKILL every still-running worker's process group; return their indices."""
+    killed = set()
+    for i, proc in enumerate(procs):
+        if codes[i] is None:
+            killed.add(i)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            _, status = os.waitpid(proc.pid, 0)
+            codes[i] = proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
+    return killed
+
+
+def _read_progress(stream, index: int, report: Callable[[int, int], None]) -> None:
     for raw in stream:
         parts = raw.decode(errors="replace").split()
-        if len(parts) == 3 and parts[0] == "progress" and on_progress is not None:
-            on_progress(int(parts[1]), int(parts[2]))
+        if len(parts) == 3 and parts[0] == "progress":
+            report(index, int(parts[1]))
 
 
 def _crash_reason(code: int, log_path: Path) -> str:

@@ -1,8 +1,13 @@
-"""One backend trial of the SWAG ensemble, run inside a worker process.
+"""One backend trial of the SWAG ensemble: tasks run in worker processes, the parent finishes.
 
-Everything crosses the process boundary as files: the spec (JSON) names the dataset
-(.npz), fold assignment (.npy) and per-fold posteriors (safetensors); results come back
-as JSON plus .npy arrays in the trial directory. No state is shared with the parent.
+A trial's work is the (fold, sample) pairs of the ensemble. They are split into contiguous
+*tasks* ``[fold, first_sample, stop_sample]`` among the trial's workers (one worker by default;
+several with ``workers``), each a separate process with its own thread budget. Everything
+crosses the process boundary as files: the spec (JSON) names the dataset (.npz), fold
+assignment (.npy), per-fold posteriors (safetensors) and the shared ``member_probs.npy``
+(S, N, C) memory map, into which every worker writes only its own (sample, example) cells.
+The parent then finishes: ensemble means at S = 1, 2, 4, ..., confident learning, metrics.
+A sample's weights depend only on (seed, fold, sample), so any split gives the same members.
 """
 
 from __future__ import annotations
@@ -17,11 +22,17 @@ from typing import Any
 import numpy as np
 
 PHASES = ("sample", "bn_update", "prepare", "warmup", "predict", "confident_learning")
+WORKER_PHASES = PHASES[:-1]
+MEMBERS = ("stream", "hold")
 
 
 @dataclass
 class TrialSpec:
-    """Inputs of one trial (paths are absolute or relative to the worker's cwd)."""
+    """Inputs of one worker (paths are absolute or relative to the worker's cwd).
+
+    tasks: ``[fold, first_sample, stop_sample]`` triples this worker computes. members:
+    ``stream`` draws one sample's weights at a time; ``hold`` draws all of a task's samples
+    first and keeps them in memory (more RAM, sampling done in one go)."""
 
     trial_id: str
     backend: str
@@ -33,8 +44,9 @@ class TrialSpec:
     folds_path: str
     posterior_paths: list[str]
     ensemble: dict[str, Any]
-    cleanlab: dict[str, Any]
-    out_dir: str
+    members_path: str
+    tasks: list[list[int]]
+    members: str = "stream"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
@@ -43,6 +55,23 @@ class TrialSpec:
     @classmethod
     def load(cls, path: Path) -> TrialSpec:
         return cls(**json.loads(Path(path).read_text()))
+
+
+def split_tasks(folds: int, samples: int, workers: int) -> list[list[list[int]]]:
+    """Split the folds x samples (fold, sample) pairs, in order, into ``workers`` contiguous
+    near-equal parts, each a list of ``[fold, first_sample, stop_sample]`` tasks."""
+    pairs = folds * samples
+    if not 1 <= workers <= pairs:
+        raise ValueError(f"workers must be in [1, {pairs}] (folds x samples); got {workers}")
+    bounds = [round(w * pairs / workers) for w in range(workers + 1)]
+    parts = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        tasks = []
+        for fold in range(lo // samples, (hi - 1) // samples + 1):
+            first, stop = max(lo - fold * samples, 0), min(hi - fold * samples, samples)
+            tasks.append([fold, first, stop])
+        parts.append(tasks)
+    return parts
 
 
 def sample_seed(base: int, fold: int, sample: int) -> int:
@@ -61,28 +90,23 @@ def _batches(x, size: int):
     return [x[i : i + size] for i in range(0, x.shape[0], size)]
 
 
-def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda done, total: None) -> dict[str, Any]:
-    """Run the ensemble for one backend and return the result payload (JSON-able).
+def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda done, total: None) -> dict[str, Any]:
+    """Compute this worker's tasks into the shared member map; return timings (JSON-able).
 
-    Writes ``probs.npy`` (N, C) ensemble probabilities, ``member_probs.npy`` (S, N, C) per-sample
-    probabilities (memory-mapped, streamed), ``label_issues.npy``, ``label_quality.npy`` and
-    ``predict_batch_s.npy`` (raw per-batch predict seconds) into ``spec.out_dir``.
+    Per (fold, sample): draw the weights, recompute BatchNorm statistics on the fold's training
+    inputs, prepare (or update) the backend's runner, predict the fold's held-out examples.
     """
     import psutil
     import torch
 
     from backends import BackendOptions, get_backend
-    from bench.confident import find_label_issues
-    from bench.config import CleanlabConfig
     from bench.dataset import fold_split
     from bench.memory import peak_rss_bytes
-    from bench.metrics import calibration, detection_scores, sample_checkpoints
     from swag.io import load_posterior
     from swag.models import build_model
     from swag.sampling import load_flat_parameters, recompute_batchnorm, sample_parameters
 
-    out = Path(spec.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    start_wall = time.time()
     options = BackendOptions(**spec.options)
     torch.set_num_threads(options.threads)
     backend = get_backend(spec.backend)
@@ -90,43 +114,37 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
 
     with np.load(spec.data_path, allow_pickle=False) as f:
         x_all = torch.from_numpy(f["x"])
-        labels = f["y"]
-        true_labels = f["y_true"] if "y_true" in f.files else None
     fold_of = np.load(spec.folds_path)
-    n, c = len(labels), spec.num_classes
-    samples = int(spec.ensemble["samples"])
-    checkpoints = sample_checkpoints(samples)
-    ckpt_probs = {s: np.zeros((n, c), dtype=np.float64) for s in checkpoints}
-    members = np.lib.format.open_memmap(out / "member_probs.npy", mode="w+", dtype=np.float32, shape=(samples, n, c))
-    phases = dict.fromkeys(PHASES, 0.0)
+    members = np.load(spec.members_path, mmap_mode="r+")
+    phases = dict.fromkeys(WORKER_PHASES, 0.0)
     batch_times: list[float] = []
     predicted = 0  # images timed in predict (warm-up calls excluded)
     baseline_rss = psutil.Process().memory_info().rss
-    total = len(spec.posterior_paths) * samples
+    total = sum(stop - first for _, first, stop in spec.tasks)
     expect = {"model": spec.model, "num_classes": spec.num_classes}
     swap = backend.can_swap(options)
-    strategy = "swap_weights" if swap else "reprepare"
-    info: dict[str, Any] = {}
+    seed, scale, diag = spec.ensemble["seed"], float(spec.ensemble["scale"]), bool(spec.ensemble["diag_only"])
 
     # One model and (for swap-capable backends) one prepared runner serve every fold: a sample
     # overwrites all parameters and recomputes all BN statistics, so no state carries over.
     model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False)
-    runner = None
-    for fold, post_path in enumerate(spec.posterior_paths):
-        posterior = load_posterior(post_path, expect=expect)
+    runner, done, loop_start = None, 0, time.time()
+    for fold, first, stop in spec.tasks:
+        posterior = load_posterior(spec.posterior_paths[fold], expect=expect)
         train_idx, test_idx = fold_split(fold_of, fold)
-        bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), int(spec.ensemble["seed"]) + fold)
+        bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), int(seed) + fold)
         bn_batches = _batches(x_all[bn_idx], int(spec.ensemble["bn_batch_size"]))
         test_batches = _batches(x_all[test_idx], options.batch_size)
-        running = np.zeros((len(test_idx), c), dtype=np.float64)
-        for s in range(samples):
+        held = {}
+        if spec.members == "hold":
             t0 = time.perf_counter()
-            flat = sample_parameters(
-                posterior,
-                sample_seed(spec.ensemble["seed"], fold, s),
-                float(spec.ensemble["scale"]),
-                bool(spec.ensemble["diag_only"]),
-            )
+            held = {
+                s: sample_parameters(posterior, sample_seed(seed, fold, s), scale, diag) for s in range(first, stop)
+            }
+            phases["sample"] += time.perf_counter() - t0
+        for s in range(first, stop):
+            t0 = time.perf_counter()
+            flat = held.pop(s) if held else sample_parameters(posterior, sample_seed(seed, fold, s), scale, diag)
             load_flat_parameters(model, flat, posterior)
             t1 = time.perf_counter()
             recompute_batchnorm(model, bn_batches)
@@ -151,45 +169,94 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
                     predicted += batch.shape[0]
             t5 = time.perf_counter()
             p = np.concatenate(member)
-            if p.shape != running.shape:
-                raise RuntimeError(f"backend returned shape {p.shape}, expected {running.shape}")
+            if p.shape != (len(test_idx), spec.num_classes):
+                raise RuntimeError(f"backend returned shape {p.shape}, expected {(len(test_idx), spec.num_classes)}")
             members[s, test_idx] = p
-            running += p
-            if s + 1 in ckpt_probs:
-                ckpt_probs[s + 1][test_idx] = running / (s + 1)
-            for name, dt in zip(
-                ("sample", "bn_update", "prepare", "warmup", "predict"),
-                (t1 - t0, t2 - t1, t3 - t2, warm, t5 - t3 - warm),
-                strict=True,
-            ):
+            for name, dt in zip(WORKER_PHASES, (t1 - t0, t2 - t1, t3 - t2, warm, t5 - t3 - warm), strict=True):
                 phases[name] += dt
-            progress(fold * samples + s + 1, total)
+            done += 1
+            progress(done, total)
         del posterior
+    loop_end = time.time()
     info = dict(getattr(runner, "info", {}))
     del runner, model
     members.flush()
     del members
+    return {
+        "strategy": "swap_weights" if swap else "reprepare",
+        "backend_info": info,
+        "phases_s": phases,
+        "images_timed": predicted,
+        "predict_batch_s": batch_times,
+        "loop_start_unix": loop_start,
+        "loop_end_unix": loop_end,
+        "startup_s": loop_start - start_wall,
+        "threads": torch.get_num_threads(),
+        "versions": backend.versions(),
+        "baseline_rss_bytes": int(baseline_rss),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
 
+
+def finish_trial(
+    out_dir: Path, data_path: Path, members_path: Path, cleanlab: dict[str, Any], parts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Merge the workers' timings and turn the member probabilities into the trial's results.
+
+    Writes ``probs.npy`` (N, C) ensemble probabilities, ``label_issues.npy``, ``label_quality.npy``
+    and ``predict_batch_s.npy`` (raw per-batch predict seconds of all workers) into ``out_dir``.
+    ``ensemble_s`` is wall-clock: first worker's loop start to last worker's loop end (worker
+    start-up and imports excluded, as a long-lived service would not pay them), plus confident
+    learning. ``phases_s`` are worker-seconds summed over workers; with one worker their sum is
+    the ensemble time.
+    """
+    from bench.confident import find_label_issues
+    from bench.config import CleanlabConfig
+    from bench.metrics import calibration, detection_scores, sample_checkpoints
+
+    with np.load(data_path, allow_pickle=False) as f:
+        labels = f["y"]
+        true_labels = f["y_true"] if "y_true" in f.files else None
+    members = np.load(members_path, mmap_mode="r")
+    samples = members.shape[0]
+    checkpoints = sample_checkpoints(samples)
+    running = np.zeros(members.shape[1:], dtype=np.float64)
+    ckpt_probs = {}
+    for s in range(samples):  # streamed: one (N, C) member in memory at a time
+        running += members[s]
+        if s + 1 in checkpoints:
+            ckpt_probs[s + 1] = running / (s + 1)
+    del members
+
+    phases = {p: sum(part["phases_s"][p] for part in parts) for p in WORKER_PHASES}
     probs = ckpt_probs[samples]
     t0 = time.perf_counter()
-    issues, quality = find_label_issues(labels, probs, CleanlabConfig(**spec.cleanlab))
+    issues, quality = find_label_issues(labels, probs, CleanlabConfig(**cleanlab))
     phases["confident_learning"] = time.perf_counter() - t0
+    span = max(p["loop_end_unix"] for p in parts) - min(p["loop_start_unix"] for p in parts)
 
     # Calibration is judged against the true labels when known (injected noise), and always
     # also against the given labels, which are all a real user has.
     eval_labels = labels if true_labels is None else true_labels
-    np.save(out / "probs.npy", probs.astype(np.float32))
-    np.save(out / "label_issues.npy", issues)
-    np.save(out / "label_quality.npy", quality)
-    np.save(out / "predict_batch_s.npy", np.asarray(batch_times))
-    bt = np.asarray(batch_times)
+    bt = np.concatenate([np.asarray(p["predict_batch_s"], dtype=np.float64) for p in parts])
+    np.save(out_dir / "probs.npy", probs.astype(np.float32))
+    np.save(out_dir / "label_issues.npy", issues)
+    np.save(out_dir / "label_quality.npy", quality)
+    np.save(out_dir / "predict_batch_s.npy", bt)
+    # Workers predict concurrently: the trial's throughput is the sum of theirs.
+    rates = [
+        p["images_timed"] / p["phases_s"]["predict"] for p in parts if p["images_timed"] and p["phases_s"]["predict"]
+    ]
+    first = parts[0]
     return {
-        "strategy": strategy,
-        "backend_info": info,
+        "strategy": first["strategy"],
+        "backend_info": first["backend_info"],
         "phases_s": phases,
-        "images_predicted": int(n * samples),
-        "images_timed": predicted,
-        "predict_img_per_s": float(predicted / phases["predict"]) if phases["predict"] > 0 and predicted else None,
+        "ensemble_s": span + phases["confident_learning"],
+        "worker_startup_s": max(p["startup_s"] for p in parts),
+        "images_predicted": int(len(labels) * samples),
+        "images_timed": int(sum(p["images_timed"] for p in parts)),
+        "predict_img_per_s": float(sum(rates)) if len(rates) == len(parts) else None,
         "predict_batch_ms": {
             "median": float(np.median(bt) * 1e3),
             "p90": float(np.percentile(bt, 90) * 1e3),
@@ -203,8 +270,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         "calibration_vs_samples": [{"samples": s, **calibration(ckpt_probs[s], eval_labels)} for s in checkpoints],
         "label_issues": None if true_labels is None else detection_scores(issues, labels != true_labels),
         "n_label_issues_found": int(issues.sum()),
-        "threads": torch.get_num_threads(),
-        "versions": backend.versions(),
-        "baseline_rss_bytes": int(baseline_rss),
-        "peak_rss_bytes": peak_rss_bytes(),
+        "threads": first["threads"],
+        "versions": first["versions"],
+        "baseline_rss_bytes": first["baseline_rss_bytes"],
     }

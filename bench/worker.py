@@ -31,13 +31,13 @@ def die_with_parent() -> None:
 def main(argv: list[str]) -> int:
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     die_with_parent()
-    from bench.trial import TrialSpec, run_trial
+    from bench.trial import TrialSpec, run_tasks
 
     def progress(done: int, total: int) -> None:
         print(f"progress {done} {total}", flush=True)
 
     try:
-        payload = {"ok": True, **run_trial(TrialSpec.load(spec_path), progress)}
+        payload = {"ok": True, **run_tasks(TrialSpec.load(spec_path), progress)}
     except Exception as exc:  # reported to the parent, which records a failed row
         traceback.print_exc()
         payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

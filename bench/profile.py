@@ -1,0 +1,134 @@
+"""Hardware profiles: the machine a run is meant to represent (``profiles/*.yaml``).
+
+A profile sets the run's thread budget, workers and memory limit, and the grid that
+``swagbench sweep`` explores. ``local`` is detected from this host. Running a profile on a
+host that does not match it is allowed (to rehearse on a laptop) but said in one line and
+recorded in env.json: its memory limit applies, its timings do not represent it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import ConfigError
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILE_KEYS = {"name", "gcp_machine_type", "vcpus", "physical_cores", "memory_gb", "run", "sweep"}
+RUN_KEYS = {"threads", "workers", "memory_limit_gb"}
+SWEEP_KEYS = {"workers_threads", "batch_size", "channels_last", "members"}
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str) -> dict[str, Any]:
+    """A profile by name (``profiles/<name>.yaml``) or path, with ``local``'s blanks detected."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown profile {name_or_path!r}; choose from {', '.join(profile_names())} or give a path")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profile {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"profile {path} must hold a mapping")
+    for where, keys, node in (
+        ("", PROFILE_KEYS, raw),
+        ("run.", RUN_KEYS, raw.get("run") or {}),
+        ("sweep.", SWEEP_KEYS, raw.get("sweep") or {}),
+    ):
+        unknown = set(node) - keys
+        if unknown:
+            raise ConfigError(f"profile {path}: unknown key(s) {sorted(unknown)}; valid {where}keys: {sorted(keys)}")
+    return _detect_blanks(raw)
+
+
+def _detect_blanks(raw: dict[str, Any]) -> dict[str, Any]:
+    import psutil
+
+    host = host_facts()
+    prof = {**raw, "run": dict(raw.get("run") or {}), "sweep": dict(raw.get("sweep") or {})}
+    prof["vcpus"] = prof.get("vcpus") or host["vcpus"]
+    prof["physical_cores"] = prof.get("physical_cores") or psutil.cpu_count(logical=False) or prof["vcpus"]
+    prof["memory_gb"] = prof.get("memory_gb") or round(host["memory_gb"], 1)
+    run = prof["run"]
+    run["threads"] = run.get("threads") or prof["vcpus"]
+    run["workers"] = run.get("workers") or 1
+    if "memory_limit_gb" in run and run["memory_limit_gb"] is None:
+        run["memory_limit_gb"] = round(0.9 * prof["memory_gb"], 1)
+    sweep = prof["sweep"]
+    if not sweep.get("workers_threads"):
+        n = prof["vcpus"]
+        sweep["workers_threads"] = [f"{w}x{n // w}" for w in range(1, n + 1) if n % w == 0]
+    return prof
+
+
+def host_facts() -> dict[str, Any]:
+    import psutil
+
+    from bench.envinfo import gcp_metadata
+
+    gcp = gcp_metadata()
+    return {
+        "vcpus": os.cpu_count() or 1,
+        "memory_gb": psutil.virtual_memory().total / 1e9,
+        "gcp_machine_type": (gcp or {}).get("machine_type"),
+    }
+
+
+def host_mismatch(profile: dict[str, Any]) -> str | None:
+    """None if this host is the profiled machine, else one line saying how it differs."""
+    host = host_facts()
+    diffs = []
+    if profile.get("gcp_machine_type") and host["gcp_machine_type"] != profile["gcp_machine_type"]:
+        diffs.append(f"machine type {host['gcp_machine_type'] or 'unknown (not on GCP)'}")
+    if host["vcpus"] != profile["vcpus"]:
+        diffs.append(f"{host['vcpus']} vCPUs, not {profile['vcpus']}")
+    if abs(host["memory_gb"] - profile["memory_gb"]) > 0.15 * profile["memory_gb"]:
+        diffs.append(f"{host['memory_gb']:.0f} GB memory, not {profile['memory_gb']}")
+    if not diffs:
+        return None
+    return (
+        f"this host is not a {profile['name']} ({'; '.join(diffs)}): its thread plan and memory limit apply, "
+        "but the timings do not represent that machine"
+    )
+
+
+def profile_overrides(profile: dict[str, Any]) -> dict[str, Any]:
+    """The run settings a profile implies, as a config mapping (layered under the config file)."""
+    return {k: v for k, v in profile["run"].items() if v is not None}
+
+
+def parse_plan(text: str) -> tuple[int, int]:
+    """``"4x8"`` -> (4 workers, 8 threads each)."""
+    try:
+        w, t = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"workers x threads {text!r} is not like 4x8 (4 workers of 8 threads)") from None
+    if w < 1 or t < 1:
+        raise ConfigError(f"workers x threads {text!r} must have both >= 1")
+    return w, t
+
+
+def machine_key() -> str:
+    """A folder name for per-machine-type baselines: the GCP machine type, else CPU model + vCPUs."""
+    import re
+
+    from bench.envinfo import cpu_info
+
+    gcp = host_facts()["gcp_machine_type"]
+    if gcp:
+        return gcp
+    model = re.sub(r"[^a-z0-9]+", "-", cpu_info()["model"].lower()).strip("-")
+    return f"{model}-{os.cpu_count() or 1}cpu"
+
+
+if __name__ == "__main__":  # `python -m bench.profile`: print this machine's key (used by make bench-check)
+    print(machine_key())
