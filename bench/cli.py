@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="train SWAG posteriors per fold and run every backend trial",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run a benchmark. Settings come from the embedded defaults, then --config, "
+        description="Run a benchmark. Settings come from the embedded defaults, then --profile, then --config, "
         "then --backends, then key=value overrides.",
     )
     sweep = sub.add_parser(

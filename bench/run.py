@@ -125,7 +125,9 @@ def execute(
             done = {k: r for k, r in done.items() if r["status"] == "ok"}
         log(f"swagbench: resuming {run_dir}: {len(done)} of {len(config.trials)} trials recorded, running the rest")
 
-    with tqdm(total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch") as bar:
+    with tqdm(
+        total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch", delay=1
+    ) as bar:  # delay: no bar when cached posteriors are reused
         posteriors = obtain_posteriors(config, dataset, fold_of, run_dir, log=log, on_epoch=bar.update)
     (run_dir / "posteriors.json").write_text(
         json.dumps({**dataclasses.asdict(posteriors), "paths": [str(p) for p in posteriors.paths]}, indent=2)
