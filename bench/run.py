@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -97,98 +98,99 @@ def execute(
     """
     check_trials(config)
     config = dataclasses.replace(config, trials=with_reference(config.trials, log))
-    if resume is None:
-        dataset = load_dataset(config.data)
-        fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
-        gflop = check_model(config, dataset)
-        if config.posteriors_dir:
-            user_posteriors(config, dataset)
-        run_dir = new_run_dir(config.results_dir, config.name)
-        lock = lock_run_dir(run_dir)
-        log(f"swagbench: run directory {run_dir}")
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        env = environment(config.resolved_threads, profile)
-        (run_dir / "env.json").write_text(json.dumps(env, indent=2))
-        (run_dir / "tolerances.json").write_text(json.dumps(tolerances_table(), indent=2))
-        dataset.save(run_dir / "data.npz")
-        np.save(run_dir / "folds.npy", fold_of)
-        done: dict[str, dict[str, Any]] = {}
-    else:
-        run_dir = Path(resume)
-        lock = lock_run_dir(run_dir)
-        dataset = Dataset.load(run_dir / "data.npz")
-        fold_of = np.load(run_dir / "folds.npy")
-        gflop = check_model(config, dataset)
-        env = json.loads((run_dir / "env.json").read_text())
-        done = {r["trial_id"]: r for r in read_rows(run_dir, warn=log)}
-        if retry_failed:
-            done = {k: r for k, r in done.items() if r["status"] == "ok"}
-        log(f"swagbench: resuming {run_dir}: {len(done)} of {len(config.trials)} trials recorded, running the rest")
+    with contextlib.ExitStack() as held:  # the run folder's lock, released however this ends
+        if resume is None:
+            dataset = load_dataset(config.data)
+            fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
+            gflop = check_model(config, dataset)
+            if config.posteriors_dir:
+                user_posteriors(config, dataset)
+            run_dir = new_run_dir(config.results_dir, config.name)
+            held.enter_context(lock_run_dir(run_dir))
+            log(f"swagbench: run directory {run_dir}")
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+            env = environment(config.resolved_threads, profile)
+            (run_dir / "env.json").write_text(json.dumps(env, indent=2))
+            (run_dir / "tolerances.json").write_text(json.dumps(tolerances_table(), indent=2))
+            dataset.save(run_dir / "data.npz")
+            np.save(run_dir / "folds.npy", fold_of)
+            done: dict[str, dict[str, Any]] = {}
+        else:
+            run_dir = Path(resume)
+            held.enter_context(lock_run_dir(run_dir))
+            dataset = Dataset.load(run_dir / "data.npz")
+            fold_of = np.load(run_dir / "folds.npy")
+            gflop = check_model(config, dataset)
+            env = json.loads((run_dir / "env.json").read_text())
+            done = {r["trial_id"]: r for r in read_rows(run_dir, warn=log)}
+            if retry_failed:
+                done = {k: r for k, r in done.items() if r["status"] == "ok"}
+            log(f"swagbench: resuming {run_dir}: {len(done)} of {len(config.trials)} trials recorded, running the rest")
 
-    with tqdm(
-        total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch", delay=1
-    ) as bar:  # delay: no bar when cached posteriors are reused
-        posteriors = obtain_posteriors(config, dataset, fold_of, run_dir, log=log, on_epoch=bar.update)
-    (run_dir / "posteriors.json").write_text(
-        json.dumps({**dataclasses.asdict(posteriors), "paths": [str(p) for p in posteriors.paths]}, indent=2)
-    )
-    if posteriors.source == "trained":
-        log(f"swagbench: trained {len(posteriors.paths)} posteriors in {posteriors.train_s / 60:.2f} min")
-    if "peak" not in env:  # once per run, on the run's thread budget, after training has warmed the CPU
-        log("swagbench: measuring this machine's peak GFLOP/s (matmul and conv, fp32/bf16/int8)")
-        env["peak"] = measure_peak(config.resolved_threads)
-        (run_dir / "env.json").write_text(json.dumps(env, indent=2))
-    if not config.metrics_meaningful:
-        log(
-            "swagbench: timing-only run (synthetic data or posterior): calibration and label metrics are not meaningful"
+        with tqdm(
+            total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch", delay=1
+        ) as bar:  # delay: no bar when cached posteriors are reused
+            posteriors = obtain_posteriors(config, dataset, fold_of, run_dir, log=log, on_epoch=bar.update)
+        (run_dir / "posteriors.json").write_text(
+            json.dumps({**dataclasses.asdict(posteriors), "paths": [str(p) for p in posteriors.paths]}, indent=2)
         )
+        if posteriors.source == "trained":
+            log(f"swagbench: trained {len(posteriors.paths)} posteriors in {posteriors.train_s / 60:.2f} min")
+        if "peak" not in env:  # once per run, on the run's thread budget, after training has warmed the CPU
+            log("swagbench: measuring this machine's peak GFLOP/s (matmul and conv, fp32/bf16/int8)")
+            env["peak"] = measure_peak(config.resolved_threads)
+            (run_dir / "env.json").write_text(json.dumps(env, indent=2))
+        if not config.metrics_meaningful:
+            log(
+                "swagbench: timing-only run (synthetic data or posterior): "
+                "calibration and label metrics are not meaningful"
+            )
 
-    reference = next((r for r in done.values() if is_reference_row(r)), None)
-    for i, trial in enumerate(config.trials):
-        trial_id = f"{i:02d}-{trial.label}"
-        if trial_id in done:
-            continue
-        options = trial_options(config, trial)
-        base = {
-            "run_id": run_dir.name,
-            "trial_id": trial_id,
-            "backend": trial.backend,
-            "precision": trial.precision,
-            "channels_last": trial.channels_last,
-            "threads": options.threads,
-            "workers": trial_workers(config, trial),
-            "members": trial.members,
-            "batch_size": options.batch_size,
-            "options": dict(trial.options),
-            "model": config.model,
-            "dataset": dataset.name,
-            "n_examples": int(len(dataset.labels)),
-            "folds": config.ensemble.folds,
-            "samples": config.ensemble.samples,
-            "samples_total": config.ensemble.folds * config.ensemble.samples,
-            "train_s": posteriors.train_s,
-            "profile": (env.get("profile") or {}).get("name"),
-            "posterior_source": posteriors.source,
-            "metrics_meaningful": config.metrics_meaningful,
-            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        ok, reason = get_backend(trial.backend).available()
-        if not ok:
-            log(f"swagbench: skipping {trial_id}: {reason}")
-            append_row(run_dir, {**base, "status": "skipped", "error": reason})
-            continue
-        python = trial.python or get_backend(trial.backend).python()
-        row = run_one(config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python})
-        if row["status"] == "ok":
-            row["roofline"] = roofline(gflop, row["predict_img_per_s"], trial.precision, env["peak"])
-        if reference is None and is_reference_row(row):
-            reference = row
-        append_row(run_dir, gate(row, reference, run_dir))
-    lock.close()
-    report = build_report(run_dir)
-    log((run_dir / "summary.md").read_text())
-    log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
-    return run_dir
+        reference = next((r for r in done.values() if is_reference_row(r)), None)
+        for i, trial in enumerate(config.trials):
+            trial_id = f"{i:02d}-{trial.label}"
+            if trial_id in done:
+                continue
+            options = trial_options(config, trial)
+            base = {
+                "run_id": run_dir.name,
+                "trial_id": trial_id,
+                "backend": trial.backend,
+                "precision": trial.precision,
+                "channels_last": trial.channels_last,
+                "threads": options.threads,
+                "workers": trial_workers(config, trial),
+                "members": trial.members,
+                "batch_size": options.batch_size,
+                "options": dict(trial.options),
+                "model": config.model,
+                "dataset": dataset.name,
+                "n_examples": int(len(dataset.labels)),
+                "folds": config.ensemble.folds,
+                "samples": config.ensemble.samples,
+                "samples_total": config.ensemble.folds * config.ensemble.samples,
+                "train_s": posteriors.train_s,
+                "profile": (env.get("profile") or {}).get("name"),
+                "posterior_source": posteriors.source,
+                "metrics_meaningful": config.metrics_meaningful,
+                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            ok, reason = get_backend(trial.backend).available()
+            if not ok:
+                log(f"swagbench: skipping {trial_id}: {reason}")
+                append_row(run_dir, {**base, "status": "skipped", "error": reason})
+                continue
+            python = trial.python or get_backend(trial.backend).python()
+            row = run_one(config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python})
+            if row["status"] == "ok":
+                row["roofline"] = roofline(gflop, row["predict_img_per_s"], trial.precision, env["peak"])
+            if reference is None and is_reference_row(row):
+                reference = row
+            append_row(run_dir, gate(row, reference, run_dir))
+        report = build_report(run_dir)
+        log((run_dir / "summary.md").read_text())
+        log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
+        return run_dir
 
 
 def is_reference_row(row: dict[str, Any]) -> bool:
