@@ -214,7 +214,7 @@ class RunConfig:
             raise ConfigError("posteriors_dir and train.synthesize=true exclude each other; drop one")
         if not self.trials:
             raise ConfigError("no trials configured; add at least one under 'trials' or pass --backends eager")
-        labels = [_trial_key(t) for t in self.trials]
+        labels = [t.label for t in self.trials]  # a label names every setting, options included
         dup = {lab for lab in labels if labels.count(lab) > 1}
         if dup:
             raise ConfigError(f"duplicate trials {sorted(dup)}; give each trial different settings")
@@ -234,10 +234,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _trial_key(t: TrialConfig) -> str:
-    return f"{t.label}-{sorted(t.options.items())}"
 
 
 def build(cls, raw: Any, where: str = ""):

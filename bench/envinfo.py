@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
@@ -53,8 +54,11 @@ def package_versions() -> dict[str, str | None]:
 GCP_METADATA = "http://169.254.169.254/computeMetadata/v1/instance/?recursive=true"
 
 
+@functools.lru_cache(maxsize=1)
 def gcp_metadata(timeout_s: float = 0.3) -> dict[str, Any] | None:
-    """Machine type, zone and CPU platform from the GCP metadata server; None off GCP (never an error)."""
+    """Machine type, zone and CPU platform from the GCP metadata server; None off GCP (never an error).
+
+    Asked once per process: the profile check, env.json and the baseline key all need it."""
     import json
     import urllib.request
 

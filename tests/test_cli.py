@@ -99,16 +99,21 @@ BAD_INPUTS = {
 }
 
 
+def _recorded_run(dest):
+    """A copy of the stored small run at ``dest``."""
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", dest)
+    return dest
+
+
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_matrix_leaves_recorded_results_untouched(case, tmp_path, capsys):
     """Every bad input: exit code 2, one line naming the problem and the fix, no run folder, and a
     run already in the results folder byte-for-byte unchanged."""
-    import shutil
-    from pathlib import Path
-
     results = tmp_path / "results"
-    recorded = results / "20260101-000000-small"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", recorded)
+    recorded = _recorded_run(results / "20260101-000000-small")
     before = {p.name: p.read_bytes() for p in recorded.iterdir()}
     args, msg = BAD_INPUTS[case]
     assert main(["run", *args(tmp_path), "--results-dir", str(results)]) == 2
@@ -134,24 +139,16 @@ def test_results_dir_that_is_a_file(tmp_path, capsys):
     ],
 )
 def test_resume_and_report_misuse(argv, msg, tmp_path, capsys):
-    import shutil
-    from pathlib import Path
-
-    run = tmp_path / "run"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", run)
+    run = _recorded_run(tmp_path / "run")
     argv = [a.format(run=run, tmp=tmp_path) for a in argv]
     assert main(argv) == 2
     assert msg in _one_error_line(capsys)
 
 
 def test_a_run_being_written_cannot_be_resumed_twice(tmp_path, capsys):
-    import shutil
-    from pathlib import Path
-
     from bench.run import lock_run_dir
 
-    run = tmp_path / "run"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", run)
+    run = _recorded_run(tmp_path / "run")
     held = lock_run_dir(run)
     try:
         assert main(["run", "--resume", str(run)]) == 2
