@@ -39,6 +39,16 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
         "recorded, and a host that does not match is reported",
     )
     cmd.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="where trial workers run: local processes (default) or Ray tasks (pip install -e '.[ray]')",
+    )
+    cmd.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: auto (this machine's cluster) or ray://host:10001; default: a new local instance",
+    )
+    cmd.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
@@ -116,6 +126,8 @@ def _run(args: argparse.Namespace) -> None:
                 ("--name", args.name),
                 ("--results-dir", args.results_dir),
                 ("--profile", args.profile),
+                ("--executor", args.executor),
+                ("--ray-address", args.ray_address),
                 ("KEY=VALUE", args.overrides),
             )
             if v
@@ -134,6 +146,10 @@ def _run(args: argparse.Namespace) -> None:
         overrides.append(f"results_dir={args.results_dir}")
     if args.name:
         overrides.append(f"name={args.name}")
+    if args.executor:
+        overrides.append(f"executor={args.executor}")
+    if args.ray_address:
+        overrides.append(f"ray_address={args.ray_address}")
     sweeping = args.command == "sweep"
     profile = load_profile(args.profile or "local") if args.profile or sweeping else None
     config = load_config(args.config, overrides, args.backends, base=profile_overrides(profile) if profile else None)

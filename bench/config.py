@@ -21,6 +21,7 @@ from bench.trial import MEMBERS
 from swag.training import TrainConfig
 
 FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+EXECUTORS = ("local", "ray")
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 
@@ -173,6 +174,11 @@ class RunConfig:
     posteriors_dir: use these ``fold{k}.safetensors`` (trained elsewhere) instead of training.
     memory_limit_gb: a trial whose workers together exceed this resident memory is stopped and
     recorded as ``oom`` (None = no limit; a profile sets it to the target VM's memory).
+    executor: ``local`` (worker processes on this machine) or ``ray`` (Ray tasks; ray_address None
+    starts a local Ray instance, ``auto`` joins this machine's cluster, ``ray://host:10001`` a remote
+    one; a lost task is retried ray_max_retries times). data_shards: split each fold's held-out
+    examples into this many parts, each its own task (more parallelism; sampling and the BN update
+    are repeated per shard).
     """
 
     name: str = "default"
@@ -186,6 +192,10 @@ class RunConfig:
     posterior_cache: bool = True
     cache_dir: str | None = None
     posteriors_dir: str | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_max_retries: int = 2
+    data_shards: int = 1
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -201,6 +211,14 @@ class RunConfig:
             raise ConfigError(f"timeout_s must be > 0 (got {self.timeout_s})")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1 (got {self.workers})")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError("ray_address is set but executor is local; add executor=ray (--executor ray)")
+        if self.ray_max_retries < 0:
+            raise ConfigError(f"ray_max_retries must be >= 0 (got {self.ray_max_retries})")
+        if self.data_shards < 1:
+            raise ConfigError(f"data_shards must be >= 1 (got {self.data_shards})")
         pairs = self.ensemble.folds * self.ensemble.samples
         for t in self.trials:
             if (t.workers or self.workers) > pairs:

@@ -21,6 +21,7 @@ from bench.envinfo import environment
 from bench.errors import DataError, ResultsError
 from bench.fidelity import compare, is_reference, tolerances_table, verdict
 from bench.posteriors import obtain_posteriors, user_posteriors
+from bench.ray_executor import RayExecutor
 from bench.report import build_report
 from bench.results import append_row, new_run_dir, read_rows
 from bench.roofline import gflop_per_image, measure_peak, roofline
@@ -146,6 +147,17 @@ def execute(
                 "calibration and label metrics are not meaningful"
             )
 
+        smallest_fold = int(np.bincount(fold_of).min())
+        if config.data_shards > smallest_fold:
+            raise DataError(
+                f"data_shards={config.data_shards} but the smallest fold holds {smallest_fold} examples; "
+                f"use at most {smallest_fold} shards"
+            )
+        executor = None
+        if config.executor == "ray":
+            executor = held.enter_context(
+                contextlib.closing(RayExecutor(config.ray_address, config.ray_max_retries, log=log))
+            )
         reference = next((r for r in done.values() if is_reference_row(r)), None)
         for i, trial in enumerate(config.trials):
             trial_id = f"{i:02d}-{trial.label}"
@@ -160,6 +172,8 @@ def execute(
                 "channels_last": trial.channels_last,
                 "threads": options.threads,
                 "workers": trial_workers(config, trial),
+                "data_shards": config.data_shards,
+                "executor": config.executor,
                 "members": trial.members,
                 "batch_size": options.batch_size,
                 "options": dict(trial.options),
@@ -181,7 +195,14 @@ def execute(
                 append_row(run_dir, {**base, "status": "skipped", "error": reason})
                 continue
             python = trial.python or get_backend(trial.backend).python()
-            row = run_one(config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python})
+            if executor and python:
+                reason = f"needs its own interpreter ({python}), which Ray tasks cannot use; run it with executor=local"
+                log(f"swagbench: skipping {trial_id}: {reason}")
+                append_row(run_dir, {**base, "status": "skipped", "error": reason})
+                continue
+            row = run_one(
+                config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python}, executor
+            )
             if row["status"] == "ok":
                 row["roofline"] = roofline(gflop, row["predict_img_per_s"], trial.precision, env["peak"])
             if reference is None and is_reference_row(row):
@@ -233,8 +254,10 @@ def run_one(
     trial: TrialConfig,
     options: BackendOptions,
     base: dict[str, Any],
+    executor: RayExecutor | None = None,
 ) -> dict[str, Any]:
-    """Run one trial in its worker(s), finish it, and turn the outcome into a result row (``base`` + measurements)."""
+    """Run one trial in its worker(s) (local processes, or Ray tasks with ``executor``), finish it,
+    and turn the outcome into a result row (``base`` + measurements)."""
     trial_id = base["trial_id"]
     trial_dir = run_dir / "trials" / trial_id
     shutil.rmtree(trial_dir, ignore_errors=True)  # left over from an interrupted attempt
@@ -242,9 +265,14 @@ def run_one(
     members_path = trial_dir / "member_probs.npy"
     n, c, samples = len(dataset.labels), dataset.num_classes, config.ensemble.samples
     np.lib.format.open_memmap(members_path, mode="w+", dtype=np.float32, shape=(samples, n, c)).flush()
-    jobs = []
-    for w, tasks in enumerate(split_tasks(config.ensemble.folds, samples, base["workers"])):
-        spec = TrialSpec(
+    shards = config.data_shards
+    parts = [
+        (tasks, shard)
+        for tasks in split_tasks(config.ensemble.folds, samples, base["workers"])
+        for shard in range(shards)
+    ]
+    specs = [
+        TrialSpec(
             trial_id=trial_id,
             backend=trial.backend,
             options=dataclasses.asdict(options),
@@ -255,26 +283,33 @@ def run_one(
             folds_path=str((run_dir / "folds.npy").resolve()),
             posterior_paths=[str(p.resolve()) for p in posterior_paths],
             ensemble=dataclasses.asdict(config.ensemble),
-            members_path=str(members_path.resolve()),
+            members_path=None if executor else str(members_path.resolve()),
             tasks=tasks,
             members=trial.members,
+            shard=shard,
+            shards=shards,
         )
-        suffix = f".{w}" if base["workers"] > 1 else ""
-        spec.save(trial_dir / f"spec{suffix}.json")
-        jobs.append(
-            WorkerJob(
-                trial_dir / f"spec{suffix}.json", trial_dir / f"result{suffix}.json", trial_dir / f"worker{suffix}.log"
-            )
-        )
+        for tasks, shard in parts
+    ]
     with tqdm(total=base["samples_total"], desc=trial_id, unit="sample") as bar:
-        outcome = run_workers(
-            jobs,
-            options.threads,
-            config.timeout_s,
-            python=base["python"],
-            on_progress=lambda done: bar.update(done - bar.n),
-            memory_limit_bytes=None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9),
-        )
+        progress = lambda done: bar.update(done // shards - bar.n)  # noqa: E731 (samples, counted once per shard)
+        if executor:
+            outcome = executor.run(specs, members_path, options.threads, config.timeout_s, on_progress=progress)
+        else:
+            jobs = []
+            for w, spec in enumerate(specs):
+                suffix = f".{w}" if len(specs) > 1 else ""
+                spec.save(trial_dir / f"spec{suffix}.json")
+                files = (f"spec{suffix}.json", f"result{suffix}.json", f"worker{suffix}.log")
+                jobs.append(WorkerJob(*(trial_dir / f for f in files)))
+            outcome = run_workers(
+                jobs,
+                options.threads,
+                config.timeout_s,
+                python=base["python"],
+                on_progress=progress,
+                memory_limit_bytes=None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9),
+            )
     row = {
         **base,
         "status": outcome.status,

@@ -30,9 +30,12 @@ MEMBERS = ("stream", "hold")
 class TrialSpec:
     """Inputs of one worker (paths are absolute or relative to the worker's cwd).
 
-    tasks: ``[fold, first_sample, stop_sample]`` triples this worker computes. members:
-    ``stream`` draws one sample's weights at a time; ``hold`` draws all of a task's samples
-    first and keeps them in memory (more RAM, sampling done in one go)."""
+    tasks: ``[fold, first_sample, stop_sample]`` triples this worker computes. shard / shards:
+    this worker predicts only part ``shard`` of ``shards`` equal parts of each fold's held-out
+    examples (sampling and the BN update are repeated per shard). members: ``stream`` draws one
+    sample's weights at a time; ``hold`` draws all of a task's samples first and keeps them in
+    memory. members_path: the shared (S, N, C) map to write into; None returns the member
+    probabilities in the payload instead (executors whose workers share no file system)."""
 
     trial_id: str
     backend: str
@@ -44,9 +47,11 @@ class TrialSpec:
     folds_path: str
     posterior_paths: list[str]
     ensemble: dict[str, Any]
-    members_path: str
+    members_path: str | None
     tasks: list[list[int]]
     members: str = "stream"
+    shard: int = 0
+    shards: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
@@ -59,7 +64,8 @@ class TrialSpec:
 
 def split_tasks(folds: int, samples: int, workers: int) -> list[list[list[int]]]:
     """Split the folds x samples (fold, sample) pairs, in order, into ``workers`` contiguous
-    near-equal parts, each a list of ``[fold, first_sample, stop_sample]`` tasks."""
+    near-equal parts, each a list of ``[fold, first_sample, stop_sample]`` tasks. (Each part is
+    further split by data shard when a run asks for shards: see TrialSpec.)"""
     pairs = folds * samples
     if not 1 <= workers <= pairs:
         raise ValueError(f"workers must be in [1, {pairs}] (folds x samples); got {workers}")
@@ -115,7 +121,8 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     with np.load(spec.data_path, allow_pickle=False) as f:
         x_all = torch.from_numpy(f["x"])
     fold_of = np.load(spec.folds_path)
-    members = np.load(spec.members_path, mmap_mode="r+")
+    members = np.load(spec.members_path, mmap_mode="r+") if spec.members_path else None
+    returned: list[tuple[int, np.ndarray, np.ndarray]] = []  # (sample, example indices, probs)
     phases = dict.fromkeys(WORKER_PHASES, 0.0)
     batch_times: list[float] = []
     predicted = 0  # images timed in predict (warm-up calls excluded)
@@ -132,6 +139,7 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     for fold, first, stop in spec.tasks:
         posterior = load_posterior(spec.posterior_paths[fold], expect=expect)
         train_idx, test_idx = fold_split(fold_of, fold)
+        test_idx = np.array_split(test_idx, spec.shards)[spec.shard]
         bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), int(seed) + fold)
         bn_batches = _batches(x_all[bn_idx], int(spec.ensemble["bn_batch_size"]))
         test_batches = _batches(x_all[test_idx], options.batch_size)
@@ -171,7 +179,10 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
             p = np.concatenate(member)
             if p.shape != (len(test_idx), spec.num_classes):
                 raise RuntimeError(f"backend returned shape {p.shape}, expected {(len(test_idx), spec.num_classes)}")
-            members[s, test_idx] = p
+            if members is not None:
+                members[s, test_idx] = p
+            else:
+                returned.append((s, test_idx, p))
             for name, dt in zip(WORKER_PHASES, (t1 - t0, t2 - t1, t3 - t2, warm, t5 - t3 - warm), strict=True):
                 phases[name] += dt
             done += 1
@@ -180,9 +191,11 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     loop_end = time.time()
     info = dict(getattr(runner, "info", {}))
     del runner, model
-    members.flush()
-    del members
+    if members is not None:
+        members.flush()
+        del members
     return {
+        "member_rows": returned,
         "strategy": "swap_weights" if swap else "reprepare",
         "backend_info": info,
         "phases_s": phases,

@@ -58,3 +58,17 @@ class PerturbedBackend(EagerBackend):
 
         run = super().prepare(model, example, options)
         return lambda batch: run(batch) + 0.5 * torch.randn(batch.shape[0], 10)
+
+
+class SegfaultOnceBackend(EagerBackend):
+    """Crashes its process the first time (a lost node or OOM-killed task), then works: a retry must recover.
+    The marker file is named by $SWAGBENCH_TEST_MARKER."""
+
+    name = "segfault_once"
+
+    def prepare(self, model, example, options, calibration=None):
+        marker = os.environ["SWAGBENCH_TEST_MARKER"]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().prepare(model, example, options, calibration)

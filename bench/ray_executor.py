@@ -1,0 +1,116 @@
+"""The ``ray`` executor: a trial's worker parts run as Ray tasks on a cluster (or a local Ray instance).
+
+Each task runs the same worker code as a local worker process (:func:`bench.trial.run_tasks`),
+in a fresh Ray worker process (``max_calls=1``: no state, compiled cache or memory high-water mark
+carries over from another task), with ``num_cpus`` = the trial's threads per worker. Inputs (the
+run folder's data.npz, folds.npy and the posteriors) are read from their paths, so on a cluster
+the results and cache folders must be on storage every node mounts at the same path; member
+probabilities come back through Ray's object store and the driver writes them into the trial's
+member map, after which the trial finishes exactly as a local one (same streaming mean, same
+confident learning). A task lost with its node or process is retried (``max_retries``); a task
+that raises, or still fails after its retries, fails the trial, which is recorded like any failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.errors import ConfigError
+from bench.runner import WorkerOutcome
+from bench.trial import TrialSpec
+
+
+def _run_part(spec: dict[str, Any]) -> dict[str, Any]:
+    from bench.trial import run_tasks
+
+    return run_tasks(TrialSpec(**spec))
+
+
+class RayExecutor:
+    """Connects to Ray (``address``: None starts a local instance, ``auto`` joins the cluster this
+    machine belongs to, ``ray://host:10001`` a remote one) and runs trial parts as tasks."""
+
+    def __init__(self, address: str | None, max_retries: int, log: Callable[[str], None] = print) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("executor=ray needs Ray: pip install -e '.[ray]' (or use executor=local)") from None
+        self.ray = ray
+        self.max_retries = max_retries
+        self.started = not ray.is_initialized()
+        if self.started:
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"cannot connect to Ray at {address!r} ({exc}); check --ray-address") from exc
+        cpus = ray.cluster_resources().get("CPU", 0)
+        log(f"swagbench: Ray {ray.__version__} at {address or 'a new local instance'}: {cpus:.0f} CPUs in the cluster")
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+    def run(
+        self,
+        specs: list[TrialSpec],
+        members_path: Path,
+        threads: int,
+        timeout_s: float,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> WorkerOutcome:
+        """Run ``specs`` (members_path None) as Ray tasks; write their rows into ``members_path``."""
+        ray = self.ray
+        if threads > ray.cluster_resources().get("CPU", 0):
+            return WorkerOutcome(
+                "failed", None, f"a task needs {threads} CPUs but the Ray cluster has fewer; lower threads", 0.0, None
+            )
+        remote = ray.remote(num_cpus=threads, max_retries=self.max_retries, max_calls=1)(_run_part)
+        start = time.perf_counter()
+        pending = {remote.remote(vars(spec)): i for i, spec in enumerate(specs)}
+        payloads: list[dict[str, Any] | None] = [None] * len(specs)
+        members = np.load(members_path, mmap_mode="r+")
+        samples_done = 0
+        try:
+            while pending:
+                left = timeout_s - (time.perf_counter() - start)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(left, 0))
+                if not ready:
+                    return self._stop(pending, f"timed out after {timeout_s:.0f} s (raise timeout_s)", start, "timeout")
+                i = pending.pop(ready[0])
+                try:
+                    payload = ray.get(ready[0])
+                except (ray.exceptions.RayTaskError, ray.exceptions.RayError) as exc:
+                    reason = _first_line(exc)
+                    if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)):
+                        reason += f" (lost {self.max_retries + 1} times: a crash, the OOM killer or a lost node)"
+                    return self._stop(pending, f"Ray task {i + 1}/{len(specs)}: {reason}", start, "failed")
+                for sample, idx, probs in payload.pop("member_rows"):
+                    members[sample, idx] = probs
+                payloads[i] = payload
+                samples_done += sum(stop - first for _, first, stop in specs[i].tasks)
+                if on_progress is not None:
+                    on_progress(samples_done // max(specs[i].shards, 1))
+        finally:
+            members.flush()
+            del members
+        peak = sum(p["peak_rss_bytes"] or 0 for p in payloads) or None
+        return WorkerOutcome("ok", payloads, None, time.perf_counter() - start, peak)
+
+    def _stop(self, pending: dict, error: str, start: float, status: str) -> WorkerOutcome:
+        for ref in pending:
+            self.ray.cancel(ref, force=True)
+        return WorkerOutcome(status, None, error, time.perf_counter() - start, None)
+
+
+def _first_line(exc: Exception) -> str:
+    """Ray wraps a task's exception in a multi-line traceback; keep the exception's own line."""
+    cause = getattr(exc, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
