@@ -94,7 +94,7 @@ class RayExecutor:
                 payloads[i] = payload
                 samples_done += sum(stop - first for _, first, stop in specs[i].tasks)
                 if on_progress is not None:
-                    on_progress(samples_done // max(specs[i].shards, 1))
+                    on_progress(samples_done)  # summed over shards, like local workers' counts
         finally:
             members.flush()
             del members
