@@ -1,9 +1,19 @@
 """The backend interface every inference strategy implements.
 
-A backend turns a PyTorch model holding one SWAG sample into a *runner*: a callable
-mapping a float32 batch (N, C, H, W) to logits (N, classes) as a CPU float32 tensor.
-Backends import their heavy libraries inside methods, so listing them is cheap and a
-missing package only affects that backend.
+A backend runs the whole per-sample step of the SWAG ensemble in its own runtime and precision:
+
+1. a *statistics runner* (:meth:`Backend.statistics`) maps a float32 batch (N, C, H, W) of the fold's
+   training data to every BatchNorm layer's batch mean and unbiased variance
+   (:data:`swag.batchnorm.BatchStatistics`); the harness averages them over the fold's BN batches exactly
+   as ``torch.optim.swa_utils.update_bn`` does and writes them into the model;
+2. a *runner* (:meth:`Backend.prepare`) maps a float32 batch to logits (N, classes) as a CPU float32
+   tensor, with the sample's weights and those statistics.
+
+Both are bound to a new sample's weights by :meth:`Backend.update_statistics` / :meth:`Backend.update`
+(swap, where the runtime allows it) or built again. A backend that cannot compute statistics raises
+:class:`StatisticsUnsupported` and the harness runs that pass in eager fp32, recording it and why.
+Backends import their heavy libraries inside methods, so listing them is cheap and a missing package
+only affects that backend.
 """
 
 from __future__ import annotations
@@ -16,8 +26,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from swag.batchnorm import BatchStatistics, StatisticsUnsupported
+
 Runner = Callable[[torch.Tensor], torch.Tensor]
 """A runner may carry an ``info`` dict attribute (e.g. verified precision, streams) that is recorded."""
+StatisticsRunner = Callable[[torch.Tensor], BatchStatistics]
+"""batch -> per BatchNorm layer (batch mean, unbiased batch variance); its ``info`` dict says how the statistics
+were computed: ``precision``, ``layout`` and ``method`` (recorded in the row as ``bn_update``)."""
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -94,6 +109,12 @@ class Backend(ABC):
         """True if :meth:`update` can move a runner to new weights without re-preparing."""
         return False
 
+    def prepare_compiles(self, options: BackendOptions) -> bool:
+        """True if :meth:`prepare` builds something (a trace, a compiled graph, a session) whose first call per
+        batch shape pays a one-off cost; that call is then timed as ``warmup``. False (eager) times every call
+        after the worker's first per shape as ``predict``."""
+        return True
+
     def update(
         self, runner: Runner, model: nn.Module, options: BackendOptions, calibration: list[torch.Tensor] | None = None
     ) -> Runner:
@@ -102,6 +123,20 @@ class Backend(ABC):
         ``model`` is the module that was prepared, updated in place; ``calibration`` is the current
         fold's training inputs."""
         raise BackendError(f"backend {self.name!r} cannot swap weights; it re-prepares per sample")
+
+    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+        """A runner computing BatchNorm batch statistics with the weights now in ``model`` (train-mode BN).
+
+        Called once per trial; later samples go through :meth:`update_statistics`. ``example`` is one of the
+        fold's BN batches. Raise :class:`StatisticsUnsupported` (saying why) where this backend cannot.
+        """
+        raise StatisticsUnsupported(f"backend {self.name!r} does not compute BatchNorm statistics")
+
+    def update_statistics(
+        self, runner: StatisticsRunner, model: nn.Module, example: torch.Tensor, options: BackendOptions
+    ) -> StatisticsRunner:
+        """Move a statistics runner to the weights now in ``model`` (updated in place); by default build it anew."""
+        return self.statistics(model, example, options)
 
     def versions(self) -> dict[str, str]:
         """Library versions this backend runs on, recorded in each result row."""

@@ -7,7 +7,8 @@ import contextlib
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner
+from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
+from swag.batchnorm import eager_batch_statistics
 
 
 class EagerBackend(Backend):
@@ -15,7 +16,8 @@ class EagerBackend(Backend):
 
     Preparing is only a memory-format change, so each SWAG sample is simply re-prepared.
     bf16 uses CPU autocast (weights stay fp32, matmuls/convs run in bf16); logits are
-    returned as fp32.
+    returned as fp32. BatchNorm statistics come from the model's own BatchNorm kernels in train
+    mode, in the trial's layout and precision (for eager fp32, exactly ``update_bn``).
     """
 
     name = "eager"
@@ -24,18 +26,47 @@ class EagerBackend(Backend):
     def available(self) -> tuple[bool, str]:
         return True, f"torch {torch.__version__}"
 
+    def prepare_compiles(self, options: BackendOptions) -> bool:
+        return False  # a memory-format change; the first call per shape in the worker is the only warm-up
+
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
-        model = model.eval()
-        fmt = torch.channels_last if options.channels_last else torch.contiguous_format
-        if options.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        model = model.eval().to(memory_format=memory_format(options))
 
         def run(batch: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode(), autocast(options):
-                return model(batch.contiguous(memory_format=fmt)).float()
+                return model(batch.contiguous(memory_format=memory_format(options))).float()
 
         return run
+
+    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+        return native_statistics(model, options)
+
+
+def native_statistics(model: nn.Module, options: BackendOptions) -> StatisticsRunner:
+    """Statistics from ``model``'s own BatchNorm kernels in train mode, in ``options``' layout and precision."""
+    fmt = memory_format(options)
+    model = model.to(memory_format=fmt)
+
+    def run(batch: torch.Tensor):
+        with autocast(options):
+            return eager_batch_statistics(model, batch.contiguous(memory_format=fmt))
+
+    run.info = describe(options, "train-mode BatchNorm (torch)")
+    return run
+
+
+def describe(options: BackendOptions, method: str, precision: str | None = None) -> dict[str, str]:
+    """The ``info`` of a statistics runner: how the BatchNorm pass ran."""
+    return {
+        "precision": precision or options.precision,
+        "layout": "channels_last" if options.channels_last else "contiguous",
+        "method": method,
+    }
+
+
+def memory_format(options: BackendOptions) -> torch.memory_format:
+    return torch.channels_last if options.channels_last else torch.contiguous_format
 
 
 def autocast(options: BackendOptions):

@@ -5,6 +5,11 @@ new SWAG sample is copied into the model in place and the compiled code is reuse
 ``freezing: true`` constant-folds weights (and BN) for faster kernels but must recompile for
 every sample (caches are reset so no stale constants are reused).
 
+BatchNorm statistics: the model's :class:`~swag.batchnorm.StatisticsGraph` (plain ops that return each
+layer's batch statistics; a train-mode BatchNorm with momentum=None does not compile under fullgraph),
+compiled once per trial without freezing, reading the model's parameters in place (swap) whatever
+``freezing`` says.
+
 Compilation starts cold: unless the user set TORCHINDUCTOR_CACHE_DIR, the runner gives each worker a
 fresh cache directory, so an earlier run's on-disk cache never hides the compile cost a new VM pays.
 """
@@ -17,8 +22,9 @@ import shutil
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner
-from backends.eager import autocast
+from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
+from backends.eager import autocast, describe, memory_format
+from swag.batchnorm import StatisticsGraph
 
 
 class InductorBackend(Backend):
@@ -35,16 +41,20 @@ class InductorBackend(Backend):
     def can_swap(self, options: BackendOptions) -> bool:
         return not self.option(options, "freezing", False)
 
-    def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
-        self.check(options)
-        inductor_options = {
-            "freezing": self.option(options, "freezing", False),
+    def _inductor_options(self, options: BackendOptions, freezing: bool) -> dict[str, bool]:
+        return {
+            "freezing": freezing,
             "cpp_wrapper": self.option(options, "cpp_wrapper", False),
             "max_autotune": self.option(options, "max_autotune", False),
         }
-        fmt = torch.channels_last if options.channels_last else torch.contiguous_format
+
+    def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
+        self.check(options)
+        inductor_options = self._inductor_options(options, self.option(options, "freezing", False))
+        fmt = memory_format(options)
         model = model.eval().to(memory_format=fmt)
-        torch._dynamo.reset()  # drop graphs compiled for earlier weights
+        if inductor_options["freezing"]:
+            torch._dynamo.reset()  # drop graphs compiled for earlier weights
         compiled = torch.compile(model, backend="inductor", options=inductor_options)
 
         def run(batch: torch.Tensor) -> torch.Tensor:
@@ -56,3 +66,19 @@ class InductorBackend(Backend):
 
     def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
         return runner  # the compiled graph reads the model's (updated in place) parameters
+
+    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+        self.check(options)
+        fmt = memory_format(options)
+        graph = StatisticsGraph(model.to(memory_format=fmt), example.contiguous(memory_format=fmt))
+        compiled = torch.compile(graph, backend="inductor", options=self._inductor_options(options, False))
+
+        def run(batch: torch.Tensor):
+            with torch.no_grad(), autocast(options):
+                return graph.batch_statistics(compiled(batch.contiguous(memory_format=fmt)), batch.shape[0])
+
+        run.info = describe(options, "statistics graph (torch.compile)")
+        return run
+
+    def update_statistics(self, runner, model, example, options) -> StatisticsRunner:
+        return runner  # compiled without freezing: it reads the parameters updated in place

@@ -5,6 +5,9 @@ its worker runs under ``.venv-ipex/bin/python`` (``make ipex-env``) or a trial's
 ``ipex.optimize`` folds BatchNorm into the convolutions and prepacks weights, so each SWAG sample is
 re-prepared. Options: ``jit`` (trace + freeze on top, default false). bf16 uses ``ipex.optimize``'s
 bf16 weights with CPU autocast; channels_last as the trial says.
+
+BatchNorm statistics run in eager fp32 (recorded as such): ``ipex.optimize`` refuses a model in train mode
+unless it is given an optimizer, and IPEX's releases have ended, so there is no IPEX route for them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner
+from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
 from backends.eager import autocast
+from swag.batchnorm import StatisticsUnsupported
 
 ENV_PYTHON = Path(__file__).resolve().parent.parent / ".venv-ipex" / "bin" / "python"
 FIX = "run 'make ipex-env' (creates .venv-ipex with torch 2.8.0 + intel-extension-for-pytorch 2.8.0)"
@@ -73,3 +77,8 @@ class IpexBackend(Backend):
 
         run.info = {"jit": jit, "dtype": str(dtype)}
         return run
+
+    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+        raise StatisticsUnsupported(
+            "ipex.optimize refuses train mode without an optimizer, and IPEX is discontinued: statistics in eager fp32"
+        )

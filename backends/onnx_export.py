@@ -1,52 +1,81 @@
-"""Export a model to ONNX once, with initializer names equal to its state_dict keys."""
+"""Export a model to ONNX once, with initializer names equal to its state_dict keys, and bind new weights.
+
+Two ways to give an exported graph a new SWAG sample's weights (a backend's ``binding`` option):
+``inputs`` turns the initializers into graph inputs, so one compiled graph serves every sample and binding
+is passing the model's own tensors (no copy); ``constants`` keeps them as constants, which lets the
+runtime fold and prepack them, at the price of rebuilding the session / recompiling for every sample.
+"""
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import torch
 from torch import nn
 
+BINDINGS = ("inputs", "constants")
 
-def export_onnx(model: nn.Module, example: torch.Tensor, fold_batchnorm: bool = False):
+
+def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = False, outputs: int = 1):
     """Return an ``onnx.ModelProto`` of ``model`` with a dynamic batch axis (input ``x``).
 
-    By default exported with ``optimize=False``: BatchNormalization nodes stay and every initializer
-    is named after its state_dict key, so new SWAG weights can be bound by name (:func:`rebind`); the
-    runtimes fuse Conv+BN themselves. ``fold_batchnorm=True`` runs the exporter's optimizer, which
-    folds BN into the convolutions but keeps the conv's initializer name for the folded values, so
-    such a graph must never be rebound; ORT's int8 quantizer gives much faster models from it.
+    ``model`` is exported in the mode it is in (eval for prediction; train for a statistics graph, as
+    ``update_bn`` runs the model). By default ``optimize=False``: BatchNormalization nodes stay and every
+    initializer is named after its state_dict key, so new SWAG weights can be bound by name.
+    ``optimize=True`` runs the exporter's optimizer, which folds BN into the convolutions but keeps the
+    conv's initializer name for the folded values, so a graph with BatchNorm exported that way must never
+    be rebound.
+    ``outputs``: how many tensors the model returns (one ``logits``, or ``out_<i>`` for several).
     """
     batch = torch.export.Dim("batch", min=1)
+    names = ["logits"] if outputs == 1 else [f"out_{i}" for i in range(outputs)]
     program = torch.onnx.export(
-        model.eval(),
+        model,
         (example,),
         dynamo=True,
-        optimize=fold_batchnorm,
+        optimize=optimize,
         verbose=False,
         dynamic_shapes=({0: batch},),
         input_names=["x"],
-        output_names=["logits"],
+        output_names=names,
     )
     return program.model_proto
 
 
-def rebind(proto, model: nn.Module) -> None:
-    """Overwrite ``proto``'s initializers in place with ``model``'s current floating-point state
-    (weights and BN statistics), matched by state_dict key (an :func:`export_onnx` graph)."""
-    from onnx import numpy_helper
+def export_statistics(model: nn.Module, example: torch.Tensor):
+    """(proto, graph): ``model``'s :class:`~swag.batchnorm.StatisticsGraph` exported to ONNX (outputs
+    ``out_0 .. out_<2L-1>``: each BatchNorm layer's batch mean and biased variance; initializers named
+    ``net.<state_dict key>``) and the graph module, whose ``batch_statistics`` reads those outputs."""
+    from swag.batchnorm import StatisticsGraph
 
-    state = float_state(model)
-    bound = 0
+    graph = StatisticsGraph(model, example)
+    with warnings.catch_warnings():  # train mode is intended: update_bn runs the model in train mode
+        warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
+        return export_onnx(graph, example, outputs=2 * graph.num_layers), graph
+
+
+def initializers_to_inputs(proto, names) -> list[str]:
+    """Turn those of ``names`` that are initializers of ``proto`` into graph inputs (same name, type and
+    shape), in place; return them (an exporter drops the initializers of dead code, e.g. a classifier head
+    the statistics graph never reaches)."""
+    from onnx import helper
+
+    wanted = set(names)
+    moved, kept = [], []
     for init in proto.graph.initializer:
-        if init.name in state:
-            init.CopyFrom(numpy_helper.from_array(state[init.name], init.name))
-            bound += 1
-    if bound != len(state):
-        raise RuntimeError(f"bound {bound} of {len(state)} tensors; export the graph with export_onnx")
+        if init.name in wanted:
+            proto.graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+            moved.append(init.name)
+        else:
+            kept.append(init)
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    return moved
 
 
-def float_state(model: nn.Module) -> dict:
-    """``model``'s floating-point state (weights and BN statistics) as contiguous NumPy arrays, by
-    state_dict key: what a rebindable graph's initializers hold."""
-    import numpy as np
-
+def float_state(model: nn.Module) -> dict[str, np.ndarray]:
+    """``model``'s floating-point state (weights and BN statistics) by state_dict key, as NumPy arrays that
+    share the tensors' memory (a copy only where a tensor is not contiguous): what a rebindable graph's
+    initializers, or inputs, hold."""
     return {k: np.ascontiguousarray(v.detach().numpy()) for k, v in model.state_dict().items() if v.is_floating_point()}

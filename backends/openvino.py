@@ -1,14 +1,23 @@
 """OpenVINO CPU plugin.
 
-Weights are graph constants in OpenVINO, so every SWAG sample is compiled anew, but the graph is
-exported only once per trial (ONNX, initializers named by state_dict key): each further sample
-rebinds the new weights and BN statistics into it, reads it and compiles (swap; about 10x cheaper
-than re-converting the PyTorch model for ResNet-50 here). The inference precision is always set
-explicitly (on AVX512_BF16 CPUs the plugin's default is bf16 even for an "fp32" model) and read
-back with ``get_property``; a mismatch fails the trial. ``hint: throughput`` (default) runs
-sub-batches through an ``AsyncInferQueue`` sized by ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``;
-``hint: latency`` uses one synchronous request. int8: NNCF post-training quantization on the
-fold's training inputs, redone for every sample.
+Both graphs of a sample run in OpenVINO: the statistics graph (BatchNorm statistics over the fold's BN
+batches, see ``swag.batchnorm``; one synchronous request on all threads, so a batch is never split) and
+the inference graph, each exported to ONNX once per trial (initializers named by state_dict key).
+``binding`` says how a new sample reaches them: ``inputs`` (weights and BN statistics become graph
+parameters fed from the model's own tensors, no copy: each graph is compiled once per trial) or
+``constants`` (the sample's values replace the graph's constants and the graph is recompiled, which lets
+the plugin fold BN and reorder weights ahead of time).
+
+The inference precision is always set explicitly (on AVX512_BF16 CPUs the plugin's default is bf16 even
+for an "fp32" model) and read back with ``get_property``; a mismatch fails the trial. ``hint: throughput``
+(default) runs prediction sub-batches through an ``AsyncInferQueue`` sized by
+``OPTIMAL_NUMBER_OF_INFER_REQUESTS``; ``hint: latency`` uses one synchronous request.
+
+int8: NNCF post-training quantization of the inference graph with BatchNorm folded into the convolutions
+(``backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
+fold re-quantizes only the weights (NNCF's symmetric per-channel int8, max|w| / 127) and keeps the fold's
+activation ranges and bias correction, then recompiles. Its BatchNorm statistics come from the
+statistics graph in bf16 where the CPU has it, else f32.
 """
 
 from __future__ import annotations
@@ -17,16 +26,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendError, BackendOptions, Runner
-from backends.onnx_export import export_onnx, rebind
+from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner
+from backends.eager import describe
+from backends.onnx_export import BINDINGS, export_onnx, export_statistics, float_state, initializers_to_inputs
 
 HINTS = ("throughput", "latency")
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
 class OpenVinoBackend(Backend):
     name = "openvino"
     precisions = ("fp32", "bf16", "int8")
-    option_names = ("hint", "calibration_batches")
+    option_names = ("hint", "calibration_batches", "binding")
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -41,84 +52,281 @@ class OpenVinoBackend(Backend):
         return {**super().versions(), "openvino": ov.__version__}
 
     def can_swap(self, options: BackendOptions) -> bool:
-        return True
+        return True  # exported once per trial; int8 re-calibrates once per fold
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
-        return self._compile(export_onnx(model, example), options, calibration)
+        model = model.eval()
+        hint = self.option(options, "hint", "throughput", HINTS)
+        if options.precision == "int8":
+            return _Int8Graph(self, model, example, options, calibration, hint)
+        binding = self.option(options, "binding", "inputs", BINDINGS)
+        graph = _graph(
+            self, export_onnx(model, example), model, options, OV_PRECISION[options.precision], hint, binding
+        )
+        return _PredictRunner(graph)
 
     def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
-        rebind(runner.proto, model)
-        return self._compile(runner.proto, options, calibration)
+        runner.bind(model, calibration)
+        return runner
 
-    def _compile(self, proto, options: BackendOptions, calibration) -> Runner:
+    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+        self.check(options)
+        proto, stats_graph = export_statistics(model, example)
+        precision = OV_PRECISION.get(options.precision) or ("bf16" if self.has_bf16() else "f32")
+        binding = self.option(options, "binding", "inputs", BINDINGS) if options.precision != "int8" else "inputs"
+        graph = _graph(self, proto, stats_graph, options, precision, "latency", binding)
+
+        def run(batch: torch.Tensor):
+            return stats_graph.batch_statistics(graph(batch), batch.shape[0])
+
+        run.graph = graph
+        method = f"statistics graph (OpenVINO {precision})"
+        run.info = {
+            **describe(options, method, precision={"f32": "fp32"}.get(precision, precision)),
+            "binding": binding,
+        }
+        return run
+
+    def update_statistics(self, runner, model, example, options) -> StatisticsRunner:
+        runner.graph.bind(runner.graph.module)  # the statistics graph shares the model's parameters
+        return runner
+
+    def has_bf16(self) -> bool:
         import openvino as ov
 
-        hint = self.option(options, "hint", "throughput", HINTS)
-        core = ov.Core()
-        ov_model = core.read_model(proto.SerializeToString(), b"")
-        if options.precision == "int8":
-            ov_model = _quantize_nncf(ov_model, calibration, self.option(options, "calibration_batches", 4))
-        wanted = "bf16" if options.precision == "bf16" else "f32"
-        if wanted == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+    def compile(self, core, ov_model, options: BackendOptions, precision: str, hint: str):
+        """Compile for the CPU at ``precision`` (f32 / bf16, verified) on the trial's threads."""
+        if precision == "bf16" and not self.has_bf16():
             raise BackendError("this CPU has no bf16 support in OpenVINO (no AVX512_BF16/AMX); use fp32")
         compiled = core.compile_model(
             ov_model,
             "CPU",
             {
-                "INFERENCE_PRECISION_HINT": wanted,
+                "INFERENCE_PRECISION_HINT": precision,
                 "PERFORMANCE_HINT": hint.upper(),
                 "INFERENCE_NUM_THREADS": options.threads,
             },
         )
         got = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        if got != wanted:
-            raise BackendError(f"OpenVINO compiled with inference precision {got}, not the requested {wanted}")
-        nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if hint == "throughput" else 1
-        info = {
-            "inference_precision": got,
-            "hint": hint,
-            "infer_requests": nireq,
-            "streams": int(compiled.get_property("NUM_STREAMS")),
-        }
-        run = _async_runner(compiled, nireq) if nireq > 1 else _sync_runner(compiled)
-        run.info, run.proto = info, proto
-        return run
+        if got != precision:
+            raise BackendError(f"OpenVINO compiled with inference precision {got}, not the requested {precision}")
+        return compiled
 
 
-def _sync_runner(compiled) -> Runner:
-    request = compiled.create_infer_request()
-
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(request.infer({0: batch.numpy()})[0].copy()).float()
-
-    return run
-
-
-def _async_runner(compiled, nireq: int) -> Runner:
+def _graph(backend, proto, module: nn.Module, options, precision: str, hint: str, binding: str) -> _Graph:
+    """An exported graph read by OpenVINO, bound to ``module`` (``binding`` inputs: its weights become parameters)."""
     import openvino as ov
 
-    queue = ov.AsyncInferQueue(compiled, nireq)
-    outputs: dict[int, np.ndarray] = {}
-    queue.set_callback(lambda request, i: outputs.__setitem__(i, request.get_output_tensor(0).data.copy()))
+    state = float_state(module)
+    if binding == "inputs":
+        names = initializers_to_inputs(proto, state)
+    else:
+        names = [i.name for i in proto.graph.initializer if i.name in state]
+    ov_model = ov.Core().read_model(proto.SerializeToString(), b"")
+    return _Graph(backend, ov_model, module, options, precision, hint, binding, names)
 
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        chunks = np.array_split(batch.numpy(), min(nireq, len(batch)))
-        outputs.clear()
+
+class _Graph:
+    """One graph compiled by OpenVINO and bound to ``module``'s float state ``names`` by ``binding``:
+    ``inputs`` (parameters sharing the module's memory), ``constants`` (replaced, then recompiled) or
+    ``fixed`` (the owner edits ``ov_model`` itself and sets ``compiled`` to None to recompile)."""
+
+    def __init__(self, backend, ov_model, module, options, precision: str, hint: str, binding: str, names) -> None:
+        import openvino as ov
+
+        self.backend, self.options, self.module = backend, options, module
+        self.precision, self.hint, self.binding, self.names = precision, hint, binding, list(names)
+        self.core, self.ov_model, self.compiled = ov.Core(), ov_model, None
+        self.constants = _constants(ov_model, self.names) if binding == "constants" else {}
+        self.bind(module)
+
+    def bind(self, module: nn.Module, calibration=None) -> None:
+        """Give the graph the weights (and BN statistics) now in ``module``."""
+        import openvino as ov
+
+        full = float_state(module)
+        state = {name: full[name] for name in self.names}
+        if self.binding == "constants":
+            for name, array in state.items():
+                self.constants[name] = _replace_constant(self.constants[name], array)
+            self.compiled = None
+        if self.compiled is None:
+            self.compiled = self.backend.compile(self.core, self.ov_model, self.options, self.precision, self.hint)
+            nireq = (
+                int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if self.hint == "throughput" else 1
+            )
+            if nireq > 1:
+                self.queue = ov.AsyncInferQueue(self.compiled, nireq)
+                self.requests = [self.queue[i] for i in range(nireq)]
+            else:
+                self.queue, self.requests = None, [self.compiled.create_infer_request()]
+        if self.binding == "inputs":
+            for request in self.requests:  # shared memory: the model's tensors, read at every inference
+                for name, array in state.items():
+                    request.set_tensor(name, ov.Tensor(array, shared_memory=True))
+
+    @property
+    def info(self) -> dict:
+        return {
+            "inference_precision": self.precision,
+            "hint": self.hint,
+            "infer_requests": len(self.requests),
+            "streams": int(self.compiled.get_property("NUM_STREAMS")),
+            "binding": self.binding,
+        }
+
+    def __call__(self, batch: torch.Tensor) -> list[np.ndarray]:
+        """All outputs for one batch on one request (the statistics graph: the batch is never split)."""
+        request = self.requests[0]
+        request.set_tensor("x", _tensor(batch.numpy()))
+        request.infer()
+        return [request.get_output_tensor(i).data.copy() for i in range(len(self.compiled.outputs))]
+
+    def logits(self, batch: torch.Tensor) -> np.ndarray:
+        """The first output, with the batch split into sub-batches over the request queue (throughput)."""
+        if self.queue is None:
+            return self(batch)[0]
+        chunks = np.array_split(batch.numpy(), min(len(self.requests), len(batch)))
+        outputs: dict[int, np.ndarray] = {}
+        self.queue.set_callback(lambda request, i: outputs.__setitem__(i, request.get_output_tensor(0).data.copy()))
         for i, chunk in enumerate(chunks):
-            queue.start_async({0: np.ascontiguousarray(chunk)}, i)
-        queue.wait_all()
-        return torch.from_numpy(np.concatenate([outputs[i] for i in range(len(chunks))])).float()
-
-    return run
+            self.queue.start_async({"x": _tensor(chunk)}, i)
+        self.queue.wait_all()
+        return np.concatenate([outputs[i] for i in range(len(chunks))])
 
 
-def _quantize_nncf(ov_model, calibration, n: int):
-    try:
-        import nncf
-    except ImportError as exc:
-        raise BackendError("openvino int8 needs NNCF; pip install nncf") from exc
-    if not calibration:
-        raise BackendError("openvino int8 needs calibration batches (the fold's training inputs)")
-    data = nncf.Dataset([b.numpy() for b in calibration[:n]])
-    return nncf.quantize(ov_model, data, subset_size=sum(len(b) for b in calibration[:n]))
+class _PredictRunner:
+    """batch -> logits through a :class:`_Graph`."""
+
+    def __init__(self, graph: _Graph) -> None:
+        self.graph = graph
+
+    def bind(self, model: nn.Module, calibration=None) -> None:
+        self.graph.bind(model)
+
+    @property
+    def info(self) -> dict:
+        return self.graph.info
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.graph.logits(batch)).float()
+
+
+class _Int8Graph(_PredictRunner):
+    """NNCF-quantized inference graph of the BN-folded model: calibrated per fold, weights re-quantized per sample."""
+
+    def __init__(self, backend, model, example, options, calibration, hint: str) -> None:
+        from backends.folding import FoldedModel
+
+        self.backend, self.options, self.example, self.hint = backend, options, example, hint
+        self.folded = FoldedModel(model)
+        self.calibration = None
+        self.bind(model, calibration)
+
+    def bind(self, model: nn.Module, calibration=None) -> None:
+        """Move to the weights and BN statistics now in ``model``; a ``calibration`` (the fold's training
+        inputs) other than the last one means a new fold: recalibrate."""
+        self.folded.refold()
+        state = float_state(self.folded.graph_module)
+        if calibration is not self.calibration:
+            self._calibrate(calibration, state)
+        else:
+            for name, (weights, scales, axis, step, qmax) in self.weights.items():
+                q, scale = quantize_weights(state[name], axis, step, qmax, self.constants[scales].get_data().shape)
+                self.constants[weights] = _replace_constant(self.constants[weights], q)
+                self.constants[scales] = _replace_constant(self.constants[scales], scale)
+            for name, delta in self.bias_correction.items():
+                self.constants[name] = _replace_constant(self.constants[name], state[name] + delta)
+            self.graph.compiled = None
+            self.graph.bind(self.folded.graph_module)
+
+    def _calibrate(self, calibration, state: dict[str, np.ndarray]) -> None:
+        import openvino as ov
+
+        try:
+            import nncf
+        except ImportError as exc:
+            raise BackendError("openvino int8 needs NNCF; pip install nncf") from exc
+        if not calibration:
+            raise BackendError("openvino int8 needs calibration batches (the fold's training inputs)")
+        n = self.backend.option(self.options, "calibration_batches", 4)
+        core = ov.Core()
+        proto = export_onnx(self.folded.graph_module, self.example, optimize=True)
+        float_model = core.read_model(proto.SerializeToString(), b"")
+        weight_of = {}  # consumer op -> the float weight it reads
+        for op in float_model.get_ops():
+            for inp in op.inputs()[1:2]:
+                source = inp.get_source_output().get_node()
+                if source.get_type_name() == "Constant" and source.get_friendly_name() in state:
+                    weight_of[op.get_friendly_name()] = source.get_friendly_name()
+        data = nncf.Dataset([b.numpy() for b in calibration[:n]])
+        quantized = nncf.quantize(float_model, data, subset_size=sum(len(b) for b in calibration[:n]))
+        self.weights, self.constants, self.bias_correction = {}, {}, {}
+        for op in quantized.get_ops():
+            name = op.get_friendly_name()
+            consumer, _, suffix = name.rpartition("/fq_weights_")
+            if op.get_type_name() == "Multiply" and suffix and consumer in weight_of:
+                int8 = op.input(0).get_source_output().get_node().input(0).get_source_output().get_node()
+                scale = op.input(1).get_source_output().get_node()
+                shape = scale.get_data().shape
+                axis = next((i for i, s in enumerate(shape) if s != 1), 0)
+                key_w, key_s = f"{consumer}#int8", f"{consumer}#scale"
+                self.constants[key_w], self.constants[key_s] = int8, scale
+                # NNCF's range for this layer (narrower for the first layer: its overflow fix), read off
+                # the calibrated quantizer: scale = max|w| * step, |q| <= qmax.
+                w = state[weight_of[consumer]]
+                absmax = np.abs(w).max(axis=tuple(i for i in range(w.ndim) if i != axis), keepdims=True)
+                step = float(np.median(scale.get_data() / np.where(absmax == 0, 1, absmax).reshape(shape)))
+                qmax = int(np.abs(int8.get_data()).max())
+                self.weights[weight_of[consumer]] = (key_w, key_s, axis, step, qmax)
+            elif op.get_type_name() == "Constant" and name in state and name not in weight_of.values():
+                self.constants[name] = op
+                self.bias_correction[name] = op.get_data().astype(np.float32) - state[name]
+        self.calibration = calibration
+        self.graph = _Graph(
+            self.backend, quantized, self.folded.graph_module, self.options, "f32", self.hint, "fixed", []
+        )
+
+    @property
+    def info(self) -> dict:
+        return {**self.graph.info, "quantization": "NNCF, BN folded, activations calibrated per fold"}
+
+
+def quantize_weights(
+    w: np.ndarray, axis: int, step: float, qmax: int, scale_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel int8 weights as NNCF makes them: along all axes but ``axis``,
+    scale = max|w| * ``step`` (1/127, or 1/63.5 where NNCF narrows the first layer) and
+    q = clip(round(w / scale), -qmax, qmax). Returns (q int8, scale shaped ``scale_shape``)."""
+    other = tuple(i for i in range(w.ndim) if i != axis)
+    absmax = np.abs(w).max(axis=other, keepdims=True)
+    scale = np.where(absmax == 0, 1.0, absmax * step).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -qmax, qmax).astype(np.int8)
+    return q, scale.reshape(scale_shape)
+
+
+def _constants(ov_model, names: list[str]) -> dict:
+    found = {op.get_friendly_name(): op for op in ov_model.get_ops() if op.get_type_name() == "Constant"}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise BackendError(f"OpenVINO's graph has no constant(s) {missing[:3]}; use binding: inputs")
+    return {n: found[n] for n in names}
+
+
+def _replace_constant(node, array: np.ndarray):
+    """Put a new Constant holding ``array`` where ``node`` was (same name); return it."""
+    from openvino import opset13
+
+    new = opset13.constant(np.ascontiguousarray(array, dtype=node.get_data().dtype), shared_memory=False)
+    new.set_friendly_name(node.get_friendly_name())
+    node.output(0).replace(new.output(0))
+    return new
+
+
+def _tensor(array: np.ndarray):
+    import openvino as ov
+
+    return ov.Tensor(np.ascontiguousarray(array), shared_memory=True)

@@ -3,6 +3,10 @@
 Freezing folds weights and BatchNorm into constants, so each SWAG sample is re-traced.
 With ``freeze: false`` the traced module keeps the model's parameters as attributes and a new
 sample only needs its weights copied in (swap), at the cost of the fusions freezing enables.
+
+BatchNorm statistics: the model's :class:`~swag.batchnorm.StatisticsGraph` traced once per trial
+(under autocast for bf16) and never frozen (freezing needs eval mode); a new sample's weights are
+copied into the trace.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner
-from backends.eager import autocast
+from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
+from backends.eager import autocast, describe, memory_format
+from swag.batchnorm import StatisticsGraph
 
 
 class TorchScriptBackend(Backend):
@@ -47,4 +52,23 @@ class TorchScriptBackend(Backend):
         # The unfrozen trace holds the module's parameter and buffer tensors; copy explicitly so
         # correctness never depends on that sharing.
         runner.module.load_state_dict(model.state_dict())
+        return runner
+
+    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+        self.check(options)
+        fmt = memory_format(options)
+        graph = StatisticsGraph(model.to(memory_format=fmt), example.contiguous(memory_format=fmt))
+        with torch.no_grad(), autocast(options):
+            traced = torch.jit.trace(graph, example.contiguous(memory_format=fmt), check_trace=False)
+
+        def run(batch: torch.Tensor):
+            with torch.no_grad():
+                return graph.batch_statistics(traced(batch.contiguous(memory_format=fmt)), batch.shape[0])
+
+        run.module, run.graph = traced, graph
+        run.info = describe(options, "statistics graph (TorchScript trace)")
+        return run
+
+    def update_statistics(self, runner, model, example, options) -> StatisticsRunner:
+        runner.module.load_state_dict(runner.graph.state_dict())  # never rely on the trace sharing tensors
         return runner

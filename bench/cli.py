@@ -9,7 +9,8 @@ import sys
 from bench.errors import USER_ERRORS
 
 EPILOG = """examples:
-  swagbench run                                  # embedded default: digits, 5 folds x 8 samples, eager
+  swagbench run                                  # embedded default: every built-in backend and precision
+  swagbench config --show                        # every setting with its default and meaning
   swagbench run --config configs/quick.yaml      # a config file
   swagbench run --backends eager,eager:bf16 ensemble.samples=4 data.noise_rate=0.1
   swagbench run --resume results/<run-id>        # finish an interrupted run (its stored config)
@@ -58,12 +59,15 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
     p = argparse.ArgumentParser(
         prog="swagbench",
         description="Benchmark CPU inference strategies on a SWAG-ensemble + confident-learning pipeline.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"swagbench {version('swagbench')}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
@@ -89,14 +93,18 @@ def _parser() -> argparse.ArgumentParser:
         help="a sweep dimension and its values (repeatable): workers_threads=1x2,2x1 batch_size=32,128 "
         "channels_last=false,true members=stream,hold; replaces the profile's values for that key",
     )
-    run.add_argument(
-        "--resume",
-        metavar="RUN_DIR",
-        help="continue an interrupted run in RUN_DIR with its stored config: trials with a recorded row are kept",
-    )
-    run.add_argument(
-        "--retry-failed", action="store_true", help="with --resume: also rerun failed, timed-out and skipped trials"
-    )
+    for cmd in (run, sweep):  # a sweep is a run: both resume the same way
+        cmd.add_argument(
+            "--resume",
+            metavar="RUN_DIR",
+            help="continue an interrupted run in RUN_DIR with its stored config (a sweep's trials included): "
+            "trials with a recorded row are kept",
+        )
+        cmd.add_argument(
+            "--retry-failed", action="store_true", help="with --resume: also rerun failed, timed-out and skipped trials"
+        )
+    conf = sub.add_parser("config", help="show every setting (key, default, meaning) a run config or override takes")
+    conf.add_argument("--show", action="store_true", help="print the settings (the default action)")
     sub.add_parser("list-backends", help="list registered backends with availability and the reason if not")
     summ = sub.add_parser("summary", help="rebuild and print summary.csv/summary.md of a run directory")
     summ.add_argument("run_dir", help="a results/<run-id> directory")
@@ -108,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
@@ -128,17 +136,20 @@ def _run(args: argparse.Namespace) -> None:
                 ("--profile", args.profile),
                 ("--executor", args.executor),
                 ("--ray-address", args.ray_address),
+                ("--grid", getattr(args, "grid", None)),
                 ("KEY=VALUE", args.overrides),
             )
             if v
         ]
         if given:
             raise ConfigError(f"--resume reruns the run's stored config; drop {', '.join(given)} or start a new run")
-        run_dir = Path(args.resume)
+        run_dir = Path(args.resume).resolve()
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"{run_dir} has no config.yaml, so it is not a swagbench run; pass results/<run-id>")
-        execute(load_config(run_dir / "config.yaml"), resume=run_dir, retry_failed=args.retry_failed)
-        return
+        # Everything the run stores resolves against its folder, wherever it is now and whatever the cwd:
+        # its results_dir is the folder it lives in (so the default posterior cache is found beside it).
+        stored = load_config(run_dir / "config.yaml", [f"results_dir={run_dir.parent}"])
+        return _outcome(execute(stored, resume=run_dir, retry_failed=args.retry_failed))
     if getattr(args, "retry_failed", False):
         raise ConfigError("--retry-failed only applies with --resume RUN_DIR")
     overrides = list(args.overrides)
@@ -161,14 +172,71 @@ def _run(args: argparse.Namespace) -> None:
         trials = expand_sweep(config.trials, grid)
         print(f"swagbench: sweep of {len(trials)} trials over {', '.join(f'{k}={v}' for k, v in grid.items() if v)}")
         config = build(RunConfig, {**config.to_dict(), "trials": [dataclasses.asdict(t) for t in trials]})
-    execute(config, profile=profile)
+    return _outcome(execute(config, profile=profile))
+
+
+def _outcome(run_dir) -> int:
+    """Exit code of a finished run: 1 (and one line saying so) when no trial succeeded, else 0."""
+    from bench.results import read_rows
+
+    if not any(r["status"] == "ok" for r in read_rows(run_dir)):
+        print(f"swagbench: no trial succeeded (see {run_dir / 'summary.md'} for each one's error)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def show_config() -> str:
+    """Every config key with its default, section by section, under the section's documentation."""
+    import dataclasses
+    import inspect
+
+    import yaml
+
+    from bench.config import RunConfig, TrialConfig
+
+    lines = []
+
+    def section(cls, prefix: str, instance) -> None:
+        lines.extend(["", f"# {prefix or 'top level'} ({cls.__name__})"])
+        lines.extend(f"#   {line}" if line else "#" for line in inspect.cleandoc(cls.__doc__ or "").splitlines())
+        nested = []
+        for f in dataclasses.fields(cls):
+            value = getattr(instance, f.name)
+            if dataclasses.is_dataclass(value):
+                nested.append((type(value), f"{prefix}{f.name}.", value))
+            elif f.name == "trials":
+                lines.append(f"{prefix}trials: [list of trials, see below; default: {len(value)} trials]")
+            else:  # as YAML, the way a config file or key=value override writes it
+                text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+                lines.append(f"{prefix}{f.name}: {text}")
+        for args in nested:
+            section(*args)
+
+    section(RunConfig, "", RunConfig())
+    section(TrialConfig, "trials[].", TrialConfig())
+    return "\n".join(lines).lstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    import os
+
+    # module:factory models and module:Class backends from the user's own directory, as a script would find them
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may stand anywhere on the line, also after an option (argparse stops collecting
+    # a positional list at the first option).
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         if args.command in ("run", "sweep"):
-            _run(args)
+            return _run(args)
+        elif args.command == "config":
+            print(show_config(), end="")
         elif args.command == "list-backends":
             from backends import backend_names, get_backend
 
@@ -202,8 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         fix = "free disk space, then resume" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the path"
         print(f"swagbench: error: {exc.strerror or exc}{where}; {fix}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("swagbench: interrupted; rows already written are kept in results.jsonl", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from bench.errors import RunInterrupted
+
+        hint = f"; finish it with: swagbench run --resume {exc.run_dir}" if isinstance(exc, RunInterrupted) else ""
+        print(f"swagbench: interrupted; rows already written are kept{hint}", file=sys.stderr)
         return 130
     return 0
 

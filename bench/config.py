@@ -102,7 +102,10 @@ class TrialConfig:
     """One backend trial. workers/batch_size default to the run's, threads (per worker) to the
     run's budget divided by workers; members: ``stream`` (draw one sample's weights at a time) or
     ``hold`` (draw a fold's samples up front and keep them in memory); options go to the backend;
-    python: interpreter for its workers (default: the backend's own choice, else the harness's)."""
+    python: interpreter for its workers (default: the backend's own choice, else the harness's);
+    bn_examples: BatchNorm statistics from a seeded subset of this many of each fold's training examples
+    (a strategy that trades calibration for time; None = the run's ``ensemble.bn_examples``, all by default).
+    Such a trial is judged on its decisions, not its numbers (see ``bench.fidelity``)."""
 
     backend: str = "eager"
     precision: str = "fp32"
@@ -113,8 +116,11 @@ class TrialConfig:
     members: str = "stream"
     options: dict[str, Any] = field(default_factory=dict)
     python: str | None = None
+    bn_examples: int | None = None
 
     def __post_init__(self) -> None:
+        if self.bn_examples is not None and self.bn_examples < 2:
+            raise ConfigError(f"trial bn_examples must be >= 2 or null (got {self.bn_examples})")
         if self.python is not None and not Path(self.python).is_file():
             raise ConfigError(f"trial python {self.python!r} does not exist; give the path of a Python interpreter")
         if self.precision not in PRECISIONS:
@@ -142,6 +148,7 @@ class TrialConfig:
             + plan
             + (f"-b{self.batch_size}" if self.batch_size else "")
             + ("-hold" if self.members == "hold" else "")
+            + (f"-bn{self.bn_examples}" if self.bn_examples else "")
             + opts
         )
 
@@ -203,6 +210,10 @@ class RunConfig:
     trials: list[TrialConfig] = field(default_factory=_default_trials)
 
     def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\") or self.name in (".", ".."):
+            raise ConfigError(
+                f"name {self.name!r} must be a plain folder name (no '/'): it is appended to the run folder's timestamp"
+            )
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = all CPUs; got {self.threads})")
         if self.batch_size < 1:
@@ -365,14 +376,14 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at top level")
         raw.update(loaded)
-    if backends:
+    if backends is not None:  # --backends "" (an unset shell variable) is an error, not "all trials"
         raw["trials"] = parse_backends(backends)
     for item in overrides or []:
         apply_override(raw, item)
     return build(RunConfig, raw)
 
 
-SWEEP_DIMENSIONS = ("workers_threads", "batch_size", "channels_last", "members")
+SWEEP_DIMENSIONS = ("workers_threads", "batch_size", "channels_last", "members", "bn_examples")
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def load_dataset(config: DataConfig) -> Dataset:
         x, y, y_true, declared = _read_npz(Path(config.source))
         name = Path(config.source).stem
     num_classes = declared or int(y.max()) + 1
+    present = np.unique(y)
+    if len(present) < 2:
+        raise DataError(
+            f"dataset {name} has labels of {len(present)} class ({present.tolist()}); confident learning and "
+            "stratified folds need at least 2 classes"
+        )
     if config.max_examples is not None and config.max_examples < len(y):
         from sklearn.model_selection import train_test_split
 
@@ -105,6 +112,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, in
     """x, y, y_true (or None) and the declared num_classes (or None) of a user .npz, all checked."""
     if not path.is_file():
         raise DataError(f"dataset file {path} does not exist; pass an .npz with x (N,C,H,W) and y (N,) or use 'digits'")
+    if not zipfile.is_zipfile(path):  # numpy would try to unpickle it and talk about allow_pickle
+        raise DataError(f"dataset file {path} is not an .npz archive; save x and y with numpy.savez(path, x=x, y=y)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -148,7 +157,8 @@ def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     if present.min() < folds:
         cls = int(np.flatnonzero(counts == present.min())[0])
         raise DataError(
-            f"class {cls} has only {present.min()} examples but ensemble.folds={folds}; "
+            f"class {cls} has only {present.min()} examples by its given labels (after any injected noise) but "
+            f"ensemble.folds={folds}; "
             f"use at most {present.min()} folds or more data"
         )
     fold_of = np.empty(len(labels), dtype=np.int64)

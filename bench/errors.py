@@ -18,4 +18,12 @@ class ResultsError(OSError):
     """The results directory cannot be written or read."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run that has a folder: ``run_dir`` is where it can be resumed."""
+
+    def __init__(self, run_dir) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
 USER_ERRORS = (ConfigError, DataError, ResultsError, PosteriorError, ModelSpecError, UnknownBackendError, BackendError)

@@ -38,8 +38,9 @@ class Posteriors:
     key: str | None
 
 
-def posterior_meta(config: RunConfig, dataset: Dataset, fold: int) -> dict[str, str]:
-    """Metadata stored with (and checked against) each fold's posterior."""
+def posterior_meta(config: RunConfig, dataset: Dataset, fold_of: np.ndarray, fold: int) -> dict[str, str]:
+    """Metadata stored with (and checked against) each fold's posterior: what it was trained on, so a posterior
+    is never used for other data or another fold split (its held-out examples would leak into training)."""
     return {
         "model": config.model,
         "num_classes": str(dataset.num_classes),
@@ -47,7 +48,19 @@ def posterior_meta(config: RunConfig, dataset: Dataset, fold: int) -> dict[str, 
         "input_hw": f"{dataset.x.shape[2]}x{dataset.x.shape[3]}",
         "dataset": dataset.name,
         "fold": str(fold),
+        "folds": str(config.ensemble.folds),
+        "data_digest": array_digest(dataset.x, dataset.labels),  # before the split: other labels move it too
+        "fold_digest": array_digest(fold_of),
     }
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """SHA-256 (hex, 24 chars) of arrays' dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for arr in arrays:
+        h.update(str((arr.dtype, arr.shape)).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:24]
 
 
 def content_key(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> str:
@@ -55,9 +68,7 @@ def content_key(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> str
     import torch
 
     h = hashlib.sha256()
-    for arr in (dataset.x, dataset.labels, fold_of):
-        h.update(str((arr.dtype, arr.shape)).encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(array_digest(dataset.x, dataset.labels, fold_of).encode())
     h.update(
         json.dumps(
             {
@@ -127,17 +138,22 @@ def obtain_posteriors(
     return Posteriors(paths, "trained", train_s, key)
 
 
-def user_posteriors(config: RunConfig, dataset: Dataset) -> list[Path]:
-    """Check ``posteriors_dir/fold{k}.safetensors`` (k < folds) fully before any trial runs."""
-    from swag.io import load_posterior
+def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> list[Path]:
+    """Check ``posteriors_dir/fold{k}.safetensors`` (k < folds) fully before any trial runs: the model, the
+    data and fold split they were trained on, and that every value is finite."""
+    from swag.io import check_finite, load_posterior
 
     root = Path(config.posteriors_dir)
     if not root.is_dir():
         raise ConfigError(f"posteriors_dir {root} is not a directory; give the folder with fold0.safetensors ...")
-    expect = {"model": config.model, "num_classes": dataset.num_classes, "in_channels": dataset.x.shape[1]}
     paths = [root / f"fold{k}.safetensors" for k in range(config.ensemble.folds)]
-    for path in paths:
-        load_posterior(path, expect=expect)  # raises PosteriorError naming the file and the fix
+    for k, path in enumerate(paths):
+        expect = {
+            key: value
+            for key, value in posterior_meta(config, dataset, fold_of, k).items()
+            if key not in ("dataset", "input_hw")  # names and sizes are checked through the digests
+        }
+        check_finite(load_posterior(path, expect=expect), str(path))  # PosteriorError names the file and the fix
     return paths
 
 
@@ -151,7 +167,7 @@ def train_posteriors(
     """Train a SWAG posterior on every fold's training part (noisy labels); return (paths, seconds)."""
     import torch
 
-    from swag.io import save_posterior
+    from swag.io import check_finite, save_posterior
     from swag.models import build_model
     from swag.training import train_swag
 
@@ -166,6 +182,7 @@ def train_posteriors(
         posterior = train_swag(
             model, x[train], y[train], config.train, seed=config.data.seed * 7919 + fold, on_epoch=lambda _e: on_epoch()
         )
-        posterior.meta.update(posterior_meta(config, dataset, fold))
+        check_finite(posterior, f"of fold {fold} (just trained)")
+        posterior.meta.update(posterior_meta(config, dataset, fold_of, fold))
         paths.append(save_posterior(posterior, out_dir / f"fold{fold}.safetensors"))
     return paths, time.perf_counter() - start

@@ -14,12 +14,13 @@ from typing import Any
 
 import yaml
 
+from bench.config import SWEEP_DIMENSIONS
 from bench.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROFILE_KEYS = {"name", "gcp_machine_type", "vcpus", "physical_cores", "memory_gb", "run", "sweep"}
 RUN_KEYS = {"threads", "workers", "memory_limit_gb"}
-SWEEP_KEYS = {"workers_threads", "batch_size", "channels_last", "members"}
+SWEEP_KEYS = set(SWEEP_DIMENSIONS)
 
 
 def profile_names() -> list[str]:

@@ -59,11 +59,13 @@ class RayExecutor:
         self,
         specs: list[TrialSpec],
         members_path: Path,
+        bn_stats_path: Path,
         threads: int,
         timeout_s: float,
         on_progress: Callable[[int], None] | None = None,
     ) -> WorkerOutcome:
-        """Run ``specs`` (members_path None) as Ray tasks; write their rows into ``members_path``."""
+        """Run ``specs`` (members_path None) as Ray tasks; write their rows into ``members_path`` and their
+        BatchNorm statistics into ``bn_stats_path``."""
         ray = self.ray
         if threads > ray.cluster_resources().get("CPU", 0):
             return WorkerOutcome(
@@ -74,6 +76,7 @@ class RayExecutor:
         pending = {remote.remote(vars(spec)): i for i, spec in enumerate(specs)}
         payloads: list[dict[str, Any] | None] = [None] * len(specs)
         members = np.load(members_path, mmap_mode="r+")
+        bn_stats = np.load(bn_stats_path, mmap_mode="r+")
         samples_done = 0
         try:
             while pending:
@@ -91,13 +94,16 @@ class RayExecutor:
                     return self._stop(pending, f"Ray task {i + 1}/{len(specs)}: {reason}", start, "failed")
                 for sample, idx, probs in payload.pop("member_rows"):
                     members[sample, idx] = probs
+                for sample, fold, vector in payload.pop("bn_rows"):
+                    bn_stats[sample, fold] = vector
                 payloads[i] = payload
                 samples_done += sum(stop - first for _, first, stop in specs[i].tasks)
                 if on_progress is not None:
                     on_progress(samples_done)  # summed over shards, like local workers' counts
         finally:
             members.flush()
-            del members
+            bn_stats.flush()
+            del members, bn_stats
         peak = sum(p["peak_rss_bytes"] or 0 for p in payloads) or None
         return WorkerOutcome("ok", payloads, None, time.perf_counter() - start, peak)
 

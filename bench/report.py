@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.charts import write_charts
+from bench.errors import ResultsError
 from bench.results import (
     OVERVIEW_COLUMNS,
     PHASE_COLUMNS,
@@ -28,7 +29,6 @@ CHART_TITLES = {
     "speed_vs_quality": "Speed vs quality",
     "scaling": "Throughput scaling",
 }
-KEY = ["backend", "precision", "channels_last", "strategy", "threads", "batch"]
 
 
 def recommendation(df: pd.DataFrame) -> str:
@@ -142,15 +142,52 @@ minutes / this trial's; fidelity is against the eager fp32 reference on the same
 
 
 def compare(run_a: str | Path, run_b: str | Path) -> str:
-    """Markdown table of two runs side by side, matched on backend/precision/strategy/threads/batch,
-    with B/A ratios of minutes, throughput and memory."""
+    """Markdown: the two runs' config and machine differences first (a ratio means nothing without them), then
+    their trials side by side, matched on the trial label (backend, precision and every setting), with B/A
+    ratios of minutes, throughput and memory; a trial in one run only is marked so."""
+    run_a, run_b = Path(run_a), Path(run_b)
+    if run_a.resolve() == run_b.resolve():
+        raise ResultsError(f"compare needs two different runs; both are {run_a}")
     a, b = (summary_frame(read_rows(r)) for r in (run_a, run_b))
+    diffs = _differences(run_a, run_b)
+    parts = [f"# swagbench compare\n\nA: {run_a.name}\nB: {run_b.name}\n", "## Differences (A -> B)\n"]
+    parts += [f"- {d}" for d in diffs] or ["- none in config or machine"]
+    if diffs:
+        parts.append("\nRatios compare unlike runs: read them with these differences in mind.")
     metrics = ["ensemble_min", "img_per_s", "peak_rss_gb", "ece", "validity"]
-    merged = a[KEY + metrics].merge(b[KEY + metrics], on=KEY, how="outer", suffixes=(" A", " B"))
+    frames = [df.assign(label=df.trial.str.split("-", n=1).str[1])[["label", *metrics]] for df in (a, b)]
+    merged = frames[0].merge(frames[1], on="label", how="outer", suffixes=(" A", " B"), indicator="in")
+    merged["in"] = merged["in"].map({"both": "A and B", "left_only": "A only", "right_only": "B only"})
     for m in ("ensemble_min", "img_per_s", "peak_rss_gb"):
         merged[f"{m} B/A"] = merged[f"{m} B"] / merged[f"{m} A"]
-    head = f"# swagbench compare\n\nA: {Path(run_a).name}\nB: {Path(run_b).name}\n\n"
-    return head + merged.to_markdown(index=False, floatfmt=".4g") + "\n"
+    table = merged.astype(object).where(merged.notna(), None)
+    parts += ["\n## Trials\n", table.to_markdown(index=False, floatfmt=".4g", missingval="")]
+    return "\n".join(parts) + "\n"
+
+
+def _differences(run_a: Path, run_b: Path) -> list[str]:
+    """``key: A -> B`` for every config setting (trials as a whole) and machine fact that differs."""
+    import yaml
+
+    def flat(d: dict, prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    configs = [flat(yaml.safe_load((r / "config.yaml").read_text()) or {}) for r in (run_a, run_b)]
+    envs = [_read_json(r / "env.json") for r in (run_a, run_b)]
+    machine = [{"cpu": (e.get("cpu") or {}).get("model"), "logical cores": e.get("cores_logical")} for e in envs]
+    out = []
+    for x, y, ignore in ((configs[0], configs[1], {"name", "results_dir"}), (machine[0], machine[1], set())):
+        for key in sorted(set(x) | set(y)):
+            if key not in ignore and x.get(key) != y.get(key):
+                shown = [f"{len(v)} trials" if key == "trials" else v for v in (x.get(key), y.get(key))]
+                out.append(f"{key}: {shown[0]} -> {shown[1]}")
+    return out
 
 
 def _read_json(path: Path) -> dict[str, Any]:

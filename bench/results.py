@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import ResultsError
+from bench.fidelity import is_reference_row
 from bench.trial import PHASES
 
 ROWS = "results.jsonl"
@@ -84,6 +86,8 @@ def read_rows(run_dir: str | Path, warn=None) -> list[dict[str, Any]]:
     except OSError as exc:
         raise ResultsError(f"cannot read {path} ({exc.strerror}); check the permissions of the run directory") from exc
     rows: dict[str, dict[str, Any]] = {}
+    last_line: dict[str, int] = {}  # trial id -> line of its latest intact row
+    damaged: list[tuple[int, str | None]] = []  # (line, trial id if it can still be read)
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -91,12 +95,23 @@ def read_rows(run_dir: str | Path, warn=None) -> list[dict[str, Any]]:
             row = json.loads(line)
             intact = isinstance(row, dict) and row.get(CHECKSUM) == _digest(row)
         except json.JSONDecodeError:
-            intact = False
+            row, intact = None, False
         if not intact:
-            warn(f"swagbench: {path} line {number} is torn or damaged; skipped (its trial reruns on --resume)")
+            trial = row.get("trial_id") if isinstance(row, dict) else re.search(r'"trial_id": "([^"]+)"', line)
+            damaged.append((number, trial if isinstance(trial, str) or trial is None else trial.group(1)))
             continue
         row.pop(CHECKSUM)
         rows[row["trial_id"]] = row  # a rerun's row replaces the earlier one, in its place
+        last_line[row["trial_id"]] = number
+    for number, trial in damaged:
+        # Damage matters until its trial has a newer intact row. A torn fragment too short to name its trial
+        # was the last row being written; a resume reruns that trial first, so any later intact row means so.
+        if trial is not None:
+            superseded = last_line.get(trial, 0) > number
+        else:
+            superseded = any(line > number for line in last_line.values())
+        if not superseded:
+            warn(f"swagbench: {path} line {number} is torn or damaged; skipped (its trial reruns on --resume)")
     return list(rows.values())
 
 
@@ -117,6 +132,8 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         det = (r.get("label_issues") or {}) if meaningful else {}
         fid = r.get("fidelity") or {}
         roof = r.get("roofline") or {}
+        roof_bn = r.get("roofline_bn") or {}
+        worker_s = sum(v for k, v in phases.items() if k != "confident_learning")
         samples = r.get("samples_total") or 0
         workers = r.get("workers", 1)
         rec = {
@@ -129,6 +146,8 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "workers": workers,
             "plan": f"{workers}x{r['threads']}",
             "members": r.get("members", "stream"),
+            "bn": bn_description(r.get("bn_update")),
+            "bn_examples": r.get("bn_examples"),
             "batch": r["batch_size"],
             "status": r["status"],
             "metrics": "meaningful" if meaningful else "not meaningful (timing-only)",
@@ -142,6 +161,9 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "gflops": roof.get("achieved_gflops"),
                 "pct_of_peak": roof.get("pct_of_peak"),
                 "prepare_s_per_sample": phases["prepare"] / samples if phases and samples else None,
+                "sample_prepare_share": (phases["sample"] + phases["prepare"]) / worker_s if worker_s else None,
+                "bn_img_per_s": r.get("bn_img_per_s"),
+                "bn_pct_of_peak": roof_bn.get("pct_of_peak"),
                 "peak_rss_gb": r["peak_rss_bytes"] / 1e9 if r.get("peak_rss_bytes") else None,
                 "rss_growth_gb": r["rss_growth_bytes"] / 1e9 if r.get("rss_growth_bytes") is not None else None,
                 **{k: cal.get(k) for k in ("ece", "mce", "nll", "brier", "accuracy")},
@@ -153,18 +175,38 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "issue_jaccard": fid.get("issue_jaccard"),
                 "delta_ece": fid.get("delta_ece") if meaningful else None,
                 "delta_nll": fid.get("delta_nll") if meaningful else None,
+                "delta_issue_f1": fid.get("delta_issue_f1") if meaningful else None,
+                "bn_mean_err": fid.get("bn_mean_err"),
                 "validity": r.get("validity"),
-                "error": r.get("error") or "; ".join(r.get("validity_reasons") or []) or None,
+                "error": r.get("error") or "; ".join(r.get("validity_reasons") or []) or _untimed(r),
             }
         )
         records.append(rec)
     df = pd.DataFrame(records)
     if df.empty:
         return df
-    ref = df[(df.backend == "eager") & (df.precision == "fp32") & ~df.channels_last & (df.status == "ok")]
+    ref = df[[is_reference_row(r) for r in rows]]
     df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
     df["predict_speedup"] = df.img_per_s / ref.img_per_s.iloc[0] if len(ref) else None
     return df
+
+
+def _untimed(row: dict[str, Any]) -> str | None:
+    """Why a successful trial has no predict throughput (rather than a blank cell nobody can read)."""
+    if row.get("status") == "ok" and row.get("predict_img_per_s") is None:
+        return (
+            "no predict batch was timed: every batch was a first call after its runner was built (warm-up); "
+            "use a smaller batch_size or more examples per fold"
+        )
+    return None
+
+
+def bn_description(info: dict[str, Any] | None) -> str | None:
+    """Where and how a trial's BatchNorm pass ran, for tables: ``backend bf16 cl`` or ``eager fp32 (fallback)``."""
+    if not info:
+        return None  # rows recorded before the BatchNorm pass ran in backends
+    text = f"{info['where']} {info['precision']}" + (" cl" if info.get("layout") == "channels_last" else "")
+    return text + (" (fallback)" if info["where"] == "eager" and info.get("reason") else "")
 
 
 def calibration_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -192,7 +234,10 @@ OVERVIEW_COLUMNS = (
     "img_per_s",
     "gflops",
     "pct_of_peak",
-    "prepare_s_per_sample",
+    "sample_prepare_share",
+    "bn",
+    "bn_img_per_s",
+    "bn_pct_of_peak",
     "peak_rss_gb",
     "max_abs_dp",
     "argmax_agree",
@@ -210,6 +255,8 @@ QUALITY_COLUMNS = (
     "issue_f1",
     "delta_ece",
     "delta_nll",
+    "delta_issue_f1",
+    "bn_examples",
 )
 METRIC_TITLES = {"ece": "ECE", "nll": "NLL", "brier": "Brier score"}
 PHASE_COLUMNS = ("trial", "train_min") + tuple(f"{p}_min" for p in PHASES)
@@ -251,6 +298,9 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None) -> st
             parts += [
                 f"- {t.trial}: {t.validity if t.status == 'ok' else t.status}: {t.error}" for t in flagged.itertuples()
             ]
+        noted = df[(df.status == "ok") & (df.get("validity") != "INVALID") & df.error.notna()]
+        if len(noted):
+            parts += ["", "## Notes", ""] + [f"- {t.trial}: {t.error}" for t in noted.itertuples()]
     cal = calibration_frame(rows)
     for metric in ("ece", "nll", "brier") if len(cal) else ():
         wide = cal.pivot(index="samples", columns="trial", values=metric)

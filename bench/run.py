@@ -18,12 +18,12 @@ from backends import BackendOptions, get_backend
 from bench.config import RunConfig, TrialConfig
 from bench.dataset import Dataset, load_dataset, make_folds
 from bench.envinfo import environment
-from bench.errors import DataError, ResultsError
-from bench.fidelity import compare, is_reference, tolerances_table, verdict
+from bench.errors import ConfigError, DataError, ResultsError, RunInterrupted
+from bench.fidelity import compare, is_reference, is_reference_row, tolerances_table, verdict
 from bench.posteriors import obtain_posteriors, user_posteriors
 from bench.ray_executor import RayExecutor
 from bench.report import build_report
-from bench.results import append_row, new_run_dir, read_rows
+from bench.results import ROWS, append_row, new_run_dir, read_rows
 from bench.roofline import gflop_per_image, measure_peak, roofline
 from bench.runner import WorkerJob, run_workers
 from bench.trial import TrialSpec, finish_trial, split_tasks
@@ -52,10 +52,20 @@ def check_trials(config: RunConfig) -> None:
         get_backend(trial.backend).check(trial_options(config, trial))
 
 
-def check_model(config: RunConfig, dataset: Dataset) -> float:
-    """Build the model and run two examples through it, so a bad spec fails before any work;
-    return its GFLOPs per image (for the roofline)."""
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """gflop: GFLOPs of one forward pass per image (roofline); bn_channels: channels over all BatchNorm
+    layers with running statistics (the width of a trial's recorded statistics)."""
+
+    gflop: float
+    bn_channels: int
+
+
+def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
+    """Build the model and run two examples through it, so a bad spec fails before any work."""
     import torch
+
+    from swag.batchnorm import bn_layers
 
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1]).eval()
     try:
@@ -71,12 +81,13 @@ def check_model(config: RunConfig, dataset: Dataset) -> float:
             f"model {config.model!r} returns shape {tuple(out.shape)[1:]} per example, "
             f"expected ({dataset.num_classes},) logits"
         )
-    return gflop_per_image(model, torch.from_numpy(dataset.x[:1]))
+    channels = sum(bn.num_features for _, bn in bn_layers(model))
+    return ModelFacts(gflop_per_image(model, torch.from_numpy(dataset.x[:1])), channels)
 
 
 def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
     """Put the eager fp32 reference first (adding it if missing): every other trial is judged against it."""
-    ref = [t for t in trials if is_reference(t.backend, t.precision, t.channels_last)]
+    ref = [t for t in trials if is_reference(t.backend, t.precision, t.channels_last, t.bn_examples)]
     if not ref:
         log("swagbench: adding the eager fp32 reference trial (the fidelity gate compares every trial with it)")
         ref = [TrialConfig()]
@@ -99,14 +110,29 @@ def execute(
     """
     check_trials(config)
     config = dataclasses.replace(config, trials=with_reference(config.trials, log))
+    run_dirs: list[Path] = []  # the run folder, once there is one (for the resume hint on Ctrl-C)
+    try:
+        return _execute(config, log, resume, retry_failed, profile, run_dirs.append)
+    except KeyboardInterrupt:
+        if run_dirs:
+            raise RunInterrupted(run_dirs[0]) from None
+        raise
+
+
+def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run_dir) -> Path:
     with contextlib.ExitStack() as held:  # the run folder's lock, released however this ends
         if resume is None:
             dataset = load_dataset(config.data)
             fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
-            gflop = check_model(config, dataset)
+            facts = check_model(config, dataset)
+            config = absolute_paths(config)
+            check_writable(Path(config.results_dir), "results_dir")
             if config.posteriors_dir:
-                user_posteriors(config, dataset)
+                user_posteriors(config, dataset, fold_of)
+            elif config.posterior_cache:
+                check_writable(Path(config.resolved_cache_dir), "cache_dir")
             run_dir = new_run_dir(config.results_dir, config.name)
+            on_run_dir(run_dir)
             held.enter_context(lock_run_dir(run_dir))
             log(f"swagbench: run directory {run_dir}")
             (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -118,25 +144,35 @@ def execute(
             done: dict[str, dict[str, Any]] = {}
         else:
             run_dir = Path(resume)
+            on_run_dir(run_dir)
             held.enter_context(lock_run_dir(run_dir))
             dataset = Dataset.load(run_dir / "data.npz")
             fold_of = np.load(run_dir / "folds.npy")
-            gflop = check_model(config, dataset)
+            facts = check_model(config, dataset)
             env = json.loads((run_dir / "env.json").read_text())
-            done = {r["trial_id"]: r for r in read_rows(run_dir, warn=log)}
+            # A run killed while training has no rows yet: it resumes from training.
+            recorded = read_rows(run_dir, warn=log) if (run_dir / ROWS).is_file() else []
+            done = {r["trial_id"]: r for r in recorded}
             if retry_failed:
                 done = {k: r for k, r in done.items() if r["status"] == "ok"}
-            log(f"swagbench: resuming {run_dir}: {len(done)} of {len(config.trials)} trials recorded, running the rest")
+            left = len(config.trials) - len(done)
+            log(
+                f"swagbench: resuming {run_dir}: {len(done)} of {len(config.trials)} trials recorded"
+                + (f", running the other {left}" if left else "; nothing left to run, rebuilding the summary")
+            )
 
         with tqdm(
             total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch", delay=1
         ) as bar:  # delay: no bar when cached posteriors are reused
             posteriors = obtain_posteriors(config, dataset, fold_of, run_dir, log=log, on_epoch=bar.update)
         (run_dir / "posteriors.json").write_text(
-            json.dumps({**dataclasses.asdict(posteriors), "paths": [str(p) for p in posteriors.paths]}, indent=2)
+            json.dumps(
+                {**dataclasses.asdict(posteriors), "paths": [str(p.resolve()) for p in posteriors.paths]}, indent=2
+            )
         )
         if posteriors.source == "trained":
-            log(f"swagbench: trained {len(posteriors.paths)} posteriors in {posteriors.train_s / 60:.2f} min")
+            took = f"{posteriors.train_s:.1f} s" if posteriors.train_s < 60 else f"{posteriors.train_s / 60:.1f} min"
+            log(f"swagbench: trained {len(posteriors.paths)} posteriors in {took}")
         if "peak" not in env:  # once per run, on the run's thread budget, after training has warmed the CPU
             log("swagbench: measuring this machine's peak GFLOP/s (matmul and conv, fp32/bf16/int8)")
             env["peak"] = measure_peak(config.resolved_threads)
@@ -176,6 +212,8 @@ def execute(
                 "executor": config.executor,
                 "members": trial.members,
                 "batch_size": options.batch_size,
+                "bn_examples": trial.bn_examples or config.ensemble.bn_examples,  # per fold; None: all
+                "trial_bn_examples": trial.bn_examples,
                 "options": dict(trial.options),
                 "model": config.model,
                 "dataset": dataset.name,
@@ -201,10 +239,12 @@ def execute(
                 append_row(run_dir, {**base, "status": "skipped", "error": reason})
                 continue
             row = run_one(
-                config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python}, executor
+                config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python}, facts, executor
             )
             if row["status"] == "ok":
-                row["roofline"] = roofline(gflop, row["predict_img_per_s"], trial.precision, env["peak"])
+                row["roofline"] = roofline(facts.gflop, row["predict_img_per_s"], trial.precision, env["peak"])
+                bn_precision = (row.get("bn_update") or {}).get("precision", trial.precision)
+                row["roofline_bn"] = roofline(facts.gflop, row["bn_img_per_s"], bn_precision, env["peak"])
             if reference is None and is_reference_row(row):
                 reference = row
             append_row(run_dir, gate(row, reference, run_dir))
@@ -214,8 +254,31 @@ def execute(
         return run_dir
 
 
-def is_reference_row(row: dict[str, Any]) -> bool:
-    return row["status"] == "ok" and is_reference(row["backend"], row["precision"], row["channels_last"])
+def absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with the folders it names outside the run made absolute, so the stored config means the same
+    from any working directory (the results folder itself is the run folder's parent when resumed)."""
+    absolute = {
+        key: str(Path(getattr(config, key)).resolve())
+        for key in ("cache_dir", "posteriors_dir")
+        if getattr(config, key) is not None
+    }
+    return dataclasses.replace(config, **absolute)
+
+
+def check_writable(folder: Path, setting: str) -> None:
+    """Raise ConfigError naming ``setting`` unless ``folder`` can be created and written (before any run folder
+    exists, so a bad setting leaves nothing half-made)."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting} {folder} is not writable ({exc.strerror or exc}); set {setting} to a writable folder"
+            + {"cache_dir": " or posterior_cache=false", "results_dir": " (--results-dir)"}.get(setting, "")
+        ) from exc
 
 
 def lock_run_dir(run_dir: Path):
@@ -242,7 +305,12 @@ def gate(row: dict[str, Any], reference: dict[str, Any] | None, run_dir: Path) -
         return {**row, "validity": "UNCHECKED", "validity_reasons": ["no successful eager fp32 reference trial"]}
     trials = run_dir / "trials"
     fidelity = compare(trials / reference["trial_id"], trials / row["trial_id"], reference, row)
-    validity, reasons = verdict(fidelity, row["precision"], check_decisions=row.get("metrics_meaningful", True))
+    validity, reasons = verdict(
+        fidelity,
+        row["precision"],
+        check_decisions=row.get("metrics_meaningful", True),
+        bn_subset=row.get("bn_examples") != reference.get("bn_examples"),
+    )
     return {**row, "fidelity": fidelity, "validity": validity, "validity_reasons": reasons}
 
 
@@ -254,6 +322,7 @@ def run_one(
     trial: TrialConfig,
     options: BackendOptions,
     base: dict[str, Any],
+    facts: ModelFacts,
     executor: RayExecutor | None = None,
 ) -> dict[str, Any]:
     """Run one trial in its worker(s) (local processes, or Ray tasks with ``executor``), finish it,
@@ -263,8 +332,11 @@ def run_one(
     shutil.rmtree(trial_dir, ignore_errors=True)  # left over from an interrupted attempt
     trial_dir.mkdir(parents=True)
     members_path = trial_dir / "member_probs.npy"
+    bn_stats_path = trial_dir / "bn_stats.npy"
     n, c, samples = len(dataset.labels), dataset.num_classes, config.ensemble.samples
     np.lib.format.open_memmap(members_path, mode="w+", dtype=np.float32, shape=(samples, n, c)).flush()
+    shape = (samples, config.ensemble.folds, 2, facts.bn_channels)
+    np.lib.format.open_memmap(bn_stats_path, mode="w+", dtype=np.float32, shape=shape).flush()
     shards = config.data_shards
     parts = [
         (tasks, shard)
@@ -282,8 +354,9 @@ def run_one(
             data_path=str((run_dir / "data.npz").resolve()),
             folds_path=str((run_dir / "folds.npy").resolve()),
             posterior_paths=[str(p.resolve()) for p in posterior_paths],
-            ensemble=dataclasses.asdict(config.ensemble),
+            ensemble={**dataclasses.asdict(config.ensemble), "bn_examples": base["bn_examples"]},
             members_path=None if executor else str(members_path.resolve()),
+            bn_stats_path=None if executor else str(bn_stats_path.resolve()),
             tasks=tasks,
             members=trial.members,
             shard=shard,
@@ -294,7 +367,9 @@ def run_one(
     with tqdm(total=base["samples_total"], desc=trial_id, unit="sample") as bar:
         progress = lambda done: bar.update(done // shards - bar.n)  # noqa: E731 (samples, counted once per shard)
         if executor:
-            outcome = executor.run(specs, members_path, options.threads, config.timeout_s, on_progress=progress)
+            outcome = executor.run(
+                specs, members_path, bn_stats_path, options.threads, config.timeout_s, on_progress=progress
+            )
         else:
             jobs = []
             for w, spec in enumerate(specs):

@@ -12,6 +12,8 @@ A sample's weights depend only on (seed, fold, sample), so any split gives the s
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -35,7 +37,9 @@ class TrialSpec:
     examples (sampling and the BN update are repeated per shard). members: ``stream`` draws one
     sample's weights at a time; ``hold`` draws all of a task's samples first and keeps them in
     memory. members_path: the shared (S, N, C) map to write into; None returns the member
-    probabilities in the payload instead (executors whose workers share no file system)."""
+    probabilities in the payload instead (executors whose workers share no file system). bn_stats_path:
+    the shared (S, K, 2, channels) map of every sample's BatchNorm running means and variances (None:
+    returned in the payload like the members)."""
 
     trial_id: str
     backend: str
@@ -49,6 +53,7 @@ class TrialSpec:
     ensemble: dict[str, Any]
     members_path: str | None
     tasks: list[list[int]]
+    bn_stats_path: str | None = None
     members: str = "stream"
     shard: int = 0
     shards: int = 1
@@ -99,8 +104,12 @@ def _batches(x, size: int):
 def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda done, total: None) -> dict[str, Any]:
     """Compute this worker's tasks into the shared member map; return timings (JSON-able).
 
-    Per (fold, sample): draw the weights, recompute BatchNorm statistics on the fold's training
-    inputs, prepare (or update) the backend's runner, predict the fold's held-out examples.
+    Per (fold, sample), all in the backend: draw the weights into the model (``sample``), bind them to the
+    backend's statistics runner (``prepare``), compute BatchNorm statistics over the fold's BN batches and
+    load their update_bn average into the model (``bn_update``), bind weights and statistics to the
+    inference runner (``prepare``), predict the fold's held-out examples (``predict``). The first call per
+    batch shape after a runner was built is timed apart as ``warmup``. A backend that cannot compute
+    statistics gets them from eager fp32, recorded in ``bn_update``.
     """
     import psutil
     import torch
@@ -108,9 +117,10 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     from backends import BackendOptions, get_backend
     from bench.dataset import fold_split
     from bench.memory import peak_rss_bytes
+    from swag.batchnorm import StatisticsAccumulator, load_statistics, statistics_vector
     from swag.io import load_posterior
     from swag.models import build_model
-    from swag.sampling import load_flat_parameters, recompute_batchnorm, sample_parameters
+    from swag.sampling import Sampler, load_flat_parameters
 
     start_wall = time.time()
     options = BackendOptions(**spec.options)
@@ -122,10 +132,11 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         x_all = torch.from_numpy(f["x"])
     fold_of = np.load(spec.folds_path)
     members = np.load(spec.members_path, mmap_mode="r+") if spec.members_path else None
+    bn_stats = np.load(spec.bn_stats_path, mmap_mode="r+") if spec.bn_stats_path else None
     returned: list[tuple[int, np.ndarray, np.ndarray]] = []  # (sample, example indices, probs)
-    phases = dict.fromkeys(WORKER_PHASES, 0.0)
-    batch_times: list[float] = []
-    predicted = 0  # images timed in predict (warm-up calls excluded)
+    returned_bn: list[tuple[int, int, np.ndarray]] = []  # (sample, fold, statistics vector)
+    clock = _PhaseClock()
+    per_sample: list[list] = []  # [fold, sample, seconds per phase]: one-off vs per-sample costs
     baseline_rss = psutil.Process().memory_info().rss
     total = sum(stop - first for _, first, stop in spec.tasks)
     expect = {"model": spec.model, "num_classes": spec.num_classes}
@@ -134,10 +145,13 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
 
     # One model and (for swap-capable backends) one prepared runner serve every fold: a sample
     # overwrites all parameters and recomputes all BN statistics, so no state carries over.
-    model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False)
-    runner, done, loop_start = None, 0, time.time()
+    model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False).eval()
+    statistics = StatisticsStep(backend, options)
+    runner, fresh_predict, done, loop_start = None, set(), 0, time.time()
     for fold, first, stop in spec.tasks:
         posterior = load_posterior(spec.posterior_paths[fold], expect=expect)
+        sampler = Sampler(posterior, scale, diag)
+        theta = torch.empty(posterior.num_parameters)
         train_idx, test_idx = fold_split(fold_of, fold)
         test_idx = np.array_split(test_idx, spec.shards)[spec.shard]
         bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), int(seed) + fold)
@@ -145,62 +159,63 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         test_batches = _batches(x_all[test_idx], options.batch_size)
         held = {}
         if spec.members == "hold":
-            t0 = time.perf_counter()
-            held = {
-                s: sample_parameters(posterior, sample_seed(seed, fold, s), scale, diag) for s in range(first, stop)
-            }
-            phases["sample"] += time.perf_counter() - t0
+            with clock("sample"):
+                held = {s: sampler.draw(sample_seed(seed, fold, s)) for s in range(first, stop)}
         for s in range(first, stop):
-            t0 = time.perf_counter()
-            flat = held.pop(s) if held else sample_parameters(posterior, sample_seed(seed, fold, s), scale, diag)
-            load_flat_parameters(model, flat, posterior)
-            t1 = time.perf_counter()
-            recompute_batchnorm(model, bn_batches)
-            t2 = time.perf_counter()
-            if runner is None or not swap:
-                runner = backend.prepare(model, test_batches[0], options, calibration=bn_batches)
-            else:
-                runner = backend.update(runner, model, options, calibration=bn_batches)
-            t3 = time.perf_counter()
-            # The first call per batch shape after the runner changed (compilation, session
-            # initialisation, caches) is timed as warm-up, apart from predict; its output is used.
-            warm, member, fresh = 0.0, [], set()
-            for batch in test_batches:
-                b0 = time.perf_counter()
-                member.append(torch.softmax(runner(batch).float(), dim=1).numpy())
-                dt = time.perf_counter() - b0
-                if batch.shape[0] not in fresh:
-                    fresh.add(batch.shape[0])
-                    warm += dt
+            before = dict(clock.seconds)
+            with clock("sample"):
+                flat = held.pop(s) if held else sampler.draw(sample_seed(seed, fold, s), out=theta)
+                load_flat_parameters(model, flat, posterior)
+            with clock("prepare"):
+                statistics.bind(model, bn_batches[0])
+            accumulator = StatisticsAccumulator()
+            for batch in bn_batches:
+                with clock.call("bn_update", statistics.fresh, batch.shape[0]):
+                    accumulator.add(statistics.runner(batch))
+            with clock("bn_update"):
+                load_statistics(model, accumulator.result(), accumulator.batches)
+            with clock("prepare"):
+                if runner is None or not swap:
+                    if runner is None or backend.prepare_compiles(options):
+                        fresh_predict = set()
+                    runner = backend.prepare(model, test_batches[0], options, calibration=bn_batches)
                 else:
-                    batch_times.append(dt)
-                    predicted += batch.shape[0]
-            t5 = time.perf_counter()
+                    runner = backend.update(runner, model, options, calibration=bn_batches)
+            member = []
+            for batch in test_batches:
+                with clock.call("predict", fresh_predict, batch.shape[0]):
+                    member.append(torch.softmax(runner(batch).float(), dim=1).numpy())
             p = np.concatenate(member)
             if p.shape != (len(test_idx), spec.num_classes):
                 raise RuntimeError(f"backend returned shape {p.shape}, expected {(len(test_idx), spec.num_classes)}")
+            vector = statistics_vector(model)
             if members is not None:
                 members[s, test_idx] = p
+                bn_stats[s, fold] = vector
             else:
                 returned.append((s, test_idx, p))
-            for name, dt in zip(WORKER_PHASES, (t1 - t0, t2 - t1, t3 - t2, warm, t5 - t3 - warm), strict=True):
-                phases[name] += dt
+                returned_bn.append((s, fold, vector))
+            per_sample.append([fold, s, {k: clock.seconds[k] - before[k] for k in WORKER_PHASES}])
             done += 1
             progress(done, total)
-        del posterior
+        del posterior, sampler
     loop_end = time.time()
     info = dict(getattr(runner, "info", {}))
     del runner, model
-    if members is not None:
-        members.flush()
-        del members
+    for array in (members, bn_stats):
+        if array is not None:
+            array.flush()
     return {
         "member_rows": returned,
+        "bn_rows": returned_bn,
         "strategy": "swap_weights" if swap else "reprepare",
         "backend_info": info,
-        "phases_s": phases,
-        "images_timed": predicted,
-        "predict_batch_s": batch_times,
+        "bn_update": statistics.info,
+        "phases_s": clock.seconds,
+        "sample_phases_s": per_sample,
+        "images_timed": clock.images["predict"],
+        "bn_images_timed": clock.images["bn_update"],
+        "predict_batch_s": clock.batches["predict"],
         "loop_start_unix": loop_start,
         "loop_end_unix": loop_end,
         "startup_s": loop_start - start_wall,
@@ -209,6 +224,85 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         "baseline_rss_bytes": int(baseline_rss),
         "peak_rss_bytes": peak_rss_bytes(),
     }
+
+
+class _PhaseClock:
+    """Seconds per worker phase. ``with clock(phase)`` times a block; ``with clock.call(phase, fresh, n)``
+    times one runner call of ``n`` images: the first call per batch shape since ``fresh`` was emptied (a
+    runner just built: compilation, allocation) goes to ``warmup``, the others to ``phase``, counted as
+    timed images and, for predict, kept as raw batch times."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(WORKER_PHASES, 0.0)
+        self.images = {"predict": 0, "bn_update": 0}
+        self.batches: dict[str, list[float]] = {"predict": [], "bn_update": []}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - t0
+
+    @contextlib.contextmanager
+    def call(self, phase: str, fresh: set[int], images: int):
+        warm = images not in fresh
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            if warm:
+                fresh.add(images)
+                self.seconds["warmup"] += dt
+            else:
+                self.seconds[phase] += dt
+                self.images[phase] += images
+                self.batches[phase].append(dt)
+
+
+class StatisticsStep:
+    """The trial's statistics runner: the backend's own, or eager fp32 where the backend cannot (recorded)."""
+
+    def __init__(self, backend, options) -> None:
+        self.backend, self.options = backend, options
+        self.runner, self.fresh = None, set()
+        self.info: dict[str, Any] = {}
+
+    def bind(self, model, example) -> None:
+        """Build the runner (first sample) or move it to the weights now in ``model``."""
+        from backends.eager import native_statistics
+        from swag.batchnorm import StatisticsUnsupported
+
+        if self.runner is None:
+            try:
+                self.runner = self.backend.statistics(model, example, self.options)
+                self.info = {"where": "backend", **getattr(self.runner, "info", {})}
+            except StatisticsUnsupported as exc:
+                reference = dataclasses.replace(self.options, precision="fp32", channels_last=False, extra={})
+                self.runner = native_statistics(model, reference)
+                self.info = {"where": "eager", **self.runner.info, "reason": str(exc)}
+            self.fresh = set()
+        elif self.info["where"] == "backend":
+            self.runner = self.backend.update_statistics(self.runner, model, example, self.options)
+
+
+def check_probabilities(probs: np.ndarray, what: str) -> None:
+    """Raise ValueError unless every row of ``probs`` (N, C) is finite, in [0, 1] and sums to 1 (within
+    float32 rounding): a trial whose outputs are not probabilities must fail, never become a result."""
+    if not np.isfinite(probs).all():
+        raise ValueError(f"{what}: the backend produced non-finite probabilities (NaN or inf)")
+    sums = probs.sum(axis=1, dtype=np.float64)
+    if probs.min() < 0 or probs.max() > 1 or np.abs(sums - 1).max() > 1e-3:
+        raise ValueError(f"{what}: probabilities outside [0, 1] or not summing to 1 (worst sum {sums.min():.4g})")
+
+
+def _throughput(parts: list[dict[str, Any]], images: str, phase: str) -> float | None:
+    """Images per second of ``phase`` over the trial: workers run concurrently, so their rates add up;
+    None when a worker timed no image (every call was a first call per shape)."""
+    rates = [p[images] / p["phases_s"][phase] for p in parts if p.get(images) and p["phases_s"][phase]]
+    return float(sum(rates)) if len(rates) == len(parts) else None
 
 
 def finish_trial(
@@ -236,6 +330,7 @@ def finish_trial(
     running = np.zeros(members.shape[1:], dtype=np.float64)
     ckpt_probs = {}
     for s in range(samples):  # streamed: one (N, C) member in memory at a time
+        check_probabilities(members[s], f"SWAG sample {s}")
         running += members[s]
         if s + 1 in checkpoints:
             ckpt_probs[s + 1] = running / (s + 1)
@@ -256,10 +351,6 @@ def finish_trial(
     np.save(out_dir / "label_issues.npy", issues)
     np.save(out_dir / "label_quality.npy", quality)
     np.save(out_dir / "predict_batch_s.npy", bt)
-    # Workers predict concurrently: the trial's throughput is the sum of theirs.
-    rates = [
-        p["images_timed"] / p["phases_s"]["predict"] for p in parts if p["images_timed"] and p["phases_s"]["predict"]
-    ]
     first = parts[0]
     return {
         "strategy": first["strategy"],
@@ -269,7 +360,10 @@ def finish_trial(
         "worker_startup_s": max(p["startup_s"] for p in parts),
         "images_predicted": int(len(labels) * samples),
         "images_timed": int(sum(p["images_timed"] for p in parts)),
-        "predict_img_per_s": float(sum(rates)) if len(rates) == len(parts) else None,
+        "predict_img_per_s": _throughput(parts, "images_timed", "predict"),
+        "bn_img_per_s": _throughput(parts, "bn_images_timed", "bn_update"),
+        "bn_update": first["bn_update"],
+        "sample_phases_s": [entry for p in parts for entry in p.get("sample_phases_s", [])],
         "predict_batch_ms": {
             "median": float(np.median(bt) * 1e3),
             "p90": float(np.percentile(bt, 90) * 1e3),

@@ -13,7 +13,13 @@ from swag.errors import PosteriorError
 from swag.posterior import Posterior
 
 FORMAT = "swagbench-posterior-v1"
-_LAYOUT_KEYS = {"format", "max_rank", "n_models", "param_names", "param_shapes"}
+LAYOUT_KEYS = ("format", "max_rank", "n_models", "param_names", "param_shapes")
+# Why a metadata mismatch matters, for the keys whose name alone does not say it.
+MISMATCH_HINTS = {
+    "fold_digest": "it was trained on another fold assignment (ensemble.folds, ensemble.seed or the data differ), "
+    "so some examples this run holds out were in its training data",
+    "data_digest": "it was trained on other images or labels",
+}
 
 
 def save_posterior(posterior: Posterior, path: str | Path) -> Path:
@@ -60,11 +66,14 @@ def load_posterior(path: str | Path, expect: dict[str, str] | None = None) -> Po
     if meta.get("format") != FORMAT:
         raise PosteriorError(f"{path} is not a swagbench posterior (format={meta.get('format')!r}); retrain it")
     for key, value in (expect or {}).items():
-        if meta.get(key) != str(value):
+        if meta.get(key) is None:
             raise PosteriorError(
-                f"posterior {path} has {key}={meta.get(key)!r} but this run needs {key}={value!r}; "
-                "retrain it or use a matching config"
+                f"posterior {path} does not record {key}, so it cannot be checked against this run; "
+                "retrain it with this swagbench version"
             )
+        if meta.get(key) != str(value):
+            why = MISMATCH_HINTS.get(key, f"it has {key}={meta.get(key)!r} but this run needs {key}={value!r}")
+            raise PosteriorError(f"posterior {path} does not fit this run: {why}; retrain it or use a matching config")
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -72,9 +81,7 @@ def load_posterior(path: str | Path, expect: dict[str, str] | None = None) -> Po
     missing = {"mean", "sq_mean", "deviations"} - tensors.keys()
     if missing:
         raise PosteriorError(f"posterior file {path} lacks tensors {sorted(missing)}; retrain it")
-    extra = {
-        k: v for k, v in meta.items() if k not in {"format", "max_rank", "n_models", "param_names", "param_shapes"}
-    }
+    extra = {k: v for k, v in meta.items() if k not in LAYOUT_KEYS}
     post = Posterior(
         mean=tensors["mean"],
         sq_mean=tensors["sq_mean"],
@@ -89,6 +96,20 @@ def load_posterior(path: str | Path, expect: dict[str, str] | None = None) -> Po
     if post.mean.numel() != size or post.sq_mean.shape != post.mean.shape or post.deviations.shape[-1] != size:
         raise PosteriorError(f"posterior file {path} has inconsistent tensor shapes; retrain it")
     return post
+
+
+def check_finite(posterior: Posterior, where: str) -> None:
+    """Raise PosteriorError naming ``where`` and the tensor if any of the posterior's values is NaN or inf
+    (a damaged file, or training that diverged): a sample drawn from it would be garbage."""
+    import torch
+
+    for name in ("mean", "sq_mean", "deviations"):
+        bad = int((~torch.isfinite(getattr(posterior, name))).sum())
+        if bad:
+            raise PosteriorError(
+                f"posterior {where}: tensor {name!r} holds {bad} non-finite value(s) (NaN or inf): the file is "
+                "damaged or its training diverged; retrain it (lower train.lr if training diverges)"
+            )
 
 
 def _prod(shape: tuple[int, ...]) -> int:

@@ -4,6 +4,7 @@ import os
 import signal
 import time
 
+from backends.base import Backend
 from backends.eager import EagerBackend
 
 
@@ -58,6 +59,29 @@ class PerturbedBackend(EagerBackend):
 
         run = super().prepare(model, example, options)
         return lambda batch: run(batch) + 0.5 * torch.randn(batch.shape[0], 10)
+
+
+class NanBackend(EagerBackend):
+    """Right shapes, non-finite numbers in one example: never an ok row, however the rest looks."""
+
+    name = "nan"
+
+    def prepare(self, model, example, options, calibration=None):
+        run = super().prepare(model, example, options)
+
+        def poisoned(batch):
+            out = run(batch).clone()  # a normal tensor, not an inference-mode one
+            out[0, 0] = float("nan")
+            return out
+
+        return poisoned
+
+
+class NoStatisticsBackend(EagerBackend):
+    """Predicts like eager but has no BatchNorm statistics runner (as the base class): the harness falls back."""
+
+    name = "no-statistics"
+    statistics = Backend.statistics
 
 
 class SegfaultOnceBackend(EagerBackend):

@@ -24,6 +24,7 @@ def _one_error_line(capsys) -> str:
         (["run", "ensemble.folds=500"], "but ensemble.folds=500"),
         (["run", "model=vgg"], "unknown model 'vgg'"),
         (["summary", "/no/such/run"], "results.jsonl does not exist"),
+        (["run", "--backends", "eager", "ensemble.samples=0"], "ensemble.samples must be >= 1"),  # after an option
     ],
 )
 def test_bad_input_one_line(argv, msg, capsys, tmp_path):
@@ -60,18 +61,33 @@ def _npz(tmp_path, **arrays):
     return path
 
 
-def _posteriors(tmp_path, model="digits_cnn", truncate=False):
+def _posteriors(tmp_path, model="digits_cnn", truncate=False, poison=False, missing=None):
+    """Two folds' posteriors for the embedded default data split into 2 folds, with the metadata a swagbench
+    training run writes (so each case below has exactly one defect)."""
+    from bench.config import load_config
+    from bench.dataset import load_dataset, make_folds
+    from bench.posteriors import posterior_meta
     from swag.io import save_posterior
     from swag.models import build_model
     from swag.posterior import synthesize_posterior
 
+    config = load_config(None, ["ensemble.folds=2"])
+    dataset = load_dataset(config.data)
+    fold_of = make_folds(dataset.labels, 2, config.ensemble.seed)
     root = tmp_path / "posteriors"
     for k in range(2):
         post = synthesize_posterior(build_model("digits_cnn", 10, 1), max_rank=2, seed=k)
-        post.meta.update({"model": model, "num_classes": "10", "in_channels": "1"})
+        post.meta.update({**posterior_meta(config, dataset, fold_of, k), "model": model})
         path = save_posterior(post, root / f"fold{k}.safetensors")
         if truncate:
             path.write_bytes(path.read_bytes()[:-100])
+        if poison and k == 1:  # 4 KB of 0xFF (NaN as float32) in the middle of the tensors, header intact
+            data = bytearray(path.read_bytes())
+            middle = len(data) // 2
+            data[middle : middle + 4096] = b"\xff" * 4096
+            path.write_bytes(bytes(data))
+        if missing == k:
+            path.unlink()
     return root
 
 
@@ -94,9 +110,35 @@ BAD_INPUTS = {
         lambda t: [f"posteriors_dir={_posteriors(t, truncate=True)}", "ensemble.folds=2"],
         "is corrupt",
     ),
-    "missing posterior": (lambda t: [f"posteriors_dir={_posteriors(t)}", "ensemble.folds=3"], "fold2.safetensors"),
+    "missing posterior": (
+        lambda t: [f"posteriors_dir={_posteriors(t, missing=1)}", "ensemble.folds=2"],
+        "fold1.safetensors does not exist",
+    ),
     "negative memory limit": (lambda t: ["memory_limit_gb=-1"], "memory_limit_gb must be > 0"),
+    "non-finite posterior": (
+        lambda t: [f"posteriors_dir={_posteriors(t, poison=True)}", "ensemble.folds=2"],
+        "fold1.safetensors: tensor",  # ... 'mean' holds 1024 non-finite value(s)
+    ),
+    "posterior of another fold split": (
+        lambda t: [f"posteriors_dir={_posteriors(t)}", "ensemble.folds=2", "ensemble.seed=1"],
+        "trained on another fold assignment",
+    ),
+    "posterior of other labels": (
+        lambda t: [f"posteriors_dir={_posteriors(t)}", "ensemble.folds=2", "data.noise_rate=0.1"],
+        "trained on other images or labels",
+    ),
+    "one class": (lambda t: [f"data.source={_npz(t, y=np.zeros(40, int))}"], "need at least 2 classes"),
+    "text file as .npz": (lambda t: [f"data.source={_text(t)}"], "is not an .npz archive"),
+    "name with a slash": (lambda t: ["--name", "a/b"], "must be a plain folder name"),
+    "unwritable cache_dir": (lambda t: [f"cache_dir={_text(t)}/cache"], "cache_dir"),
+    "empty --backends": (lambda t: ["--backends", ""], "--backends is empty"),
 }
+
+
+def _text(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_text("x,y\n1,2\n")
+    return path
 
 
 def _recorded_run(dest):
@@ -126,7 +168,7 @@ def test_results_dir_that_is_a_file(tmp_path, capsys):
     blocker = tmp_path / "results"
     blocker.write_text("not a folder")
     assert main(["run", "data.max_examples=60", "ensemble.folds=2", "--results-dir", str(blocker)]) == 2
-    assert "cannot create results directory" in _one_error_line(capsys)
+    assert "results_dir" in _one_error_line(capsys)
 
 
 @pytest.mark.parametrize(
@@ -155,3 +197,48 @@ def test_a_run_being_written_cannot_be_resumed_twice(tmp_path, capsys):
     finally:
         held.close()
     assert "another swagbench process is writing" in _one_error_line(capsys)
+
+
+@pytest.mark.e2e
+def test_a_run_in_which_every_trial_failed_exits_non_zero(tiny_overrides, capsys):
+    assert main(["run", "--backends", "eager", *tiny_overrides, "memory_limit_gb=0.05"]) == 1
+    assert "no trial succeeded" in capsys.readouterr().err
+
+
+def test_version_config_listing_and_sweep_resume(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("swagbench 0.")
+    assert main(["config", "--show"]) == 0
+    shown = capsys.readouterr().out
+    for line in ("ensemble.samples: 8", "data.noise_rate: 0.2", "memory_limit_gb: null", "trials[].bn_examples: null"):
+        assert line in shown
+    assert "S SWAG samples per fold" in shown  # each section's meaning comes with it
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "every built-in backend" in capsys.readouterr().out
+    run = _recorded_run(tmp_path / "run")
+    assert main(["sweep", "--resume", str(run), "--grid", "batch_size=8"]) == 2  # a sweep resumes like a run
+    assert "drop --grid" in _one_error_line(capsys)
+
+
+def test_compare_lists_differences_marks_one_sided_trials_and_refuses_a_run_with_itself(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    a = _recorded_run(tmp_path / "a")
+    b = _recorded_run(tmp_path / "b")
+    config = yaml.safe_load((b / "config.yaml").read_text())
+    config["ensemble"]["samples"] = 2
+    (b / "config.yaml").write_text(yaml.safe_dump(config))
+    lines = (b / "results.jsonl").read_text().splitlines(keepends=True)
+    (b / "results.jsonl").write_text("".join(lines[:-1]))  # B lacks A's last trial
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("ensemble.samples: 4 -> 2") < out.index("## Trials")
+    last = json.loads(lines[-1])["trial_id"].split("-", 1)[1]
+    (row,) = [line for line in out.splitlines() if line.startswith(f"| {last} ")]
+    assert "A only" in row and "nan" not in out
+    assert main(["compare", str(a), str(a)]) == 2
+    assert "two different runs" in _one_error_line(capsys)

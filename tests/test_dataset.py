@@ -65,7 +65,7 @@ def test_missing_and_corrupt_files(tmp_path):
         load_dataset(DataConfig(source=str(tmp_path / "none.npz")))
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="not a readable"):
+    with pytest.raises(DataError, match="is not an .npz archive"):
         load_dataset(DataConfig(source=str(bad)))
 
 

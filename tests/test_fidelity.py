@@ -35,6 +35,30 @@ def test_compare_and_verdict(tmp_path):
     assert verdict(f_worse, "int8", check_decisions=False)[1] == reasons[:1]
 
 
+def test_batchnorm_statistics_are_gated(tmp_path):
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(4), size=(2, 30))
+    issues = rng.random(30) < 0.2
+    stats = np.stack([rng.normal(size=(2, 3, 16)), rng.uniform(0.5, 2, size=(2, 3, 16))], axis=2)  # (S, K, 2, C)
+    ref, close, off = (_trial(tmp_path, n, p, issues) for n in ("ref", "close", "off"))
+    np.save(ref / "bn_stats.npy", stats.astype(np.float32))
+    np.save(close / "bn_stats.npy", (stats * (1 + 1e-6)).astype(np.float32))
+    shifted = stats.copy()
+    shifted[1, 2, 0, 5] += 0.1 * np.sqrt(shifted[1, 2, 1, 5])  # one channel's mean moved by 0.1 std
+    np.save(off / "bn_stats.npy", shifted.astype(np.float32))
+    row = {"calibration": {"ece": 0.1, "nll": 0.5}}
+    assert verdict(compare(ref, close, row, row), "fp32") == ("VALID", [])
+    f_off = compare(ref, off, row, row)
+    assert f_off["bn_mean_err"] == pytest.approx(0.1, rel=1e-3) and f_off["bn_var_err"] < 1e-5
+    status, reasons = verdict(f_off, "fp32")
+    assert status == "INVALID" and reasons == ["BN mean error 0.1 std > 0.001"]
+    assert verdict(f_off, "bf16")[0] == "VALID"
+    nan = stats.copy()
+    nan[0, 0, 1, 0] = np.nan
+    np.save(off / "bn_stats.npy", nan.astype(np.float32))
+    assert verdict(compare(ref, off, row, row), "int8")[0] == "INVALID"  # non-finite statistics never pass
+
+
 def test_tolerances_loosen_with_precision():
     assert TOLERANCES["fp32"].max_abs_dp < TOLERANCES["bf16"].max_abs_dp < TOLERANCES["int8"].max_abs_dp
 

@@ -60,3 +60,28 @@ def test_tiny_run_end_to_end(tiny_overrides, tmp_path, capsys):
 
     summary = (run_dir / "summary.csv").read_text().splitlines()
     assert len(summary) == 4 and "speedup" in summary[0]
+
+
+def test_backends_compute_batchnorm_statistics_and_a_bn_subset_is_judged_by_decisions(tiny_overrides, tmp_path):
+    """The whole per-sample step in ONNX Runtime / OpenVINO (statistics graph, then inference) gives eager's
+    probabilities and BatchNorm statistics within the fp32 tolerance; a BatchNorm subset (swept) is recorded as
+    such and judged on its decisions, with its quality cost beside it."""
+    trials = "trials=[{backend: eager}, {backend: onnxruntime}, {backend: openvino}, {backend: eager, bn_examples: 30}]"
+    assert main(["run", trials, *tiny_overrides]) == 0
+    run_dir = the_run(tmp_path / "results")
+    rows = {r["trial_id"]: r for r in read_rows(run_dir)}
+    ref = rows["00-eager-fp32"]
+    assert ref["bn_examples"] is None and ref["bn_update"]["where"] == "backend" and ref["validity"] == "VALID"
+    for name in ("onnxruntime", "openvino"):
+        row = rows[next(t for t in rows if name in t)]
+        assert row["status"] == "ok" and row["validity"] == "VALID", row.get("validity_reasons")
+        assert row["bn_update"]["where"] == "backend" and name in row["bn_update"]["method"].lower().replace(" ", "")
+        assert row["fidelity"]["max_abs_dp"] < 1e-3 and row["fidelity"]["bn_mean_err"] < 1e-3
+        assert row["bn_img_per_s"] > 0 and row["roofline_bn"]["achieved_gflops"] > 0
+    subset = rows["03-eager-fp32-bn30"]
+    assert subset["bn_examples"] == 30 and subset["validity"] in ("VALID", "INVALID")
+    assert not any("max |dp|" in r or "BN mean" in r for r in subset["validity_reasons"])  # decisions only
+    assert subset["fidelity"]["bn_mean_err"] > 1e-3  # its statistics really came from fewer examples
+    assert "delta_issue_f1" in subset["fidelity"]
+    summary = (run_dir / "summary.md").read_text()
+    assert "delta_issue_f1" in summary and "backend fp32" in summary

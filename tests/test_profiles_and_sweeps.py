@@ -69,6 +69,11 @@ def test_sweep_expansion_and_grid_parsing():
         parse_grid(["threads=1,2"])
     with pytest.raises(ConfigError, match="is not like 4x8"):
         expand_sweep(base.trials, parse_grid(["workers_threads=4*8"]))
+    # The BatchNorm subset is a strategy dimension like the others: its trials are named for it.
+    subsets = expand_sweep(base.trials[:1], parse_grid(["bn_examples=256,8192"]))
+    assert [t.label for t in subsets] == ["eager-fp32-bn256", "eager-fp32-bn8192"]
+    with pytest.raises(ConfigError, match="bn_examples must be >= 2"):
+        expand_sweep(base.trials[:1], parse_grid(["bn_examples=1"]))
 
 
 def test_flop_count_matches_the_architecture():

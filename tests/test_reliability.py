@@ -150,3 +150,80 @@ def test_resume_reruns_failed_trials_only_when_asked(tiny_overrides):
     assert main(["run", "--resume", str(run_dir), "--retry-failed"]) == 0
     assert (run_dir / "results.jsonl").read_text().startswith(lines)  # appended, nothing rewritten
     assert [r["status"] for r in read_rows(run_dir)] == ["ok", "failed"]  # it fails again, as it should
+
+
+def test_a_torn_row_that_a_resume_replaced_is_not_reported_again(tmp_path):
+    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    with open(tmp_path / "results.jsonl", "a") as f:
+        f.write('{"backend": "eager", "ca')  # killed mid-write: too short to name its trial
+    warnings = []
+    read_rows(tmp_path, warn=warnings.append)
+    assert len(warnings) == 1  # it matters: that trial has no row yet
+    append_row(tmp_path, {"trial_id": "b", "status": "ok"})  # the resume reran it
+    warnings.clear()
+    assert [r["trial_id"] for r in read_rows(tmp_path, warn=warnings.append)] == ["a", "b"]
+    assert warnings == []
+    # A damaged row that names its trial matters until that trial has a newer intact row.
+    path = tmp_path / "results.jsonl"
+    path.write_text(path.read_text().replace('"status": "ok"', '"status": "OK"', 1))
+    read_rows(tmp_path, warn=warnings.append)
+    assert len(warnings) == 1 and "line 1" in warnings[0]
+    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    warnings.clear()
+    read_rows(tmp_path, warn=warnings.append)
+    assert warnings == []
+
+
+@pytest.mark.e2e
+def test_a_run_killed_while_training_resumes_from_training(tiny_overrides, tmp_path):
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", *tiny_overrides, "train.epochs=400", "--backends", "eager"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not list(results.glob("*/folds.npy")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1)  # training has started (400 epochs: tens of seconds)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = the_run(results)
+    assert not (run_dir / "results.jsonl").exists()
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    (row,) = read_rows(run_dir)
+    assert row["status"] == "ok" and row["validity"] == "VALID" and row["posterior_source"] == "trained"
+
+
+@pytest.mark.e2e
+def test_resume_from_another_directory_uses_the_runs_own_folders(tiny_overrides, tmp_path, monkeypatch):
+    home, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(home)
+    relative = [o for o in tiny_overrides if not o.startswith("results_dir=")]  # the default: ./results
+    assert main(["run", *relative, "--backends", "eager,eager:bf16"]) == 0
+    run_dir = the_run(home / "results")
+    rows = (run_dir / "results.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "results.jsonl").write_text(rows[0])  # as if killed after the first trial
+    monkeypatch.chdir(elsewhere)
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert list(elsewhere.iterdir()) == []  # no stray ./results or cache here
+    assert [r["posterior_source"] for r in read_rows(run_dir)] == ["trained", "cache"]
+    paths = json.loads((run_dir / "posteriors.json").read_text())["paths"]
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in paths)
+
+
+@pytest.mark.e2e
+def test_a_model_factory_in_the_users_directory_is_found(tiny_overrides, tmp_path, monkeypatch):
+    (tmp_path / "mymodels.py").write_text(
+        "from swag.models import build_model\n\n"
+        "def make_net(num_classes, in_channels):\n"
+        "    return build_model('digits_cnn', num_classes, in_channels)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert main(["run", "--backends", "eager", "model=mymodels:make_net", *tiny_overrides]) == 0
+    (row,) = read_rows(the_run(tmp_path / "results"))
+    assert row["status"] == "ok" and row["model"] == "mymodels:make_net"

@@ -77,11 +77,17 @@ def test_compare_two_runs(run_dir, tmp_path, capsys):
     shutil.copytree(run_dir, other)
     assert main(["compare", str(run_dir), str(other)]) == 0
     out = capsys.readouterr().out
-    assert "ensemble_min B/A" in out and "| eager" in out
+    assert "ensemble_min B/A" in out and "| eager-fp32 " in out
     table = compare(run_dir, other)
-    ratios = [line.split("|") for line in table.splitlines() if line.startswith("| eager ")]
-    assert ratios  # identical runs -> ratios of 1
-    assert "1 " in table
+    assert "- none in config or machine" in table
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    ratio_cols = [i for i, name in enumerate(header) if name.endswith("B/A")]
+    assert len(ratio_cols) == 3 and len(rows) == 9  # every trial of the fixture, matched
+    assert all(row[header.index("in")] == "A and B" for row in rows)
+    ratios = [float(row[i]) for row in rows for i in ratio_cols if row[i]]  # failed trials have no timings
+    assert len(ratios) >= 18 and set(ratios) == {1.0}  # identical runs: every ratio is 1
 
 
 def test_report_cli(run_dir, capsys):

@@ -15,7 +15,7 @@ def test_faulty_workers_are_recorded_and_the_run_continues(tiny_overrides):
     trials = (
         "[{backend: 'tests.faulty_backends:SegfaultBackend'}, {backend: 'tests.faulty_backends:HangBackend'},"
         " {backend: 'tests.faulty_backends:RaiseBackend'}, {backend: 'tests.faulty_backends:MissingBackend'},"
-        " {backend: eager}]"
+        " {backend: 'tests.faulty_backends:NanBackend'}, {backend: eager}]"
     )
     cfg = load_config(None, [*tiny_overrides, f"trials={trials}", "timeout_s=25"])
     run_dir = execute(cfg, log=lambda *_: None)
@@ -28,6 +28,8 @@ def test_faulty_workers_are_recorded_and_the_run_continues(tiny_overrides):
     assert rows["RaiseBackend"]["status"] == "failed"
     assert "conversion failed on purpose" in rows["RaiseBackend"]["error"]
     assert rows["MissingBackend"]["status"] == "skipped" and "pip install nothing" in rows["MissingBackend"]["error"]
+    assert rows["NanBackend"]["status"] == "failed" and "non-finite probabilities" in rows["NanBackend"]["error"]
+    assert "validity" not in rows["NanBackend"]
     summary = (run_dir / "summary.md").read_text()
     assert "## Failed, skipped or INVALID" in summary and "SIGSEGV" in summary
 
@@ -74,6 +76,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker(tiny_overrides, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err
+    assert f"swagbench run --resume {the_run(results)}" in err  # how to go on
     run_dir = the_run(results)
     assert [r["status"] for r in read_rows(run_dir)] == ["ok"]  # what finished is kept
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])]
