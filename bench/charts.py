@@ -23,7 +23,8 @@ BACKEND_COLOURS = {
     "ipex": "#937860",
 }
 _EXTRA = ["#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
-PHASE_COLOURS = dict(zip(PHASES, ["#9ecae1", "#fdae6b", "#e6550d", "#fdd0a2", "#3182bd", "#74c476"], strict=True))
+# BN update and warm-up must never be confused: orange vs grey (sample light blue, prepare dark orange).
+PHASE_COLOURS = dict(zip(PHASES, ["#9ecae1", "#fdae6b", "#d94801", "#bdbdbd", "#3182bd", "#74c476"], strict=True))
 CHARTS = ("time_by_phase", "peak_memory", "calibration_vs_samples", "speed_vs_quality", "scaling")
 
 

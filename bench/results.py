@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.errors import ResultsError
@@ -163,6 +164,7 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "prepare_s_per_sample": phases["prepare"] / samples if phases and samples else None,
                 "sample_prepare_share": (phases["sample"] + phases["prepare"]) / worker_s if worker_s else None,
                 "bn_img_per_s": r.get("bn_img_per_s"),
+                **setup_costs(r.get("sample_phases_s") or []),
                 "bn_pct_of_peak": roof_bn.get("pct_of_peak"),
                 "peak_rss_gb": r["peak_rss_bytes"] / 1e9 if r.get("peak_rss_bytes") else None,
                 "rss_growth_gb": r["rss_growth_bytes"] / 1e9 if r.get("rss_growth_bytes") is not None else None,
@@ -189,6 +191,21 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
     df["predict_speedup"] = df.img_per_s / ref.img_per_s.iloc[0] if len(ref) else None
     return df
+
+
+def setup_costs(sample_phases: list) -> dict[str, float | None]:
+    """Prepare + warm-up seconds split by when they are paid, from a row's ``sample_phases_s``:
+    ``first_setup_s`` by the trial's first sample (exports, compilation: once per trial and worker),
+    ``fold_setup_s`` by each further fold's first sample (median; int8 calibration), ``sample_setup_s`` by every
+    other sample (median; binding, re-preparing). None where the trial had no such sample."""
+    cost = [(fold, sample, p["prepare"] + p["warmup"]) for fold, sample, p in sample_phases]
+    folds = [c for i, (_, s, c) in enumerate(cost) if s == 0 and i > 0]
+    later = [c for _, s, c in cost if s > 0]
+    return {
+        "first_setup_s": cost[0][2] if cost else None,
+        "fold_setup_s": float(np.median(folds)) if folds else None,
+        "sample_setup_s": float(np.median(later)) if later else None,
+    }
 
 
 def _untimed(row: dict[str, Any]) -> str | None:
@@ -259,7 +276,11 @@ QUALITY_COLUMNS = (
     "bn_examples",
 )
 METRIC_TITLES = {"ece": "ECE", "nll": "NLL", "brier": "Brier score"}
-PHASE_COLUMNS = ("trial", "train_min") + tuple(f"{p}_min" for p in PHASES)
+PHASE_COLUMNS = (
+    ("trial", "train_min")
+    + tuple(f"{p}_min" for p in PHASES)
+    + ("ensemble_min", "first_setup_s", "fold_setup_s", "sample_setup_s")
+)
 
 
 def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> str:
@@ -281,7 +302,8 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None) -> st
             "",
             _table(df, OVERVIEW_COLUMNS),
             "",
-            "## Minutes per phase (train is shared by all trials)",
+            "## Minutes per phase (train is shared by all trials), and when prepare + warm-up are paid (seconds: the "
+            "trial's first sample, each further fold's first, every other sample)",
             "",
             _table(df, PHASE_COLUMNS),
         ]

@@ -27,6 +27,25 @@ def _quiet(*_):
     pass
 
 
+def _kill_9_once(args, results: Path, when: str, settle_s: float = 0.0) -> Path:
+    """Start ``swagbench run ARGS`` in a process, SIGKILL it once ``results`` holds a path matching ``when`` (and
+    ``settle_s`` more seconds have passed), and return the run folder it left."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 180
+    while not list(results.glob(when)) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(settle_s)
+    proc.send_signal(signal.SIGKILL)  # the harness dies at once
+    proc.wait()
+    return the_run(results)
+
+
 def test_torn_tail_is_skipped_and_the_next_row_starts_a_fresh_line(tmp_path):
     append_row(tmp_path, {"trial_id": "a", "status": "ok"})
     with open(tmp_path / "results.jsonl", "a") as f:
@@ -109,20 +128,8 @@ def test_memory_limit_stops_the_trial_as_oom_and_the_run_continues(tiny_override
 def test_kill_9_mid_trial_then_resume_finishes_without_redoing_recorded_trials(tiny_overrides, tmp_path):
     import psutil
 
-    results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *tiny_overrides, "--backends", "eager,eager:bf16,torchscript"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 180
-    while not list(results.glob("*/trials/01-*/spec.json")) and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # the harness dies at once, mid-trial
-    proc.wait()
-    run_dir = the_run(results)
+    args = [*tiny_overrides, "--backends", "eager,eager:bf16,torchscript"]
+    run_dir = _kill_9_once(args, tmp_path / "results", when="*/trials/01-*/spec.json")  # mid-trial
     before = read_rows(run_dir)
     assert [r["trial_id"] for r in before] == ["00-eager-fp32"]
     time.sleep(1)
@@ -176,21 +183,9 @@ def test_a_torn_row_that_a_resume_replaced_is_not_reported_again(tmp_path):
 
 @pytest.mark.e2e
 def test_a_run_killed_while_training_resumes_from_training(tiny_overrides, tmp_path):
-    results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *tiny_overrides, "train.epochs=400", "--backends", "eager"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not list(results.glob("*/folds.npy")) and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1)  # training has started (400 epochs: tens of seconds)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_dir = the_run(results)
+    args = [*tiny_overrides, "train.epochs=400", "--backends", "eager"]
+    # folds.npy is written just before training starts; 400 epochs take tens of seconds
+    run_dir = _kill_9_once(args, tmp_path / "results", when="*/folds.npy", settle_s=1.0)
     assert not (run_dir / "results.jsonl").exists()
     assert main(["run", "--resume", str(run_dir)]) == 0
     (row,) = read_rows(run_dir)
