@@ -257,12 +257,13 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
 def absolute_paths(config: RunConfig) -> RunConfig:
     """``config`` with the folders it names outside the run made absolute, so the stored config means the same
     from any working directory (the results folder itself is the run folder's parent when resumed)."""
-    absolute = {
+    absolute: dict[str, Any] = {
         key: str(Path(getattr(config, key)).resolve())
         for key in ("cache_dir", "posteriors_dir")
         if getattr(config, key) is not None
     }
-    return dataclasses.replace(config, **absolute)
+    trials = [dataclasses.replace(t, python=str(Path(t.python).absolute())) if t.python else t for t in config.trials]
+    return dataclasses.replace(config, **absolute, trials=trials)
 
 
 def check_writable(folder: Path, setting: str) -> None:
