@@ -55,6 +55,16 @@ def export_statistics(model: nn.Module, example: torch.Tensor):
         return export_onnx(graph, example, outputs=2 * graph.num_layers), graph
 
 
+def bound_names(proto, module: nn.Module, binding: str) -> list[str]:
+    """The initializers of ``proto`` that carry ``module``'s float state and are rebound for every sample: with
+    ``binding`` ``inputs`` they become graph inputs (``proto`` is changed in place), with ``constants`` they stay
+    initializers whose values are replaced."""
+    state = float_state(module)
+    if binding == "inputs":
+        return initializers_to_inputs(proto, state)
+    return [i.name for i in proto.graph.initializer if i.name in state]
+
+
 def initializers_to_inputs(proto, names) -> list[str]:
     """Turn those of ``names`` that are initializers of ``proto`` into graph inputs (same name, type and
     shape), in place; return them (an exporter drops the initializers of dead code, e.g. a classifier head

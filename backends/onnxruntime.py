@@ -29,7 +29,7 @@ from torch import nn
 
 from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner
 from backends.eager import describe
-from backends.onnx_export import BINDINGS, export_onnx, export_statistics, float_state, initializers_to_inputs
+from backends.onnx_export import BINDINGS, bound_names, export_onnx, export_statistics, float_state
 
 LEVELS = ("all", "extended", "basic", "disabled")
 
@@ -127,11 +127,7 @@ class _BoundGraph:
     def __init__(self, backend: OnnxRuntimeBackend, proto, module: nn.Module, options: BackendOptions) -> None:
         self.backend, self.options, self.module = backend, options, module
         self.binding = backend._binding(options)
-        state = float_state(module)
-        if self.binding == "inputs":
-            self.names = initializers_to_inputs(proto, state)
-        else:
-            self.names = [i.name for i in proto.graph.initializer if i.name in state]
+        self.names = bound_names(proto, module, self.binding)
         self.proto = proto
         self.session, self.feeds = None, {}
         self.bind(module)

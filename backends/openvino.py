@@ -28,7 +28,7 @@ from torch import nn
 
 from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner
 from backends.eager import describe
-from backends.onnx_export import BINDINGS, export_onnx, export_statistics, float_state, initializers_to_inputs
+from backends.onnx_export import BINDINGS, bound_names, export_onnx, export_statistics, float_state
 
 HINTS = ("throughput", "latency")
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -120,11 +120,7 @@ def _graph(backend, proto, module: nn.Module, options, precision: str, hint: str
     """An exported graph read by OpenVINO, bound to ``module`` (``binding`` inputs: its weights become parameters)."""
     import openvino as ov
 
-    state = float_state(module)
-    if binding == "inputs":
-        names = initializers_to_inputs(proto, state)
-    else:
-        names = [i.name for i in proto.graph.initializer if i.name in state]
+    names = bound_names(proto, module, binding)
     ov_model = ov.Core().read_model(proto.SerializeToString(), b"")
     return _Graph(backend, ov_model, module, options, precision, hint, binding, names)
 

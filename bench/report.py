@@ -37,14 +37,15 @@ def recommendation(df: pd.DataFrame) -> str:
     if valid.empty:
         return "No trial was both successful and VALID, so there is nothing to recommend from this run."
     best = valid.sort_values("ensemble_min").iloc[0]
-    if best.backend == "eager" and best.precision == "fp32" and not best.channels_last:
+    if best.is_reference:
         return (
             f"Stay on eager fp32 ({best.ensemble_min:.3g} min for the ensemble): no other VALID trial was "
             "faster on this workload; compare the predict speedups for larger models or datasets."
         )
     line = (
         f"Use {best.backend} {best.precision}{' channels_last' if best.channels_last else ''} "
-        f"({best.strategy}): the fastest VALID trial, {best.ensemble_min:.3g} min for the ensemble, "
+        + (f"with BatchNorm from {int(best.bn_examples)} examples per fold " if pd.notna(best.bn_examples) else "")
+        + f"({best.strategy}): the fastest VALID trial, {best.ensemble_min:.3g} min for the ensemble, "
         f"{best.speedup:.2f}x eager fp32"
     )
     if pd.notna(best.get("ece")) and pd.notna(best.get("delta_ece")):

@@ -139,6 +139,7 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         workers = r.get("workers", 1)
         rec = {
             "trial": r["trial_id"],
+            "is_reference": is_reference_row(r),
             "backend": r["backend"],
             "precision": r["precision"],
             "channels_last": r["channels_last"],
@@ -187,7 +188,7 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(records)
     if df.empty:
         return df
-    ref = df[[is_reference_row(r) for r in rows]]
+    ref = df[df.is_reference]
     df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
     df["predict_speedup"] = df.img_per_s / ref.img_per_s.iloc[0] if len(ref) else None
     return df

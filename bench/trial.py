@@ -235,7 +235,7 @@ class _PhaseClock:
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(WORKER_PHASES, 0.0)
         self.images = {"predict": 0, "bn_update": 0}
-        self.batches: dict[str, list[float]] = {"predict": [], "bn_update": []}
+        self.batches: dict[str, list[float]] = {"predict": []}
 
     @contextlib.contextmanager
     def __call__(self, phase: str):
@@ -259,7 +259,7 @@ class _PhaseClock:
             else:
                 self.seconds[phase] += dt
                 self.images[phase] += images
-                self.batches[phase].append(dt)
+                self.batches.get(phase, []).append(dt)
 
 
 class StatisticsStep:

@@ -70,6 +70,13 @@ def test_recommendation_picks_fastest_valid(run_dir):
     assert recommendation(df.assign(validity="INVALID")).startswith("No trial")
     only_ref = df[df.trial == df.trial.iloc[0]]
     assert recommendation(only_ref).startswith("Stay on eager fp32")
+    # An eager fp32 trial with a BatchNorm subset is a different strategy, not the reference: if it wins, say so.
+    rows = read_rows(run_dir)
+    subset = {**rows[0], "trial_id": "09-eager-fp32-bn30", "trial_bn_examples": 30, "bn_examples": 30}
+    subset["ensemble_s"] = rows[0]["ensemble_s"] / 3
+    mixed = summary_frame([rows[0], subset])
+    assert mixed.is_reference.tolist() == [True, False] and mixed.speedup.iloc[1] == pytest.approx(3.0)
+    assert recommendation(mixed).startswith("Use eager fp32 with BatchNorm from 30 examples per fold (reprepare)")
 
 
 def test_compare_two_runs(run_dir, tmp_path, capsys):
