@@ -23,8 +23,12 @@ BACKEND_COLOURS = {
     "ipex": "#937860",
 }
 _EXTRA = ["#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
-# BN update and warm-up must never be confused: orange vs grey (sample light blue, prepare dark orange).
-PHASE_COLOURS = dict(zip(PHASES, ["#9ecae1", "#fdae6b", "#d94801", "#bdbdbd", "#3182bd", "#74c476"], strict=True))
+# Phase colours from the Okabe-Ito palette (distinct for colour-blind readers too): no two phases share a hue.
+PHASE_COLOURS = dict(
+    zip(PHASES, ["#F0E442", "#D55E00", "#CC79A7", "#999999", "#0072B2", "#009E73"], strict=True)
+)  # sample yellow, bn_update vermillion, prepare purple, warm-up grey, predict blue, confident learning green
+# Marker per precision, filled for contiguous and hollow for channels_last, in the speed-vs-quality chart.
+PRECISION_MARKERS = {"fp32": "o", "bf16": "s", "int8": "^"}
 CHARTS = ("time_by_phase", "peak_memory", "calibration_vs_samples", "speed_vs_quality", "scaling")
 
 
@@ -56,8 +60,17 @@ def _empty(path: Path, title: str, message: str) -> Path:
     return _save(fig, path)
 
 
+def _nothing_succeeded(df: pd.DataFrame) -> bool:
+    return df.empty or not (df.status == "ok").any()
+
+
+NO_TRIAL = "No trial succeeded: nothing to plot. Each trial's error is in summary.md and the report."
+
+
 def time_by_phase(df: pd.DataFrame, path: Path) -> Path:
     """Stacked horizontal bars: minutes per phase for every trial (failed trials as empty bars)."""
+    if _nothing_succeeded(df):
+        return _empty(path, "Whole-ensemble time by phase", NO_TRIAL)
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(df) + 1.8))
     left = pd.Series(0.0, index=df.index)
     for phase in PHASES:
@@ -75,6 +88,8 @@ def time_by_phase(df: pd.DataFrame, path: Path) -> Path:
 
 
 def peak_memory(df: pd.DataFrame, path: Path) -> Path:
+    if _nothing_succeeded(df) or df.peak_rss_gb.isna().all():
+        return _empty(path, "Peak memory per trial", NO_TRIAL)
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(df) + 1.6))
     ax.barh(range(len(df)), df.peak_rss_gb.fillna(0.0), color=[backend_colour(b) for b in df.backend])
     ax.set_yticks(range(len(df)), [_label(r) for r in df.itertuples()])
@@ -84,63 +99,134 @@ def peak_memory(df: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _variant(trial: str, backend: str) -> str:
+    """A trial's name within its backend's panel (``00-eager-bf16-cl`` -> ``bf16-cl``)."""
+    return trial.split("-", 1)[-1].removeprefix(f"{backend}-")
+
+
 def calibration_vs_samples(cal: pd.DataFrame, df: pd.DataFrame, path: Path) -> Path:
-    title = "Calibration vs number of SWAG samples"
+    """Small multiples: one row of panels per backend, one column per measure (ECE and NLL, each against the
+    given labels, the headline, and against the true labels where known), every column on one scale; each
+    trial of the backend a colour, the eager fp32 reference in grey in every other backend's panels."""
+    title = "Calibration vs number of SWAG samples S"
     if cal.empty:
         return _empty(path, title, "No calibration data: timing-only run (not meaningful) or no successful trial.")
-    backends = df.set_index("trial").backend
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    styles = {"fp32": "-", "bf16": "--", "int8": ":"}
-    precisions = df.set_index("trial").precision
-    validity = df.set_index("trial").validity
-    for trial, part in cal.groupby("trial"):
-        label = trial + (" [INVALID]" if validity[trial] == "INVALID" else "")
-        for ax, metric in zip(axes, ("ece", "nll"), strict=True):
-            ax.plot(
-                part.samples,
-                part[metric],
-                marker="o",
-                label=label,
-                color=backend_colour(backends[trial]),
-                linestyle=styles.get(precisions[trial], "-"),
-            )
+    trials = df.set_index("trial")
+    cal = cal[cal.trial.isin(trials.index)]
+    ref = df[df.is_reference].trial.tolist()
+    ref_part = cal[cal.trial == ref[0]].sort_values("samples") if ref else cal.iloc[:0]
+    backends = list(dict.fromkeys(trials.loc[cal.trial.unique()].backend))
+    names = {"ece": "ECE (15 bins)", "nll": "NLL (nats)"}
+    columns = [
+        (f"{m}_{labels}", f"{names[m]}, vs {labels} labels")
+        for m in names
+        for labels in ("given", "true")
+        if cal[f"{m}_{labels}"].notna().any()
+    ]
+    fig, axes = plt.subplots(
+        len(backends),
+        len(columns),
+        figsize=(3.3 * len(columns) + 1.6, 2.3 * len(backends) + 0.9),
+        squeeze=False,
+        sharex=True,
+        sharey="col",
+    )
+    palette = plt.get_cmap("tab10").colors
     ticks = sorted(int(t) for t in cal.samples.unique())
-    for ax, name in zip(axes, ("ECE (15 bins)", "NLL (nats)"), strict=True):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.minorticks_off()
+    for r, (axrow, backend) in enumerate(zip(axes, backends, strict=True)):
+        shown = [t for t in cal.trial.unique() if trials.backend[t] == backend]
+        for ax, (column, name) in zip(axrow, columns, strict=True):
+            if len(ref_part) and ref[0] not in shown:
+                ax.plot(ref_part.samples, ref_part[column], color="#bbbbbb", lw=3, label="eager fp32 (reference)")
+            for i, trial in enumerate(shown):
+                part = cal[cal.trial == trial].sort_values("samples")
+                invalid = " [INVALID]" if trials.validity[trial] == "INVALID" else ""
+                ax.plot(
+                    part.samples,
+                    part[column],
+                    "-o",
+                    color=palette[i % len(palette)],
+                    ms=4,
+                    label=_variant(trial, backend) + invalid,
+                )
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+            ax.grid(alpha=0.3)
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+        short = backend.rsplit(":", 1)[-1]  # module:Class -> Class
+        axrow[0].set_ylabel(short, fontsize=10, color=backend_colour(backend), fontweight="bold")
+        axrow[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    for ax in axes[-1]:
         ax.set_xlabel("SWAG samples S per fold")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-    axes[0].set_title(title)
-    axes[1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{title} (headline: vs the given labels)", fontsize=11)
     return _save(fig, path)
 
 
 def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
-    """Total minutes vs ECE (or max |dp| for timing-only runs); INVALID trials as crosses."""
-    ok = df[df.status == "ok"]
-    metric, name = ("ece", "ECE of the ensemble") if ok.ece.notna().any() else ("max_abs_dp", "max |p - p_eager|")
-    ok = ok[ok[metric].notna()]
+    """Speedup over eager fp32 vs the change in ECE (given labels) against it, one marker per trial (colour:
+    backend; shape: precision; hollow: channels_last; x: INVALID), each in the legend. The quality axis spans at
+    least +-0.01 so that rounding noise does not look like a cliff. Timing-only runs plot max |p - p_eager| on a
+    log axis with each precision's tolerance instead."""
+    ok = df[(df.status == "ok") & df.speedup.notna()]
+    timing_only = not ok.delta_ece.notna().any() if "delta_ece" in ok else True
+    metric = "max_abs_dp" if timing_only else "delta_ece"
+    ok = ok[ok[metric].notna() | ok.is_reference]
     if ok.empty:
-        return _empty(path, "Speed vs quality", "No successful trials with a quality measure.")
-    fig, ax = plt.subplots(figsize=(10, 5))
-    for row in ok.itertuples():  # a legend, not annotations: close points would overprint their labels
-        invalid = row.validity == "INVALID"
-        ax.scatter(
-            row.ensemble_min,
-            getattr(row, metric),
-            color=backend_colour(row.backend),
-            s=60,
-            marker="x" if invalid else "o",
-            label=row.trial + (" [INVALID]" if invalid else ""),
+        return _empty(
+            path, "Speed vs quality", NO_TRIAL if _nothing_succeeded(df) else "No trial has a quality measure."
         )
-    valid = ok[ok.validity != "INVALID"].sort_values("ensemble_min")
-    front = valid[valid[metric] <= valid[metric].cummin()]
-    ax.step(front.ensemble_min, front[metric], where="post", color="grey", alpha=0.6, label="Pareto front (VALID)")
-    ax.set_xlabel("whole-ensemble minutes (lower is better)")
-    ax.set_ylabel(f"{name} (lower is better)")
-    ax.set_title("Speed vs quality")
+    fig, ax = plt.subplots(figsize=(11, 5.2))
+    for row in ok.itertuples():
+        invalid = row.validity == "INVALID"
+        y = 0.0 if row.is_reference else getattr(row, metric)
+        colour = backend_colour(row.backend)
+        marker = "X" if invalid else PRECISION_MARKERS.get(row.precision, "D")
+        hollow = row.channels_last and not invalid
+        ax.scatter(
+            row.speedup,
+            y if not (timing_only and y == 0) else float("nan"),
+            s=80,
+            marker=marker,
+            facecolors="none" if hollow else colour,
+            edgecolors=colour,
+            linewidths=1.8,
+            label=f"{row.trial} ({row.speedup:.2f}x)" + (" [INVALID]" if invalid else ""),
+        )
+    ax.axvline(1.0, color="grey", lw=1, ls=":")
+    ax.set_xscale("log")  # 0.5x and 2x equally far from eager fp32
+    low, high = float(ok.speedup.min()), float(ok.speedup.max())
+    ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50) if low / 1.3 <= t <= high * 1.3]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(min(low, 1.0) / 1.25, max(high, 1.0) * 1.25)
+    if timing_only:
+        from bench.fidelity import TOLERANCES
+
+        ax.set_yscale("log")
+        for precision, tol in TOLERANCES.items():
+            ax.axhline(tol.max_abs_dp, color="grey", lw=0.8, ls="--")
+            ax.annotate(
+                f"{precision} tolerance",
+                (1.0, tol.max_abs_dp),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="grey",
+            )
+        ax.set_ylabel("max |p - p_eager fp32| (lower is better)")
+    else:
+        ax.axhline(0.0, color="grey", lw=1)
+        span = max(0.01, 1.15 * float(ok[metric].abs().max()))
+        ax.set_ylim(-span, span)
+        ax.set_ylabel("ECE change vs eager fp32, given labels (below 0 = better calibrated)")
+    ax.set_xlabel("whole-ensemble speedup over eager fp32 (right is faster; dotted line = eager fp32)")
+    ax.set_title(
+        "Speed vs quality (colour: backend; shape: precision o fp32, ■ bf16, ▲ int8; hollow: channels_last)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)

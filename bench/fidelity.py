@@ -88,8 +88,8 @@ def compare(ref_dir: Path, trial_dir: Path, ref_row: dict[str, Any], row: dict[s
     }
     if (ref_dir / "bn_stats.npy").is_file() and (trial_dir / "bn_stats.npy").is_file():  # older runs lack them
         out.update(bn_statistics_error(ref_dir / "bn_stats.npy", trial_dir / "bn_stats.npy"))
-    for key in ("ece", "nll"):
-        out[f"delta_{key}"] = row["calibration"][key] - ref_row["calibration"][key]
+    for key in ("ece", "nll"):  # against the given labels: the headline (bench.metrics.HEADLINE_LABELS)
+        out[f"delta_{key}"] = row["calibration_given"][key] - ref_row["calibration_given"][key]
     f1, ref_f1 = ((r.get("label_issues") or {}).get("f1") for r in (row, ref_row))
     if f1 is not None and ref_f1 is not None:  # the label-issue detection a strategy costs (the pipeline's product)
         out["delta_issue_f1"] = f1 - ref_f1

@@ -18,8 +18,9 @@ from bench.config import SWEEP_DIMENSIONS
 from bench.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
-PROFILE_KEYS = {"name", "gcp_machine_type", "vcpus", "physical_cores", "memory_gb", "run", "sweep"}
-RUN_KEYS = {"threads", "workers", "memory_limit_gb"}
+PROFILE_KEYS = {"name", "gcp_machine_type", "vcpus", "physical_cores", "memory_gb", "run", "sweep", "price"}
+PRICE_KEYS = {"on_demand", "spot", "currency", "region", "source", "date"}
+RUN_KEYS = {"threads", "workers", "memory_limit_gb", "repeats"}
 SWEEP_KEYS = set(SWEEP_DIMENSIONS)
 
 
@@ -44,6 +45,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
         ("", PROFILE_KEYS, raw),
         ("run.", RUN_KEYS, raw.get("run") or {}),
         ("sweep.", SWEEP_KEYS, raw.get("sweep") or {}),
+        ("price.", PRICE_KEYS, raw.get("price") or {}),
     ):
         unknown = set(node) - keys
         if unknown:
@@ -100,6 +102,18 @@ def host_mismatch(profile: dict[str, Any]) -> str | None:
         f"this host is not a {profile['name']} ({'; '.join(diffs)}): its thread plan and memory limit apply, "
         "but the timings do not represent that machine"
     )
+
+
+def price(profile: dict[str, Any]) -> dict[str, Any] | None:
+    """The profile's price per hour (``on_demand``, ``spot``) with where it comes from (``source``, ``date``,
+    ``region``) and the machine it prices; None when the profile states none."""
+    rate = profile.get("price")
+    if not rate:
+        return None
+    missing = {"on_demand", "spot", "source", "date"} - set(rate)
+    if missing:
+        raise ConfigError(f"profile {profile['name']}: price lacks {sorted(missing)}; state each with its source")
+    return {"machine": profile.get("gcp_machine_type") or profile["name"], **rate}
 
 
 def profile_overrides(profile: dict[str, Any]) -> dict[str, Any]:

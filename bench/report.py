@@ -8,19 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from bench import tables
 from bench.charts import write_charts
 from bench.errors import ResultsError
-from bench.results import (
-    OVERVIEW_COLUMNS,
-    PHASE_COLUMNS,
-    QUALITY_COLUMNS,
-    calibration_frame,
-    read_rows,
-    summary_frame,
-    write_summary,
-)
+from bench.metrics import HEADLINE_LABELS, HEADLINE_WHY
+from bench.recommend import recommendation
+from bench.results import calibration_frame, read_rows, summary_frame, write_summary
 
 CHART_TITLES = {
     "time_by_phase": "Time comparison (minutes, stacked by phase)",
@@ -31,42 +24,9 @@ CHART_TITLES = {
 }
 
 
-def recommendation(df: pd.DataFrame) -> str:
-    """A plain-language "what to use" line computed from the data."""
-    valid = df[(df.status == "ok") & (df.validity == "VALID")]
-    if valid.empty:
-        return "No trial was both successful and VALID, so there is nothing to recommend from this run."
-    best = valid.sort_values("ensemble_min").iloc[0]
-    if best.is_reference:
-        return (
-            f"Stay on eager fp32 ({best.ensemble_min:.3g} min for the ensemble): no other VALID trial was "
-            "faster on this workload; compare the predict speedups for larger models or datasets."
-        )
-    line = (
-        f"Use {best.backend} {best.precision}{' channels_last' if best.channels_last else ''} "
-        + (f"with BatchNorm from {int(best.bn_examples)} examples per fold " if pd.notna(best.bn_examples) else "")
-        + f"({best.strategy}): the fastest VALID trial, {best.ensemble_min:.3g} min for the ensemble, "
-        f"{best.speedup:.2f}x eager fp32"
-    )
-    if pd.notna(best.get("ece")) and pd.notna(best.get("delta_ece")):
-        line += (
-            f"; its calibration cost vs eager fp32: ECE {best.delta_ece:+.4f}, NLL {best.delta_nll:+.4f}"
-            f" (label-issue set Jaccard {best.issue_jaccard:.3f})."
-        )
-    else:
-        line += "; calibration was not measured (timing-only run)."
-    return line
-
-
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-
-
-def _table(df: pd.DataFrame, columns, table_id: str) -> str:
-    shown = df[[c for c in columns if c in df]]
-    table = shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", table_id=table_id, border=0)
-    return f'<div class="scroll">{table}</div>'
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -78,14 +38,26 @@ def build_report(run_dir: str | Path) -> Path:
     charts = write_charts(df, calibration_frame(rows), run_dir)
     env = _read_json(run_dir / "env.json")
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else "(missing)"
-    flagged = df[(df.status != "ok") | (df.validity == "INVALID")]
+    flagged = df[(df.status != "ok") | (df.validity == "INVALID")] if len(df) else df
     problems = (
         "".join(
-            f"<li><b>{html.escape(t.trial)}</b>: {html.escape(str(t.validity if t.status == 'ok' else t.status))}: "
-            f"{html.escape(str(t.error))}</li>"
+            f"<li><b>{html.escape(t.trial)}</b>: {html.escape(str(t.result))}: {html.escape(str(t.error))}</li>"
             for t in flagged.itertuples()
         )
         or "<li>none</li>"
+    )
+    succeeded = len(df) and (df.status == "ok").any()
+    answer = recommendation(df)
+    box = (
+        f'<p class="what" id="what-to-use">{html.escape(answer)}</p>'
+        if succeeded
+        else f'<p class="what failed" id="what-to-use">{html.escape(answer)}</p>'
+    )
+    quality = (
+        f"<p>Headline: vs the {HEADLINE_LABELS} labels, because {html.escape(HEADLINE_WHY)}; vs the true labels "
+        "beside it.</p>" + tables.html(df, tables.QUALITY, "quality")
+        if len(df) and df.ece_given.notna().any()
+        else "<p>Not measured: a timing-only run, or no trial succeeded.</p>"
     )
     cpu = env.get("cpu", {})
     env_rows = {
@@ -113,20 +85,22 @@ table {{ border-collapse: collapse; font-size: 13px; margin: 0.5em 0 1.5em; }}
 th, td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
 th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
 img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
-.scroll {{ overflow-x: auto; }} td:first-child {{ white-space: nowrap; }}
+.scroll {{ overflow-x: auto; }} td {{ white-space: nowrap; }}
 .what {{ background: #eef6ee; border-left: 4px solid #55a868; padding: 0.8em; font-size: 15px; }}
+.what.failed {{ background: #fbeeee; border-left-color: #c44e52; }}
 pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }}
 </style></head><body>
 <h1>swagbench report: {html.escape(run_dir.name)}</h1>
-<p class="what" id="what-to-use">{html.escape(recommendation(df))}</p>
+{box}
 <h2>Trials</h2>
 <p>Minutes are wall-clock per trial (training is shared and listed apart); speedup = eager fp32 ensemble
-minutes / this trial's; fidelity is against the eager fp32 reference on the same SWAG samples.</p>
-{_table(df, OVERVIEW_COLUMNS, "trials")}
+minutes / this trial's; spread = (max - min) / median over repeats; fidelity is against the eager fp32 reference
+on the same SWAG samples.</p>
+{tables.html(df, tables.OVERVIEW, "trials")}
 <h2>Minutes per phase</h2>
-{_table(df, PHASE_COLUMNS, "phases")}
+{tables.html(df, tables.PHASE_TABLE, "phases")}
 <h2>Calibration and label-issue detection</h2>
-{_table(df, QUALITY_COLUMNS, "quality") if df.ece.notna().any() else "<p>Not meaningful (timing-only run).</p>"}
+{quality}
 <h2>Failed, skipped or INVALID</h2><ul id="problems">{problems}</ul>
 <h2>Charts</h2>
 {"".join(f"<h3>{CHART_TITLES[k]}</h3>{_img(p)}" for k, p in charts.items())}
@@ -155,7 +129,7 @@ def compare(run_a: str | Path, run_b: str | Path) -> str:
     parts += [f"- {d}" for d in diffs] or ["- none in config or machine"]
     if diffs:
         parts.append("\nRatios compare unlike runs: read them with these differences in mind.")
-    metrics = ["ensemble_min", "img_per_s", "peak_rss_gb", "ece", "validity"]
+    metrics = ["ensemble_min", "img_per_s", "peak_rss_gb", "ece_given", "validity"]
     frames = [df.assign(label=df.trial.str.split("-", n=1).str[1])[["label", *metrics]] for df in (a, b)]
     merged = frames[0].merge(frames[1], on="label", how="outer", suffixes=(" A", " B"), indicator="in")
     merged["in"] = merged["in"].map({"both": "A and B", "left_only": "A only", "right_only": "B only"})

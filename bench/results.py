@@ -26,6 +26,7 @@ from bench.fidelity import is_reference_row
 from bench.trial import PHASES
 
 ROWS = "results.jsonl"
+CALIBRATION_KEYS = ("ece", "mce", "nll", "brier", "accuracy")
 CHECKSUM = "row_sha256"
 
 
@@ -129,7 +130,10 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for r in rows:
         phases = r.get("phases_s") or {}
         meaningful = r.get("metrics_meaningful", True)  # timing-only runs: never show their quality numbers
-        cal = (r.get("calibration") or {}) if meaningful else {}
+        # calibration: vs the true labels when known; calibration_given: vs the given labels (the headline)
+        cal = (r.get("calibration") or {}) if meaningful and r.get("calibration_labels") == "true" else {}
+        given = (r.get("calibration_given") or {}) if meaningful else {}
+        repeats = r.get("ensemble_s_repeats") or ([r["ensemble_s"]] if r.get("ensemble_s") is not None else [])
         det = (r.get("label_issues") or {}) if meaningful else {}
         fid = r.get("fidelity") or {}
         roof = r.get("roofline") or {}
@@ -152,8 +156,13 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "bn_examples": r.get("bn_examples"),
             "batch": r["batch_size"],
             "status": r["status"],
+            "result": r.get("validity") if r["status"] == "ok" else r["status"],
             "metrics": "meaningful" if meaningful else "not meaningful (timing-only)",
             "ensemble_min": r["ensemble_s"] / 60 if r.get("ensemble_s") is not None else None,
+            "repeats": len(repeats) or None,
+            "ensemble_min_lo": min(repeats) / 60 if repeats else None,
+            "ensemble_min_hi": max(repeats) / 60 if repeats else None,
+            "ensemble_spread": (max(repeats) - min(repeats)) / r["ensemble_s"] if len(repeats) > 1 else None,
             "train_min": r.get("train_s", 0.0) / 60,
         }
         rec.update({f"{p}_min": phases[p] / 60 if p in phases else None for p in PHASES})
@@ -169,7 +178,8 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "bn_pct_of_peak": roof_bn.get("pct_of_peak"),
                 "peak_rss_gb": r["peak_rss_bytes"] / 1e9 if r.get("peak_rss_bytes") else None,
                 "rss_growth_gb": r["rss_growth_bytes"] / 1e9 if r.get("rss_growth_bytes") is not None else None,
-                **{k: cal.get(k) for k in ("ece", "mce", "nll", "brier", "accuracy")},
+                **{f"{k}_given": given.get(k) for k in CALIBRATION_KEYS},
+                **{f"{k}_true": cal.get(k) for k in CALIBRATION_KEYS},
                 "issue_precision": det.get("precision"),
                 "issue_recall": det.get("recall"),
                 "issue_f1": det.get("f1"),
@@ -188,6 +198,9 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(records)
     if df.empty:
         return df
+    # The reference is the first such row, as the run's fidelity gate took it (bench.run); another eager fp32
+    # trial (say with another thread plan) is a strategy like any other.
+    df["is_reference"] = df.index == (df.index[df.is_reference][0] if df.is_reference.any() else -1)
     ref = df[df.is_reference]
     df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
     df["predict_speedup"] = df.img_per_s / ref.img_per_s.iloc[0] if len(ref) else None
@@ -228,113 +241,81 @@ def bn_description(info: dict[str, Any] | None) -> str | None:
 
 
 def calibration_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Long table: trial x ensemble size S -> ECE, MCE, NLL, Brier, accuracy."""
-    return pd.DataFrame(
-        [
-            {"trial": r["trial_id"], **point}
-            for r in rows
-            if r.get("metrics_meaningful", True)
-            for point in r.get("calibration_vs_samples") or []
-        ]
-    )
-
-
-OVERVIEW_COLUMNS = (
-    "trial",
-    "status",
-    "validity",
-    "metrics",
-    "strategy",
-    "bn",
-    "plan",
-    "ensemble_min",
-    "speedup",
-    "predict_speedup",
-    "img_per_s",
-    "gflops",
-    "pct_of_peak",
-    "sample_prepare_share",
-    "bn_img_per_s",
-    "bn_pct_of_peak",
-    "peak_rss_gb",
-    "max_abs_dp",
-    "argmax_agree",
-    "issue_jaccard",
-)
-QUALITY_COLUMNS = (
-    "trial",
-    "ece",
-    "mce",
-    "nll",
-    "brier",
-    "accuracy",
-    "issue_precision",
-    "issue_recall",
-    "issue_f1",
-    "delta_ece",
-    "delta_nll",
-    "delta_issue_f1",
-    "bn_examples",
-)
-METRIC_TITLES = {"ece": "ECE", "nll": "NLL", "brier": "Brier score"}
-PHASE_COLUMNS = (
-    ("trial", "train_min")
-    + tuple(f"{p}_min" for p in PHASES)
-    + ("ensemble_min", "first_setup_s", "fold_setup_s", "sample_setup_s")
-)
-
-
-def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    shown = df[[c for c in columns if c in df]]
-    return shown.astype(object).where(shown.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
+    """Long table: trial x ensemble size S -> ``<metric>_given`` and ``<metric>_true`` for ECE, MCE, NLL, Brier and
+    accuracy (``_true`` empty where the truth is unknown)."""
+    records = []
+    for r in rows:
+        if not r.get("metrics_meaningful", True):
+            continue
+        truth = r.get("calibration_labels") == "true"
+        for point in r.get("calibration_vs_samples") or []:
+            rec = {"trial": r["trial_id"], "samples": point["samples"]}
+            for k in CALIBRATION_KEYS:
+                rec[f"{k}_given"] = point.get(f"{k}_given", None if truth else point.get(k))
+                rec[f"{k}_true"] = point.get(k) if truth else None
+            records.append(rec)
+    return pd.DataFrame(records)
 
 
 def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None) -> str:
-    """Write summary.csv and summary.md for the run (from ``rows`` if given); return the Markdown text."""
+    """Write summary.csv and summary.md for the run (from ``rows`` if given); return the Markdown text.
+
+    summary.md ends with the recommendation (:func:`bench.recommend.recommendation`)."""
+    from bench import tables
+    from bench.metrics import HEADLINE_LABELS, HEADLINE_WHY
+    from bench.recommend import recommendation
+
     rows = read_rows(run_dir) if rows is None else rows
     df = summary_frame(rows)
     df.to_csv(run_dir / "summary.csv", index=False)
     parts = [f"# swagbench run {run_dir.name}", ""]
     if df.empty:
-        parts.append("(no trials)")
+        parts += ["(no trials)", ""]
     else:
+        first = rows[0]
         parts += [
-            "## Trials (speedup = eager fp32 ensemble_min / this; fidelity vs eager fp32 on the same samples)",
+            f"{first.get('dataset')} ({first.get('n_examples')} images), model {first.get('model')}, "
+            f"{first.get('folds')} folds x {first.get('samples')} SWAG samples"
+            + (
+                "; timing-only: calibration and label metrics not meaningful"
+                if not first.get("metrics_meaningful", True)
+                else ""
+            ),
             "",
-            _table(df, OVERVIEW_COLUMNS),
+            "## Trials (speedup = eager fp32 ensemble min / this; spread = (max - min) / median over repeats; "
+            "fidelity vs eager fp32 on the same samples)",
+            "",
+            tables.markdown(df, tables.OVERVIEW),
             "",
             "## Minutes per phase (train is shared by all trials), and when prepare + warm-up are paid (seconds: the "
             "trial's first sample, each further fold's first, every other sample)",
             "",
-            _table(df, PHASE_COLUMNS),
+            tables.markdown(df, tables.PHASE_TABLE),
         ]
-        if df.ece.notna().any():
+        if df.ece_given.notna().any():
             parts += [
                 "",
-                "## Calibration and label-issue detection (vs the true labels)",
+                f"## Calibration (headline: vs the {HEADLINE_LABELS} labels, because {HEADLINE_WHY}; vs the true "
+                "labels beside it) and label-issue detection (vs the injected truth)",
                 "",
-                _table(df, QUALITY_COLUMNS),
+                tables.markdown(df, tables.QUALITY),
             ]
-        flagged = df[(df.status != "ok") | (df.get("validity") == "INVALID")]
+        flagged = df[(df.status != "ok") | (df.validity == "INVALID")]
         if len(flagged):
             parts += ["", "## Failed, skipped or INVALID", ""]
-            parts += [
-                f"- {t.trial}: {t.validity if t.status == 'ok' else t.status}: {t.error}" for t in flagged.itertuples()
-            ]
-        noted = df[(df.status == "ok") & (df.get("validity") != "INVALID") & df.error.notna()]
+            parts += [f"- {t.trial}: {t.result}: {t.error}" for t in flagged.itertuples()]
+        noted = df[(df.status == "ok") & (df.validity != "INVALID") & df.error.notna()]
         if len(noted):
             parts += ["", "## Notes", ""] + [f"- {t.trial}: {t.error}" for t in noted.itertuples()]
-    cal = calibration_frame(rows)
-    for metric in ("ece", "nll", "brier") if len(cal) else ():
-        wide = cal.pivot(index="samples", columns="trial", values=metric)
-        wide.index = [str(int(v)) for v in wide.index]  # S as a label, not a float
-        wide.index.name = "samples"
-        parts += [
-            "",
-            f"## {METRIC_TITLES[metric]} vs number of SWAG samples S",
-            "",
-            wide.reset_index().to_markdown(index=False, floatfmt=".4f"),
-        ]
+        cal = calibration_frame(rows)
+        for metric, title in (("ece", "ECE"), ("nll", "NLL"), ("brier", "Brier score")) if len(cal) else ():
+            parts += [
+                "",
+                f"## {title} vs number of SWAG samples S per fold: vs given labels (vs true labels)",
+                "",
+                tables.by_samples(cal, metric).to_markdown(index=False, disable_numparse=True),
+            ]
+    parts += ["", "## Recommendation", "", recommendation(df)]
     text = "\n".join(parts) + "\n"
     (run_dir / "summary.md").write_text(text)
     return text

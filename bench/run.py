@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import shutil
 import time
@@ -12,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from backends import BackendOptions, get_backend
 from bench.config import RunConfig, TrialConfig
@@ -21,9 +21,11 @@ from bench.envinfo import environment
 from bench.errors import ConfigError, DataError, ResultsError, RunInterrupted
 from bench.fidelity import compare, is_reference, is_reference_row, tolerances_table, verdict
 from bench.posteriors import obtain_posteriors, user_posteriors
+from bench.progress import Progress
 from bench.ray_executor import RayExecutor
+from bench.recommend import recommendation
 from bench.report import build_report
-from bench.results import ROWS, append_row, new_run_dir, read_rows
+from bench.results import ROWS, append_row, new_run_dir, read_rows, summary_frame
 from bench.roofline import gflop_per_image, measure_peak, roofline
 from bench.runner import WorkerJob, run_workers
 from bench.trial import TrialSpec, finish_trial, split_tasks
@@ -161,9 +163,9 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
                 + (f", running the other {left}" if left else "; nothing left to run, rebuilding the summary")
             )
 
-        with tqdm(
-            total=config.ensemble.folds * config.train.epochs, desc="train SWAG posteriors", unit="epoch", delay=1
-        ) as bar:  # delay: no bar when cached posteriors are reused
+        with Progress(
+            config.ensemble.folds * config.train.epochs, "train SWAG posteriors", "epoch", quiet_until_update=True
+        ) as bar:  # silent when cached posteriors are reused
             posteriors = obtain_posteriors(config, dataset, fold_of, run_dir, log=log, on_epoch=bar.update)
         (run_dir / "posteriors.json").write_text(
             json.dumps(
@@ -238,9 +240,19 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
                 log(f"swagbench: skipping {trial_id}: {reason}")
                 append_row(run_dir, {**base, "status": "skipped", "error": reason})
                 continue
-            row = run_one(
-                config, dataset, run_dir, posteriors.paths, trial, options, {**base, "python": python}, facts, executor
+            attempt = functools.partial(
+                run_one,
+                config,
+                dataset,
+                run_dir,
+                posteriors.paths,
+                trial,
+                options,
+                {**base, "python": python},
+                facts,
+                executor,
             )
+            row = repeated(config.repeats, attempt)
             if row["status"] == "ok":
                 row["roofline"] = roofline(facts.gflop, row["predict_img_per_s"], trial.precision, env["peak"])
                 bn_precision = (row.get("bn_update") or {}).get("precision", trial.precision)
@@ -251,7 +263,26 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
         report = build_report(run_dir)
         log((run_dir / "summary.md").read_text())
         log(f"swagbench: results in {run_dir} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
+        log(f"swagbench: recommendation: {recommendation(summary_frame(read_rows(run_dir, warn=log)))}")
         return run_dir
+
+
+def repeated(repeats: int, attempt) -> dict[str, Any]:
+    """Run ``attempt`` (one trial, returning its row) ``repeats`` times; the row of the median whole-ensemble
+    time, with every repeat's time in ``ensemble_s_repeats`` and the highest peak memory. A repeat that does not
+    succeed ends the trial with its row (its outputs are the same each time; only the timing varies)."""
+    rows = []
+    for _ in range(repeats):
+        row = attempt()
+        if row["status"] != "ok":
+            return row
+        rows.append(row)
+    if repeats == 1:
+        return rows[0]
+    times = [r["ensemble_s"] for r in rows]
+    median = sorted(rows, key=lambda r: r["ensemble_s"])[(repeats - 1) // 2]
+    peaks = [r["peak_rss_bytes"] for r in rows if r.get("peak_rss_bytes") is not None]
+    return {**median, "ensemble_s_repeats": times, "peak_rss_bytes": max(peaks) if peaks else None}
 
 
 def absolute_paths(config: RunConfig) -> RunConfig:
@@ -365,8 +396,8 @@ def run_one(
         )
         for tasks, shard in parts
     ]
-    with tqdm(total=base["samples_total"], desc=trial_id, unit="sample") as bar:
-        progress = lambda done: bar.update(done // shards - bar.n)  # noqa: E731 (samples, counted once per shard)
+    with Progress(base["samples_total"], trial_id, "sample") as bar:
+        progress = lambda done: bar.update_to(done // shards)  # noqa: E731 (samples, counted once per shard)
         if executor:
             outcome = executor.run(
                 specs, members_path, bn_stats_path, options.threads, config.timeout_s, on_progress=progress

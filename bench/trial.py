@@ -343,8 +343,8 @@ def finish_trial(
     phases["confident_learning"] = time.perf_counter() - t0
     span = max(p["loop_end_unix"] for p in parts) - min(p["loop_start_unix"] for p in parts)
 
-    # Calibration is judged against the true labels when known (injected noise), and always
-    # also against the given labels, which are all a real user has.
+    # Calibration against the given labels (the headline, see bench.metrics.HEADLINE_LABELS) and against the
+    # true labels when they are known (injected noise).
     eval_labels = labels if true_labels is None else true_labels
     bt = np.concatenate([np.asarray(p["predict_batch_s"], dtype=np.float64) for p in parts])
     np.save(out_dir / "probs.npy", probs.astype(np.float32))
@@ -374,7 +374,14 @@ def finish_trial(
         "calibration_labels": "given" if true_labels is None else "true",
         "calibration": calibration(probs, eval_labels),
         "calibration_given": calibration(probs, labels),
-        "calibration_vs_samples": [{"samples": s, **calibration(ckpt_probs[s], eval_labels)} for s in checkpoints],
+        "calibration_vs_samples": [
+            {
+                "samples": s,
+                **calibration(ckpt_probs[s], eval_labels),
+                **{f"{k}_given": v for k, v in calibration(ckpt_probs[s], labels).items()},
+            }
+            for s in checkpoints
+        ],
         "label_issues": None if true_labels is None else detection_scores(issues, labels != true_labels),
         "n_label_issues_found": int(issues.sum()),
         "threads": first["threads"],

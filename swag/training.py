@@ -25,8 +25,8 @@ class TrainConfig:
             (timing-only runs; calibration and label metrics are then not meaningful).
     """
 
-    epochs: int = 16
-    swa_start: int = 8
+    epochs: int = 10
+    swa_start: int = 5
     lr: float = 0.05
     swa_lr: float = 0.02
     momentum: float = 0.9

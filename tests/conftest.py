@@ -1,6 +1,8 @@
 import pytest
 
-TINY = [
+DIGITS = ["data.source=digits", "model=digits_cnn"]  # sklearn digits and a 3-conv CNN: fast to load and run
+TINY = [  # seconds, not the embedded default's minutes
+    *DIGITS,
     "data.max_examples=120",
     "ensemble.folds=2",
     "ensemble.samples=2",

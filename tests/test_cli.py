@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench.cli import main
+from tests.conftest import DIGITS
 
 
 def _one_error_line(capsys) -> str:
@@ -71,7 +72,7 @@ def _posteriors(tmp_path, model="digits_cnn", truncate=False, poison=False, miss
     from swag.models import build_model
     from swag.posterior import synthesize_posterior
 
-    config = load_config(None, ["ensemble.folds=2"])
+    config = load_config(None, [*DIGITS, "ensemble.folds=2"])
     dataset = load_dataset(config.data)
     fold_of = make_folds(dataset.labels, 2, config.ensemble.seed)
     root = tmp_path / "posteriors"
@@ -158,7 +159,7 @@ def test_bad_input_matrix_leaves_recorded_results_untouched(case, tmp_path, caps
     recorded = _recorded_run(results / "20260101-000000-small")
     before = {p.name: p.read_bytes() for p in recorded.iterdir()}
     args, msg = BAD_INPUTS[case]
-    assert main(["run", *args(tmp_path), "--results-dir", str(results)]) == 2
+    assert main(["run", *DIGITS, *args(tmp_path), "--results-dir", str(results)]) == 2
     assert msg in _one_error_line(capsys)
     assert [p.name for p in results.iterdir()] == [recorded.name]
     assert {p.name: p.read_bytes() for p in recorded.iterdir()} == before
@@ -211,7 +212,7 @@ def test_version_config_listing_and_sweep_resume(tmp_path, capsys):
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("swagbench 0.")
     assert main(["config", "--show"]) == 0
     shown = capsys.readouterr().out
-    for line in ("ensemble.samples: 8", "data.noise_rate: 0.2", "memory_limit_gb: null", "trials[].bn_examples: null"):
+    for line in ("ensemble.samples: 4", "data.noise_rate: 0.2", "memory_limit_gb: null", "trials[].bn_examples: null"):
         assert line in shown
     assert "S SWAG samples per fold" in shown  # each section's meaning comes with it
     with pytest.raises(SystemExit):

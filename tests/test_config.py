@@ -7,10 +7,14 @@ from bench.errors import ConfigError
 def test_embedded_default():
     cfg = load_config()
     assert cfg == RunConfig()
-    assert cfg.ensemble.folds == 5 and cfg.ensemble.samples == 8 and cfg.ensemble.scale == 0.5
-    assert cfg.data.source == "digits" and cfg.train.max_rank == 20
+    assert cfg.ensemble.folds == 5 and cfg.ensemble.samples == 4 and cfg.ensemble.scale == 0.5
+    assert cfg.data.source == "mnist" and cfg.model == "resnet8" and cfg.train.max_rank == 20
     labels = [t.label for t in cfg.trials]
-    assert labels[:3] == ["eager-fp32", "eager-fp32-cl", "eager-bf16"]
+    assert labels[:3] == ["eager-fp32", "eager-fp32-cl", "eager-bf16-cl"]
+    assert {(t.backend, t.precision) for t in cfg.trials if t.precision == "int8"} == {
+        ("onnxruntime", "int8"),
+        ("openvino", "int8"),
+    }
     assert {t.backend for t in cfg.trials} == {"eager", "torchscript", "inductor", "onnxruntime", "openvino"}
 
 

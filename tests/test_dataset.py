@@ -6,26 +6,39 @@ from bench.dataset import fold_split, load_dataset, make_folds
 from bench.errors import DataError
 
 
-def test_digits_default_with_injected_noise():
+def test_default_is_packaged_mnist_with_injected_noise(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the default data set must not touch the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
     ds = load_dataset(DataConfig())
+    assert ds.name == "mnist" and ds.x.shape == (5000, 1, 28, 28) and ds.x.dtype == np.float32
+    assert ds.num_classes == 10 and np.bincount(ds.true_labels).tolist() == [500] * 10
+    assert -0.43 < ds.x.min() < -0.42 and 2.82 < ds.x.max() < 2.83  # (pixel / 255 - 0.1307) / 0.3081
+    assert 0.15 < ds.is_label_error.mean() < 0.25
+    assert np.array_equal(ds.labels, load_dataset(DataConfig()).labels)  # seeded
+    assert not np.array_equal(ds.labels, load_dataset(DataConfig(seed=1)).labels)
+
+
+def test_digits_with_injected_noise():
+    ds = load_dataset(DataConfig(source="digits"))
     assert ds.x.shape == (1797, 1, 8, 8) and ds.x.dtype == np.float32
     assert ds.num_classes == 10 and ds.true_labels is not None
     assert 0.15 < ds.is_label_error.mean() < 0.25
-    again = load_dataset(DataConfig())
-    assert np.array_equal(ds.labels, again.labels)  # seeded
-    assert not np.array_equal(ds.labels, load_dataset(DataConfig(seed=1)).labels)
 
 
 def test_noise_injection_leaves_global_rng_alone():
     np.random.seed(42)
     expected = np.random.rand()
     np.random.seed(42)
-    load_dataset(DataConfig(max_examples=200))
+    load_dataset(DataConfig(source="digits", max_examples=200))
     assert np.random.rand() == expected
 
 
 def test_zero_noise_keeps_labels_and_truth_unknown():
-    ds = load_dataset(DataConfig(noise_rate=0.0, max_examples=300))
+    ds = load_dataset(DataConfig(source="digits", noise_rate=0.0, max_examples=300))
     assert ds.true_labels is None and ds.is_label_error is None
     assert len(ds.labels) == 300 and np.bincount(ds.labels).min() >= 25  # stratified subset
 

@@ -56,3 +56,10 @@ def test_module_factory_spec():
 def test_bad_model_specs(spec, msg):
     with pytest.raises(ModelSpecError, match=msg):
         build_model(spec, 10, 1)
+
+
+def test_resnet8_for_28px_images():
+    model = build_model("resnet8", 10, 1).eval()
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert 70_000 < sum(p.numel() for p in model.parameters()) < 90_000
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 9  # stem + 3 blocks x 2 + 2 shortcuts

@@ -19,8 +19,16 @@ def test_tiny_run_end_to_end(tiny_overrides, tmp_path, capsys):
     assert main(["run", "--backends", "eager,eager:bf16,eager:fp32:cl", "--name", "tiny", *tiny_overrides]) == 0
     run_dir = the_run(tmp_path / "results")
     assert run_dir.name.endswith("-tiny")
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "## Trials" in out and str(run_dir) in out
+    # The answer is the run's last line, and the same as summary.md's last line.
+    last = out.rstrip().splitlines()[-1]
+    summary_last = (run_dir / "summary.md").read_text().rstrip().splitlines()[-1]
+    assert last == f"swagbench: recommendation: {summary_last}" and summary_last.startswith(("Use ", "Stay ", "No "))
+    # stderr is not a terminal here: plain progress lines, never carriage-return redraws
+    assert "\r" not in captured.err and "swagbench: 00-eager-fp32: started" in captured.err
+    assert "swagbench: 00-eager-fp32: done 4/4 samples" in captured.err
 
     env = json.loads((run_dir / "env.json").read_text())
     assert env["cores_logical"] >= 1 and env["packages"]["torch"].startswith("2.13")
@@ -84,4 +92,4 @@ def test_backends_compute_batchnorm_statistics_and_a_bn_subset_is_judged_by_deci
     assert subset["fidelity"]["bn_mean_err"] > 1e-3  # its statistics really came from fewer examples
     assert "delta_issue_f1" in subset["fidelity"]
     summary = (run_dir / "summary.md").read_text()
-    assert "delta_issue_f1" in summary and "backend fp32" in summary
+    assert "Δissue F1" in summary and "backend fp32" in summary

@@ -133,3 +133,19 @@ def test_sweep_cli_records_profile_and_draws_scaling(tiny_overrides, tmp_path, c
     env = __import__("json").loads((run_dir / "env.json").read_text())
     assert env["profile"]["name"] == "local" and env["profile"]["host_mismatch"] is None
     assert (run_dir / "scaling.png").stat().st_size > 20_000  # a real chart, not the "no sweep" placeholder
+
+
+def test_a_profile_prices_its_machine_with_a_source(tmp_path):
+    from bench.profile import price
+
+    rate = price(load_profile("n2-highcpu-32"))
+    assert rate["machine"] == "n2-highcpu-32" and 0 < rate["spot"] < rate["on_demand"]
+    assert rate["source"] and rate["date"]
+    assert price(load_profile("local")) is None
+    bad = tmp_path / "cheap.yaml"
+    bad.write_text("name: cheap\nprice: {on_demand: 1.0, spot: 0.3}\n")
+    with pytest.raises(ConfigError, match="price lacks \\['date', 'source'\\]"):
+        price(load_profile(str(bad)))
+    bad.write_text("name: cheap\nprice: {on_demand: 1.0, spot: 0.3, source: x, date: y, discount: 0.5}\n")
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) \\['discount'\\]"):
+        load_profile(str(bad))

@@ -219,6 +219,6 @@ def test_a_model_factory_in_the_users_directory_is_found(tiny_overrides, tmp_pat
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    assert main(["run", "--backends", "eager", "model=mymodels:make_net", *tiny_overrides]) == 0
+    assert main(["run", "--backends", "eager", *tiny_overrides, "model=mymodels:make_net"]) == 0
     (row,) = read_rows(the_run(tmp_path / "results"))
     assert row["status"] == "ok" and row["model"] == "mymodels:make_net"

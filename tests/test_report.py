@@ -1,5 +1,6 @@
 """Report from a stored small run (tests/fixtures/run_small, made by tests/fixtures/make_run_small.sh)."""
 
+import re
 import shutil
 import struct
 import subprocess
@@ -9,7 +10,8 @@ import pytest
 
 from bench.charts import CHARTS
 from bench.cli import main
-from bench.report import build_report, compare, recommendation
+from bench.recommend import recommendation
+from bench.report import build_report, compare
 from bench.results import read_rows, summary_frame
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
@@ -43,16 +45,23 @@ def test_report_writes_every_artifact(run_dir):
         "INVALID",
         "skipped",
         "SIGSEGV",
-        "AMD EPYC",
+        (run_dir / "env.json").read_text().split('"model": "')[1].split('"')[0],  # the CPU model
     ):
         assert needle in text, needle
+    visible = re.sub(r'src="data:image/png;base64,[^"]*"', "", text)  # the text a reader sees, not chart bytes
+    assert "None" not in visible and "nan" not in visible
     csv = (run_dir / "summary.csv").read_text().splitlines()
     assert len(csv) == len(read_rows(run_dir)) + 1
     md = (run_dir / "summary.md").read_text()
     assert "## Failed, skipped or INVALID" in md
     for metric in ("ECE", "NLL", "Brier score"):
-        assert f"## {metric} vs number of SWAG samples S" in md
-    assert "issue_precision" in md and "issue_recall" in md
+        assert f"## {metric} vs number of SWAG samples S per fold: vs given labels (vs true labels)" in md
+    for header in ("ECE (given)", "ECE (true)", "NLL (given)", "NLL (true)", "issue precision", "issue recall"):
+        assert f" {header} " in md, header
+    # the answer is the last thing summary.md says
+    assert md.rstrip().splitlines()[-1] == recommendation(summary_frame(read_rows(run_dir)))
+    assert md.rstrip().splitlines()[-3] == "## Recommendation"
+    assert "None" not in md and "nan" not in md and not re.search(r"\de\+\d", md)  # plain units, blank if empty
 
 
 def test_recommendation_picks_fastest_valid(run_dir):
@@ -77,6 +86,47 @@ def test_recommendation_picks_fastest_valid(run_dir):
     mixed = summary_frame([rows[0], subset])
     assert mixed.is_reference.tolist() == [True, False] and mixed.speedup.iloc[1] == pytest.approx(3.0)
     assert recommendation(mixed).startswith("Use eager fp32 with BatchNorm from 30 examples per fold (reprepare)")
+
+
+def test_recommendation_names_ties_within_measured_noise(run_dir):
+    df = summary_frame(read_rows(run_dir))
+    valid = df[(df.status == "ok") & (df.validity == "VALID")].sort_values("ensemble_min")
+    a, b = valid.trial.iloc[0], valid.trial.iloc[1]
+    df["repeats"] = 3
+    df.loc[df.trial == a, ["ensemble_min", "ensemble_min_lo", "ensemble_min_hi"]] = [1.0, 0.9, 1.2]
+    df.loc[df.trial == b, ["ensemble_min", "ensemble_min_lo", "ensemble_min_hi"]] = [1.1, 1.05, 1.3]
+    df.loc[~df.trial.isin([a, b]), ["ensemble_min", "ensemble_min_lo", "ensemble_min_hi"]] = [5.0, 4.9, 5.1]
+    df["ensemble_spread"] = (df.ensemble_min_hi - df.ensemble_min_lo) / df.ensemble_min
+    line = recommendation(df)
+    assert line.startswith("No single winner:") and "within this run's measured noise" in line
+    assert f"({1.1:.3g} min)" in line and "over 3 repeats" in line
+    df.loc[df.trial == b, ["ensemble_min", "ensemble_min_lo", "ensemble_min_hi"]] = [2.0, 1.9, 2.1]  # clear gap
+    line = recommendation(df)
+    assert not line.startswith("No single winner") and line.endswith("(spread over 3 repeats: 30%).")
+    assert recommendation(df.assign(status="failed")).startswith("No trial succeeded")
+
+
+def test_a_run_where_every_trial_failed_says_so_everywhere(run_dir):
+    """The page, summary.md and the charts of an all-failed run: no success box, no None cells, no empty axes."""
+    import json
+
+    from bench.results import CHECKSUM, _digest
+
+    rows = read_rows(run_dir)
+    skipped = next(r for r in rows if r["status"] == "skipped")  # a real row with no measurements
+    failed = []
+    for row in rows:
+        row = {**{k: row[k] for k in skipped if k in row}, "status": "failed", "error": "RuntimeError: boom"}
+        failed.append(json.dumps({**row, CHECKSUM: _digest(row)}, sort_keys=True))
+    (run_dir / "results.jsonl").write_text("\n".join(failed) + "\n")
+    page = build_report(run_dir).read_text()
+    assert 'class="what failed"' in page and "No trial succeeded" in page
+    visible = re.sub(r'src="data:image/png;base64,[^"]*"', "", page)
+    assert "None" not in visible and "nan" not in visible
+    md = (run_dir / "summary.md").read_text()
+    assert "None" not in md and md.rstrip().endswith("each trial's error is listed above.")
+    for name in ("time_by_phase", "peak_memory", "speed_vs_quality", "calibration_vs_samples"):
+        assert _png_size(run_dir / f"{name}.png")[1] < 400, name  # the one-line message figure, not empty axes
 
 
 def test_compare_two_runs(run_dir, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Resolve a model spec to an ``nn.Module``.
 
-A spec is a built-in name (``digits_cnn``, ``resnet18``, ``resnet50``) or ``module:factory``
+A spec is a built-in name (``resnet8``, ``digits_cnn``, ``resnet18``, ``resnet50``) or ``module:factory``
 where ``factory(num_classes=..., in_channels=...)`` returns an ``nn.Module``.
 """
 
@@ -11,6 +11,7 @@ from torch import nn
 from swag.imports import load_object
 
 BUILTIN = {
+    "resnet8": "swag.models.resnet:resnet8",
     "digits_cnn": "swag.models.digits_cnn:digits_cnn",
     "resnet18": "swag.models.resnet:resnet18",
     "resnet50": "swag.models.resnet:resnet50",

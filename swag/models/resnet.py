@@ -104,3 +104,30 @@ def resnet18(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
 
 def resnet50(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
+
+
+class SmallResNet(nn.Module):
+    """ResNet for small images (28-32 px), after He et al. 2016's CIFAR-10 networks: a 3x3 stem without
+    max-pool, three stages of BasicBlocks at ``width``, 2x and 4x channels (strides 1, 2, 2), global average
+    pool, linear head. Input (N, in_channels, H, W) with H, W >= 4; output logits (N, num_classes)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16, blocks: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(in_channels, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.inplanes = width
+        self.layer1 = ResNet._make_layer(self, BasicBlock, width, blocks)
+        self.layer2 = ResNet._make_layer(self, BasicBlock, 2 * width, blocks, stride=2)
+        self.layer3 = ResNet._make_layer(self, BasicBlock, 4 * width, blocks, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.relu(self.bn1(self.conv1(x))))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def resnet8(num_classes: int = 10, in_channels: int = 1) -> SmallResNet:
+    """One BasicBlock per stage, 16/32/64 channels (~78k parameters; ~20 MFLOP per 28x28 image)."""
+    return SmallResNet(num_classes, in_channels, width=16, blocks=1)

@@ -1,0 +1,173 @@
+"""Project a run's measured costs onto the user's own data size: ``swagbench estimate RUN --images N``.
+
+Each trial's whole-ensemble time is rebuilt phase by phase from what the run measured, each phase scaled by
+what drives it:
+
+- ``sample`` (drawing a SWAG sample's weights): per sample, K x S of them;
+- ``bn_update``: per image of the BatchNorm pass, S x K x (the fold's training images, or the trial's subset);
+- ``predict``: per image predicted, S x N;
+- prepare + warm-up: the trial's first sample once, each further fold's first sample (K - 1), every other
+  sample (K x (S - 1)), as ``bench.results.setup_costs`` splits them;
+- confident learning: per image, N.
+
+Workers run side by side, so the worker-seconds are turned into wall-clock by the ratio the run measured.
+Training (shared by all trials) scales with the training images of all folds, epochs unchanged. The
+projection is validated against a real run at another size in README ("Estimating your own run").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import ConfigError
+from bench.results import read_rows, setup_costs, summary_frame
+
+
+def bn_images(images: int, folds: int, subset: int | None) -> float:
+    """Images one sample's BatchNorm pass sees in one fold: the fold's training images or the subset."""
+    train = images * (folds - 1) / folds
+    return min(train, subset) if subset else train
+
+
+def project(row: dict[str, Any], images: int, folds: int, samples: int) -> dict[str, float]:
+    """Projected wall-clock seconds of one successful trial's ensemble, per phase and in total."""
+    n0, k0, s0 = row["n_examples"], row["folds"], row["samples"]
+    phases = row["phases_s"]
+    entries = row.get("sample_phases_s") or []
+    if not entries:
+        raise ConfigError(f"trial {row['trial_id']} has no per-sample timings (recorded by an older swagbench)")
+    setup = setup_costs(entries)
+    first = setup["first_setup_s"]
+    fold = setup["fold_setup_s"] if setup["fold_setup_s"] is not None else setup["sample_setup_s"] or 0.0
+    each = setup["sample_setup_s"] if setup["sample_setup_s"] is not None else fold
+    pairs = folds * samples
+    subset = row.get("bn_examples")
+    worker = {
+        "sample": float(np.mean([p["sample"] for _, _, p in entries])) * pairs,
+        "bn_update": phases["bn_update"]
+        / (s0 * k0 * bn_images(n0, k0, subset))
+        * pairs
+        * bn_images(images, folds, subset),
+        "setup": first + (folds - 1) * fold + folds * (samples - 1) * each,
+        "predict": phases["predict"] / (s0 * n0) * samples * images,
+    }
+    measured_worker = sum(v for k, v in phases.items() if k != "confident_learning")
+    wall_ratio = (row["ensemble_s"] - phases["confident_learning"]) / measured_worker if measured_worker else 1.0
+    out = {k: v * wall_ratio for k, v in worker.items()}
+    out["confident_learning"] = phases["confident_learning"] / n0 * images
+    out["ensemble"] = sum(out.values())
+    return out
+
+
+def estimate(
+    run_dir: str | Path, images: int, folds: int | None = None, samples: int | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Projected minutes (and money, where the run can be priced) of every trial of ``run_dir`` for ``images``
+    images, ``folds`` folds and ``samples`` SWAG samples per fold (default: the run's).
+
+    Returns the table (one row per trial) and facts about the projection (sizes, training, pricing).
+    """
+    from bench.profile import load_profile, price
+
+    rows = read_rows(run_dir)
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        raise ConfigError(f"{run_dir} has no successful trial to project from; pass a run where one succeeded")
+    first = ok[0]
+    folds, samples = folds or first["folds"], samples or first["samples"]
+    if folds < 2 or samples < 1 or images < 2 * folds:
+        raise ConfigError(
+            f"--images {images} --folds {folds} --samples {samples}: need folds >= 2, samples >= 1 "
+            f"and at least 2 images per fold"
+        )
+    summary = summary_frame(rows).set_index("trial")
+    records = []
+    for r in ok:
+        p = project(r, images, folds, samples)
+        records.append(
+            {
+                "trial": r["trial_id"],
+                "result": summary.result[r["trial_id"]],
+                "measured_min": r["ensemble_s"] / 60,
+                **{f"proj_{k}_min": v / 60 for k, v in p.items()},
+                "is_reference": bool(summary.is_reference[r["trial_id"]]),
+            }
+        )
+    df = pd.DataFrame(records)
+    ref = df[df.is_reference]
+    df["proj_speedup"] = ref.proj_ensemble_min.iloc[0] / df.proj_ensemble_min if len(ref) else None
+    train_s = first.get("train_s") or 0.0
+    facts: dict[str, Any] = {
+        "measured": (first["n_examples"], first["folds"], first["samples"]),
+        "projected": (images, folds, samples),
+        # training sees each fold's training images every epoch: N (K - 1) over all folds
+        "train_min": train_s / 60 * images * (folds - 1) / (first["n_examples"] * (first["folds"] - 1))
+        if first.get("posterior_source") == "trained"
+        else None,
+    }
+    env = _env(Path(run_dir))
+    profile = env.get("profile") or {}
+    if not profile.get("name"):
+        facts["no_price"] = "the run used no --profile, so no machine (and no price per hour) is known"
+    elif profile.get("host_mismatch"):
+        facts["no_price"] = f"the run was not on a {profile['name']} ({profile['host_mismatch'].split(':')[0]})"
+    else:
+        rate = price(load_profile(profile["name"]))
+        if rate is None:
+            facts["no_price"] = f"profile {profile['name']} states no price per hour"
+        else:
+            facts["price"] = rate
+            for kind in ("on_demand", "spot"):
+                df[f"usd_{kind}"] = df.proj_ensemble_min / 60 * rate[kind]
+    return df, facts
+
+
+def _env(run_dir: Path) -> dict[str, Any]:
+    import json
+
+    path = run_dir / "env.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def render(df: pd.DataFrame, facts: dict[str, Any]) -> str:
+    """The estimate as Markdown: what was projected from what, the table, training and pricing."""
+    from bench import tables
+
+    (n0, k0, s0), (n, k, s) = facts["measured"], facts["projected"]
+    lines = [
+        f"# swagbench estimate: {n:,} images, {k} folds x {s} samples (from a run of {n0:,} images, {k0} x {s0})",
+        "",
+        tables.markdown(
+            df,
+            (
+                "trial",
+                "result",
+                "measured_min",
+                "proj_sample_min",
+                "proj_bn_update_min",
+                "proj_setup_min",
+                "proj_predict_min",
+                "proj_confident_learning_min",
+                "proj_ensemble_min",
+                "proj_speedup",
+                "usd_on_demand",
+                "usd_spot",
+            ),
+        ),
+        "",
+    ]
+    if facts.get("train_min") is not None:
+        lines.append(f"Training the {k} posteriors (shared by all trials, once): about {facts['train_min']:.1f} min.")
+    if "price" in facts:
+        rate = facts["price"]
+        lines.append(
+            f"Money: {rate['machine']} at ${rate['on_demand']:.4f}/h on demand, ${rate['spot']:.4f}/h spot "
+            f"({rate['source']}, {rate['date']})."
+        )
+    else:
+        lines.append(f"No cost in money: {facts['no_price']}.")
+    return "\n".join(lines) + "\n"
