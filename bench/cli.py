@@ -122,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     est.add_argument("--images", type=int, required=True, metavar="N", help="images in your data set")
     est.add_argument("--folds", type=int, metavar="K", help="cross-validation folds (default: the run's)")
     est.add_argument("--samples", type=int, metavar="S", help="SWAG samples per fold (default: the run's)")
+    est.add_argument(
+        "--check",
+        metavar="RUN_DIR",
+        help="a real run of the projected size: show what it measured beside each projection, and the error",
+    )
     cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
     cmp_.add_argument("run_a", help="baseline run directory (A)")
     cmp_.add_argument("run_b", help="run directory to compare with it (B)")
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "estimate":
             from bench.estimate import estimate, render
 
-            print(render(*estimate(args.run_dir, args.images, args.folds, args.samples)), end="")
+            print(render(*estimate(args.run_dir, args.images, args.folds, args.samples, args.check)), end="")
         elif args.command == "compare":
             from bench.report import compare
 

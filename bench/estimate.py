@@ -64,10 +64,17 @@ def project(row: dict[str, Any], images: int, folds: int, samples: int) -> dict[
 
 
 def estimate(
-    run_dir: str | Path, images: int, folds: int | None = None, samples: int | None = None
+    run_dir: str | Path,
+    images: int,
+    folds: int | None = None,
+    samples: int | None = None,
+    check: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Projected minutes (and money, where the run can be priced) of every trial of ``run_dir`` for ``images``
     images, ``folds`` folds and ``samples`` SWAG samples per fold (default: the run's).
+
+    ``check``: a real run of that size; each trial's projection is set beside the minutes it measured there
+    (``check_min``) with the relative error (``check_error``), trials matched by id.
 
     Returns the table (one row per trial) and facts about the projection (sizes, training, pricing).
     """
@@ -100,21 +107,37 @@ def estimate(
     df = pd.DataFrame(records)
     ref = df[df.is_reference]
     df["proj_speedup"] = ref.proj_ensemble_min.iloc[0] / df.proj_ensemble_min if len(ref) else None
+    facts: dict[str, Any] = {}
+    if check is not None:
+        other = {r["trial_id"]: r for r in read_rows(check)}
+        size = {(r["n_examples"], r["folds"], r["samples"]) for r in other.values() if r["status"] == "ok"}
+        if size != {(images, folds, samples)}:
+            raise ConfigError(
+                f"--check {check} ran {sorted(size)} (images, folds, samples), not ({images}, {folds}, {samples}); "
+                "check against a run of the projected size"
+            )
+        df["check_min"] = [
+            other[t]["ensemble_s"] / 60 if other.get(t, {}).get("status") == "ok" else float("nan") for t in df.trial
+        ]
+        df["check_error"] = df.proj_ensemble_min / df.check_min - 1
+        facts["check"] = str(check)
     train_s = first.get("train_s") or 0.0
-    facts: dict[str, Any] = {
-        "measured": (first["n_examples"], first["folds"], first["samples"]),
-        "projected": (images, folds, samples),
-        # training sees each fold's training images every epoch: N (K - 1) over all folds
-        "train_min": train_s / 60 * images * (folds - 1) / (first["n_examples"] * (first["folds"] - 1))
-        if first.get("posterior_source") == "trained"
-        else None,
-    }
+    facts.update(
+        {
+            "measured": (first["n_examples"], first["folds"], first["samples"]),
+            "projected": (images, folds, samples),
+            # training sees each fold's training images every epoch: N (K - 1) over all folds
+            "train_min": train_s / 60 * images * (folds - 1) / (first["n_examples"] * (first["folds"] - 1))
+            if train_s and first.get("posterior_source") != "user"  # from the cache: the original training's time
+            else None,
+        }
+    )
     env = _env(Path(run_dir))
     profile = env.get("profile") or {}
     if not profile.get("name"):
         facts["no_price"] = "the run used no --profile, so no machine (and no price per hour) is known"
     elif profile.get("host_mismatch"):
-        facts["no_price"] = f"the run was not on a {profile['name']} ({profile['host_mismatch'].split(':')[0]})"
+        facts["no_price"] = f"the run was not on a {profile['name']} (env.json: profile.host_mismatch)"
     else:
         rate = price(load_profile(profile["name"]))
         if rate is None:
@@ -154,12 +177,20 @@ def render(df: pd.DataFrame, facts: dict[str, Any]) -> str:
                 "proj_confident_learning_min",
                 "proj_ensemble_min",
                 "proj_speedup",
+                "check_min",
+                "check_error",
                 "usd_on_demand",
                 "usd_spot",
             ),
         ),
         "",
     ]
+    if "check" in facts:
+        errors = df.check_error.dropna().abs()
+        lines.append(
+            f"Against the real run {facts['check']} (check min): |error| median {errors.median():.0%}, "
+            f"max {errors.max():.0%} over {len(errors)} trials."
+        )
     if facts.get("train_min") is not None:
         lines.append(f"Training the {k} posteriors (shared by all trials, once): about {facts['train_min']:.1f} min.")
     if "price" in facts:

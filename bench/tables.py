@@ -81,6 +81,8 @@ COLUMNS: dict[str, tuple[str, Callable]] = {
     "proj_confident_learning_min": ("CL min", _amount),
     "proj_ensemble_min": ("projected ensemble min", _amount),
     "proj_speedup": ("speedup", "{:.2f}x".format),
+    "check_min": ("measured there min", _amount),
+    "check_error": ("error", "{:+.0%}".format),
     "usd_on_demand": ("USD on demand", "${:,.2f}".format),
     "usd_spot": ("USD spot", "${:,.2f}".format),
 }

@@ -4,7 +4,9 @@ import pytest
 
 from bench.cli import main
 from bench.config import load_config
+from bench.errors import ConfigError
 from bench.estimate import bn_images, estimate, render
+from bench.results import read_rows
 from bench.run import execute
 from tests.conftest import DIGITS
 
@@ -35,20 +37,22 @@ def _run(tmp_path, name, examples):
 @pytest.mark.e2e
 def test_projection_of_a_run_from_a_smaller_one_is_within_the_stated_error(tmp_path):
     small, large = _run(tmp_path, "small", 400), _run(tmp_path, "large", 1200)
-    projected, facts = estimate(small, images=1200)
-    measured, _ = estimate(large, images=1200)
+    projected, facts = estimate(small, images=1200, check=large)
+    measured = {r["trial_id"]: r["ensemble_s"] / 60 for r in read_rows(large)}
     assert facts["measured"] == (400, 2, 3) and facts["projected"] == (1200, 2, 3)
-    for p, m in zip(projected.itertuples(), measured.itertuples(), strict=True):
-        assert p.trial == m.trial
-        error = abs(p.proj_ensemble_min - m.measured_min) / m.measured_min
-        assert error < MAX_ERROR, (p.trial, p.proj_ensemble_min, m.measured_min)
+    for p in projected.itertuples():
+        assert p.check_min == measured[p.trial]
+        assert p.check_error == pytest.approx(p.proj_ensemble_min / measured[p.trial] - 1)
+        assert abs(p.check_error) < MAX_ERROR, (p.trial, p.proj_ensemble_min, measured[p.trial])
         assert p.proj_ensemble_min > p.measured_min  # three times the images cost more
+    with pytest.raises(ConfigError, match="not \\(800, 2, 3\\)"):
+        estimate(small, images=800, check=large)  # a check run of another size is refused
     # a projection to the run's own size gives back what the run measured (up to per-phase rounding)
     same, _ = estimate(small, images=400)
     assert same.proj_ensemble_min.to_numpy() == pytest.approx(same.measured_min.to_numpy(), rel=0.02)
     text = render(projected, facts)
     assert "1,200 images, 2 folds x 3 samples (from a run of 400 images, 2 x 3)" in text
-    assert "No cost in money: the run used no --profile" in text
+    assert "No cost in money: the run used no --profile" in text and "|error| median" in text
 
 
 def test_bn_images_follow_the_fold_split_or_the_subset():
@@ -58,3 +62,32 @@ def test_bn_images_follow_the_fold_split_or_the_subset():
 def test_estimate_refuses_impossible_sizes_and_missing_runs(tmp_path, capsys):
     assert main(["estimate", str(tmp_path), "--images", "1000"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _fixture_with_profile(tmp_path, profile):
+    import json
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", run)
+    env = json.loads((run / "env.json").read_text())
+    env["profile"] = profile
+    (run / "env.json").write_text(json.dumps(env))
+    return run
+
+
+def test_money_only_for_a_run_on_the_priced_machine(tmp_path):
+    from bench.profile import load_profile, price
+
+    rate = price(load_profile("n2-highcpu-32"))
+    on_it = _fixture_with_profile(tmp_path / "a", {"name": "n2-highcpu-32", "host_mismatch": None})
+    df, facts = estimate(on_it, images=10_000, samples=8)
+    assert df.usd_on_demand.to_numpy() == pytest.approx(df.proj_ensemble_min.to_numpy() / 60 * rate["on_demand"])
+    assert df.usd_spot.to_numpy() == pytest.approx(df.proj_ensemble_min.to_numpy() / 60 * rate["spot"])
+    assert f"${rate['on_demand']:.4f}/h on demand" in render(df, facts) and rate["source"] in render(df, facts)
+    elsewhere = _fixture_with_profile(
+        tmp_path / "b", {"name": "n2-highcpu-32", "host_mismatch": "this host is not a n2-highcpu-32 (2 vCPUs)"}
+    )
+    df, facts = estimate(elsewhere, images=10_000)
+    assert "usd_on_demand" not in df and "was not on a n2-highcpu-32" in render(df, facts)
