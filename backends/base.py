@@ -18,6 +18,7 @@ only affects that backend.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ class BackendOptions:
         threads: intra-op thread budget of the trial's worker.
         batch_size: images per runner call.
         channels_last: use NHWC memory format where the backend supports it.
-        extra: backend-specific options from the config (validated by the backend).
+        extra: a trial's ``options`` mapping as the config gives it (JSON, to cross into worker processes);
+            a backend reads it only as its typed :attr:`Backend.Options` (:meth:`Backend.settings`).
     """
 
     precision: str = "fp32"
@@ -68,18 +70,58 @@ class BackendOptions:
             raise ValueError(f"batch_size must be >= 1 (got {self.batch_size})")
 
 
+def option(default, help: str, choices: tuple | None = None):
+    """A backend option: a dataclass field with its default, help text and (for text options) its choices."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A backend without options of its own."""
+
+
+def typed_options(cls, raw: dict[str, Any], backend: str):
+    """``cls`` (a backend's options dataclass) from a trial's ``options`` mapping: unknown keys, wrong types and
+    values outside a field's choices raise :class:`BackendError` naming the valid ones."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        valid = ", ".join(fields) or "none"
+        raise BackendError(f"backend {backend!r} has no option(s) {sorted(unknown)}; valid: {valid}")
+    for key, value in raw.items():
+        f = fields[key]
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise BackendError(f"{backend} option {key}={value!r} is not one of {choices}")
+        kind = type(f.default)
+        if choices is None and (not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)):
+            raise BackendError(f"{backend} option {key}={value!r} must be {kind.__name__}")
+    return cls(**raw)
+
+
+def describe_options(cls) -> list[str]:
+    """``key (default: value; one of a|b): help`` for every option of ``cls``, as ``list-backends`` shows them."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        choices = f.metadata.get("choices")
+        extra = f"; one of {'|'.join(map(str, choices))}" if choices else ""
+        lines.append(f"{f.name} (default: {f.default!r}{extra}): {f.metadata.get('help', '')}")
+    return lines
+
+
 class Backend(ABC):
     """One inference strategy.
 
     Class attributes:
         name: registry name.
         precisions: precisions this backend implements.
-        option_names: keys accepted in ``BackendOptions.extra`` (a trial's ``options``).
+        Options: frozen dataclass of the options a trial may set for it (``options:`` in the config), each an
+            :func:`option` with default and help; validated before any work (:meth:`check`).
     """
 
     name: str = ""
     precisions: tuple[str, ...] = ("fp32",)
-    option_names: tuple[str, ...] = ()
+    Options: type = NoOptions
 
     @abstractmethod
     def available(self) -> tuple[bool, str]:
@@ -148,16 +190,8 @@ class Backend(ABC):
             raise BackendError(
                 f"backend {self.name!r} has no {options.precision} mode; choose one of {', '.join(self.precisions)}"
             )
-        unknown = set(options.extra) - set(self.option_names)
-        if unknown:
-            valid = ", ".join(self.option_names) or "none"
-            raise BackendError(f"backend {self.name!r} has no option(s) {sorted(unknown)}; valid: {valid}")
+        self.settings(options)
 
-    def option(self, options: BackendOptions, key: str, default, choices: tuple | None = None):
-        """Read ``options.extra[key]`` (default if absent), checking it against ``choices`` or default's type."""
-        value = options.extra.get(key, default)
-        if choices is not None and value not in choices:
-            raise BackendError(f"{self.name} option {key}={value!r} is not one of {choices}")
-        if choices is None and default is not None and not isinstance(value, type(default)):
-            raise BackendError(f"{self.name} option {key}={value!r} must be {type(default).__name__}")
-        return value
+    def settings(self, options: BackendOptions):
+        """The trial's typed, validated :attr:`Options` (defaults for what it does not set)."""
+        return typed_options(self.Options, options.extra, self.name)

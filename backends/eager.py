@@ -31,13 +31,7 @@ class EagerBackend(Backend):
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
-        model = model.eval().to(memory_format=memory_format(options))
-
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode(), autocast(options):
-                return model(batch.contiguous(memory_format=memory_format(options))).float()
-
-        return run
+        return module_runner(model.eval().to(memory_format=memory_format(options)), options)
 
     def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
         return native_statistics(model, options)
@@ -63,6 +57,20 @@ def describe(options: BackendOptions, method: str, precision: str | None = None)
         "layout": "channels_last" if options.channels_last else "contiguous",
         "method": method,
     }
+
+
+def module_runner(module, options: BackendOptions, autocast_each_call: bool = True) -> Runner:
+    """``module`` (a module, or a traced or compiled one) as a runner: each batch in the trial's memory format,
+    under inference mode and, for bf16 trials, CPU autocast (``autocast_each_call=False`` for a graph traced
+    under autocast, which holds its casts already); logits returned as fp32."""
+    fmt = memory_format(options)
+    cast = (lambda: autocast(options)) if autocast_each_call else contextlib.nullcontext
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), cast():
+            return module(batch.contiguous(memory_format=fmt)).float()
+
+    return run
 
 
 def memory_format(options: BackendOptions) -> torch.memory_format:

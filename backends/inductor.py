@@ -18,19 +18,29 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
-from backends.eager import autocast, describe, memory_format
+from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
+from backends.eager import autocast, describe, memory_format, module_runner
 from swag.batchnorm import StatisticsGraph
+
+
+@dataclass(frozen=True)
+class InductorOptions:
+    """Options of the ``inductor`` backend."""
+
+    freezing: bool = option(False, "fold the weights into the compiled graph: faster kernels, recompiled per sample")
+    cpp_wrapper: bool = option(False, "Inductor's C++ wrapper instead of the Python one")
+    max_autotune: bool = option(False, "autotune kernel choices (a longer compile)")
 
 
 class InductorBackend(Backend):
     name = "inductor"
     precisions = ("fp32", "bf16")
-    option_names = ("freezing", "cpp_wrapper", "max_autotune")
+    Options = InductorOptions
 
     def available(self) -> tuple[bool, str]:
         compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
@@ -39,27 +49,25 @@ class InductorBackend(Backend):
         return True, f"torch {torch.__version__}, compiler {compiler}"
 
     def can_swap(self, options: BackendOptions) -> bool:
-        return not self.option(options, "freezing", False)
+        return not self.settings(options).freezing
 
     def _inductor_options(self, options: BackendOptions, freezing: bool) -> dict[str, bool]:
         return {
             "freezing": freezing,
-            "cpp_wrapper": self.option(options, "cpp_wrapper", False),
-            "max_autotune": self.option(options, "max_autotune", False),
+            "cpp_wrapper": self.settings(options).cpp_wrapper,
+            "max_autotune": self.settings(options).max_autotune,
         }
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
-        inductor_options = self._inductor_options(options, self.option(options, "freezing", False))
+        inductor_options = self._inductor_options(options, self.settings(options).freezing)
         fmt = memory_format(options)
         model = model.eval().to(memory_format=fmt)
         if inductor_options["freezing"]:
             torch._dynamo.reset()  # drop graphs compiled for earlier weights
         compiled = torch.compile(model, backend="inductor", options=inductor_options)
 
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode(), autocast(options):
-                return compiled(batch.contiguous(memory_format=fmt)).float()
+        run = module_runner(compiled, options)
 
         run.info = {**inductor_options, "cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR")}
         return run

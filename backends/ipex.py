@@ -12,34 +12,57 @@ unless it is given an optimizer, and IPEX's releases have ended, so there is no 
 
 from __future__ import annotations
 
+import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
-from backends.eager import autocast
+from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
+from backends.eager import autocast, memory_format, module_runner
 from swag.batchnorm import StatisticsUnsupported
 
-ENV_PYTHON = Path(__file__).resolve().parent.parent / ".venv-ipex" / "bin" / "python"
-FIX = "run 'make ipex-env' (creates .venv-ipex with torch 2.8.0 + intel-extension-for-pytorch 2.8.0)"
+ENV_VAR = "SWAGBENCH_IPEX_PYTHON"
+FIX = (
+    "run 'make ipex-env' in the checkout (creates .venv-ipex with torch 2.8.0 + intel-extension-for-pytorch 2.8.0) "
+    f"or point {ENV_VAR} at such an environment's python"
+)
+
+
+def env_python() -> Path:
+    """The IPEX interpreter: ``$SWAGBENCH_IPEX_PYTHON``; else ``.venv-ipex/bin/python`` of the checkout this
+    package runs from (``make ipex-env``), or of the current directory when it is installed elsewhere."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    checkout = Path(__file__).resolve().parent.parent
+    root = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+    return root / ".venv-ipex" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class IpexOptions:
+    """Options of the ``ipex`` backend."""
+
+    jit: bool = option(False, "trace + freeze on top of ipex.optimize")
 
 
 class IpexBackend(Backend):
     name = "ipex"
     precisions = ("fp32", "bf16")
-    option_names = ("jit",)
+    Options = IpexOptions
 
     def python(self) -> str | None:
-        return str(ENV_PYTHON)
+        return str(env_python())
 
     def available(self) -> tuple[bool, str]:
-        if not ENV_PYTHON.is_file():
-            return False, f"no IPEX environment at {ENV_PYTHON.parent.parent}; {FIX}"
+        python = env_python()
+        if not python.is_file():
+            return False, f"no IPEX environment at {python.parent.parent}; {FIX}"
         probe = subprocess.run(
             [
-                str(ENV_PYTHON),
+                str(python),
                 "-c",
                 "import intel_extension_for_pytorch as i, torch; print(torch.__version__, i.__version__)",
             ],
@@ -49,9 +72,9 @@ class IpexBackend(Backend):
         )
         if probe.returncode != 0:
             last = (probe.stderr.strip().splitlines() or ["unknown error"])[-1]
-            return False, f"IPEX does not import in {ENV_PYTHON} ({last}); {FIX}"
+            return False, f"IPEX does not import in {python} ({last}); {FIX}"
         torch_v, ipex_v = probe.stdout.split()
-        return True, f"intel-extension-for-pytorch {ipex_v} on torch {torch_v} in {ENV_PYTHON.parent.parent.name}"
+        return True, f"intel-extension-for-pytorch {ipex_v} on torch {torch_v} in {python.parent.parent.name}"
 
     def versions(self) -> dict[str, str]:
         import intel_extension_for_pytorch as ipex
@@ -62,8 +85,8 @@ class IpexBackend(Backend):
         import intel_extension_for_pytorch as ipex
 
         self.check(options)
-        jit = self.option(options, "jit", False)
-        fmt = torch.channels_last if options.channels_last else torch.contiguous_format
+        jit = self.settings(options).jit
+        fmt = memory_format(options)
         model = model.eval().to(memory_format=fmt)
         dtype = torch.bfloat16 if options.precision == "bf16" else torch.float32
         optimized = ipex.optimize(model, dtype=dtype, inplace=False)
@@ -71,9 +94,7 @@ class IpexBackend(Backend):
             with torch.no_grad(), autocast(options):
                 optimized = torch.jit.freeze(torch.jit.trace(optimized, example.contiguous(memory_format=fmt)))
 
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode(), autocast(options):
-                return optimized(batch.contiguous(memory_format=fmt)).float()
+        run = module_runner(optimized, options)
 
         run.info = {"jit": jit, "dtype": str(dtype)}
         return run

@@ -9,12 +9,32 @@ runtime fold and prepack them, at the price of rebuilding the session / recompil
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from backends.base import BackendError, option
+
 BINDINGS = ("inputs", "constants")
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """Options every backend that runs an exported graph (ONNX Runtime, OpenVINO) has."""
+
+    binding: str = option(
+        "inputs",
+        "inputs: weights and BN statistics are graph inputs bound to the model's memory (built once); "
+        "constants: rebuilt with them as constants for every sample",
+        BINDINGS,
+    )
+    calibration_batches: int = option(4, "int8: BN batches of each fold that calibrate activation ranges")
+
+    def __post_init__(self) -> None:
+        if self.calibration_batches < 1:
+            raise BackendError(f"calibration_batches must be >= 1 (got {self.calibration_batches})")
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = False, outputs: int = 1):

@@ -21,23 +21,31 @@ keep burning the CPU the next phase runs on.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner
+from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
 from backends.eager import describe
-from backends.onnx_export import BINDINGS, bound_names, export_onnx, export_statistics, float_state
+from backends.onnx_export import GraphOptions, bound_names, export_onnx, export_statistics, float_state
 
 LEVELS = ("all", "extended", "basic", "disabled")
+
+
+@dataclass(frozen=True)
+class OrtOptions(GraphOptions):
+    """Options of the ``onnxruntime`` backend."""
+
+    graph_optimization: str = option("all", "ONNX Runtime graph optimization level", LEVELS)
 
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     precisions = ("fp32", "int8")
-    option_names = ("graph_optimization", "calibration_batches", "binding")
+    Options = OrtOptions
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -58,7 +66,7 @@ class OnnxRuntimeBackend(Backend):
         return True  # exported once per trial; int8 re-calibrates once per fold
 
     def _binding(self, options: BackendOptions) -> str:
-        return self.option(options, "binding", "inputs", BINDINGS)
+        return self.settings(options).binding
 
     def session(self, model_bytes: bytes, options: BackendOptions):
         """An InferenceSession on ``options.threads`` intra-op threads whose threads do not spin after a run.
@@ -78,7 +86,7 @@ class OnnxRuntimeBackend(Backend):
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        }[self.option(options, "graph_optimization", "all", LEVELS)]
+        }[self.settings(options).graph_optimization]
         return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
@@ -118,7 +126,7 @@ class OnnxRuntimeBackend(Backend):
         return runner
 
     def _levels(self, options: BackendOptions) -> dict[str, str]:
-        return {"graph_optimization": self.option(options, "graph_optimization", "all", LEVELS)}
+        return {"graph_optimization": self.settings(options).graph_optimization}
 
 
 class _BoundGraph:
@@ -168,7 +176,7 @@ class _Int8Graph:
         if calibration is not self.calibration:
             if not calibration:
                 raise BackendError("onnxruntime int8 needs calibration batches (the fold's training inputs)")
-            n = self.backend.option(self.options, "calibration_batches", 4)
+            n = self.backend.settings(self.options).calibration_batches
             proto = export_onnx(self.folded.graph_module, self.example, optimize=True)
             self.model_bytes = _quantize_qdq(proto, calibration[:n])
             self.requantize = WeightRequantizer(self.model_bytes)

@@ -22,22 +22,31 @@ statistics graph in bf16 where the CPU has it, else f32.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner
+from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
 from backends.eager import describe
-from backends.onnx_export import BINDINGS, bound_names, export_onnx, export_statistics, float_state
+from backends.onnx_export import GraphOptions, bound_names, export_onnx, export_statistics, float_state
 
 HINTS = ("throughput", "latency")
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
+@dataclass(frozen=True)
+class OpenVinoOptions(GraphOptions):
+    """Options of the ``openvino`` backend."""
+
+    hint: str = option("throughput", "OpenVINO performance hint of the predict graph", HINTS)
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
     precisions = ("fp32", "bf16", "int8")
-    option_names = ("hint", "calibration_batches", "binding")
+    Options = OpenVinoOptions
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -57,10 +66,10 @@ class OpenVinoBackend(Backend):
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
         model = model.eval()
-        hint = self.option(options, "hint", "throughput", HINTS)
+        hint = self.settings(options).hint
         if options.precision == "int8":
             return _Int8Graph(self, model, example, options, calibration, hint)
-        binding = self.option(options, "binding", "inputs", BINDINGS)
+        binding = self.settings(options).binding
         graph = _graph(
             self, export_onnx(model, example), model, options, OV_PRECISION[options.precision], hint, binding
         )
@@ -74,7 +83,7 @@ class OpenVinoBackend(Backend):
         self.check(options)
         proto, stats_graph = export_statistics(model, example)
         precision = OV_PRECISION.get(options.precision) or ("bf16" if self.has_bf16() else "f32")
-        binding = self.option(options, "binding", "inputs", BINDINGS) if options.precision != "int8" else "inputs"
+        binding = self.settings(options).binding if options.precision != "int8" else "inputs"
         graph = _graph(self, proto, stats_graph, options, precision, "latency", binding)
 
         def run(batch: torch.Tensor):
@@ -248,7 +257,7 @@ class _Int8Graph(_PredictRunner):
             raise BackendError("openvino int8 needs NNCF; pip install nncf") from exc
         if not calibration:
             raise BackendError("openvino int8 needs calibration batches (the fold's training inputs)")
-        n = self.backend.option(self.options, "calibration_batches", 4)
+        n = self.backend.settings(self.options).calibration_batches
         core = ov.Core()
         proto = export_onnx(self.folded.graph_module, self.example, optimize=True)
         float_model = core.read_model(proto.SerializeToString(), b"")

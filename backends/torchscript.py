@@ -11,38 +11,49 @@ copied into the trace.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
-from backends.eager import autocast, describe, memory_format
+from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
+from backends.eager import autocast, describe, memory_format, module_runner
 from swag.batchnorm import StatisticsGraph
+
+
+@dataclass(frozen=True)
+class TorchScriptOptions:
+    """Options of the ``torchscript`` backend."""
+
+    freeze: bool = option(
+        True,
+        "freeze + optimize_for_inference the traced graph, re-traced per sample; false: trace once per trial and "
+        "copy each sample's weights in (swap)",
+    )
 
 
 class TorchScriptBackend(Backend):
     name = "torchscript"
     precisions = ("fp32", "bf16")
-    option_names = ("freeze",)
+    Options = TorchScriptOptions
 
     def available(self) -> tuple[bool, str]:
         return True, f"torch {torch.__version__} (torch.jit is deprecated but works)"
 
     def can_swap(self, options: BackendOptions) -> bool:
-        return not self.option(options, "freeze", True)
+        return not self.settings(options).freeze
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
-        freeze = self.option(options, "freeze", True)
-        fmt = torch.channels_last if options.channels_last else torch.contiguous_format
+        freeze = self.settings(options).freeze
+        fmt = memory_format(options)
         model = model.eval().to(memory_format=fmt)
         with torch.no_grad(), autocast(options):
             traced = torch.jit.trace(model, example.contiguous(memory_format=fmt), check_trace=False)
             if freeze:
                 traced = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
-                return traced(batch.contiguous(memory_format=fmt)).float()
+        run = module_runner(traced, options, autocast_each_call=False)  # traced under autocast: casts are in it
 
         run.module = traced
         run.info = {"frozen": freeze}

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.trial import PHASES  # noqa: E402
+from bench.timing import PHASES  # noqa: E402
 
 # One colour per backend in every chart; unknown (third-party) backends get a stable extra colour.
 BACKEND_COLOURS = {
@@ -29,7 +29,14 @@ PHASE_COLOURS = dict(
 )  # sample yellow, bn_update vermillion, prepare purple, warm-up grey, predict blue, confident learning green
 # Marker per precision, filled for contiguous and hollow for channels_last, in the speed-vs-quality chart.
 PRECISION_MARKERS = {"fp32": "o", "bf16": "s", "int8": "^"}
-CHARTS = ("time_by_phase", "peak_memory", "calibration_vs_samples", "speed_vs_quality", "scaling")
+# Every chart of the report: file stem -> title on the page (write_charts draws them in this order).
+CHARTS = {
+    "time_by_phase": "Time comparison (minutes, stacked by phase)",
+    "peak_memory": "Peak memory per trial",
+    "calibration_vs_samples": "Calibration vs number of SWAG samples",
+    "speed_vs_quality": "Speed vs quality",
+    "scaling": "Throughput scaling",
+}
 
 
 def backend_colour(backend: str) -> str:
@@ -44,12 +51,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _label(row) -> str:
-    mark = (
-        ""
-        if row.status == "ok" and row.validity != "INVALID"
-        else f"  [{row.validity if row.status == 'ok' else row.status}]"
-    )
-    return f"{row.trial}{mark}"
+    """The trial's name, with its result in brackets when it failed, was skipped or is INVALID."""
+    return f"{row.trial}  [{row.result}]" if row.status != "ok" or row.validity == "INVALID" else row.trial
 
 
 def _empty(path: Path, title: str, message: str) -> Path:
@@ -267,11 +270,12 @@ def scaling(df: pd.DataFrame, path: Path) -> Path:
 
 
 def write_charts(df: pd.DataFrame, cal: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """All report charts into ``out_dir``; returns {chart name: path}."""
-    return {
-        "time_by_phase": time_by_phase(df, out_dir / "time_by_phase.png"),
-        "peak_memory": peak_memory(df, out_dir / "peak_memory.png"),
-        "calibration_vs_samples": calibration_vs_samples(cal, df, out_dir / "calibration_vs_samples.png"),
-        "speed_vs_quality": speed_vs_quality(df, out_dir / "speed_vs_quality.png"),
-        "scaling": scaling(df, out_dir / "scaling.png"),
+    """All report charts (:data:`CHARTS`) into ``out_dir``; returns {chart name: path}."""
+    draw = {
+        "time_by_phase": lambda path: time_by_phase(df, path),
+        "peak_memory": lambda path: peak_memory(df, path),
+        "calibration_vs_samples": lambda path: calibration_vs_samples(cal, df, path),
+        "speed_vs_quality": lambda path: speed_vs_quality(df, path),
+        "scaling": lambda path: scaling(df, path),
     }
+    return {name: draw[name](out_dir / f"{name}.png") for name in CHARTS}

@@ -7,6 +7,7 @@ import errno
 import sys
 
 from bench.errors import USER_ERRORS
+from bench.executors import EXECUTORS
 
 EPILOG = """examples:
   swagbench run                                  # embedded default: every built-in backend and precision
@@ -37,12 +38,12 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--profile",
         metavar="NAME|YAML",
-        help="hardware profile (profiles/*.yaml: local, n2-highcpu-32): thread budget, workers, memory limit; "
-        "recorded, and a host that does not match is reported",
+        help="hardware profile (local, n2-highcpu-32: bench/profiles/*.yaml; or a YAML path): thread budget, "
+        "workers, memory limit; recorded, and a host that does not match is reported",
     )
     cmd.add_argument(
         "--executor",
-        choices=("local", "ray"),
+        choices=tuple(EXECUTORS),
         help="where trial workers run: local processes (default) or Ray tasks (pip install -e '.[ray]')",
     )
     cmd.add_argument(
@@ -256,15 +257,19 @@ def main(argv: list[str] | None = None) -> int:
             print(show_config(), end="")
         elif args.command == "list-backends":
             from backends import backend_names, get_backend
+            from backends.base import describe_options
 
             for name in backend_names():
                 try:
                     backend = get_backend(name)
                     ok, reason = backend.available()
                     precisions = ",".join(backend.precisions)
+                    options = describe_options(backend.Options)
                 except Exception as exc:  # a broken third-party backend must not hide the others
-                    ok, reason, precisions = False, f"{type(exc).__name__}: {exc}", "-"
+                    ok, reason, precisions, options = False, f"{type(exc).__name__}: {exc}", "-", []
                 print(f"{name:14s} {'available' if ok else 'unavailable':12s} [{precisions}] {reason}")
+                for line in options:  # a trial's options: mapping, e.g. options: {binding: constants}
+                    print(f"{'':16s}option {line}")
         elif args.command == "summary":
             from pathlib import Path
 

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.config import CleanlabConfig
 
+def find_label_issues(
+    labels: np.ndarray, probs: np.ndarray, filter_by: str, quality_method: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label issues and label quality of ``labels`` (N,) int under out-of-sample ``probs`` (N, C).
 
-def find_label_issues(labels: np.ndarray, probs: np.ndarray, config: CleanlabConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Return (issue_mask (N,) bool, label_quality (N,) float in [0, 1], lower = more suspect)."""
+    Parameters
+    ----------
+    labels : np.ndarray
+        (N,) int, the given labels.
+    probs : np.ndarray
+        (N, C) float, each row the ensemble's probabilities for an example it did not train on.
+    filter_by : str
+        ``cleanlab.filter.find_label_issues`` method (``bench.config.FILTER_BY``).
+    quality_method : str
+        ``cleanlab.rank.get_label_quality_scores`` method (``bench.config.QUALITY_METHODS``).
+
+    Returns
+    -------
+    issues : np.ndarray
+        (N,) bool, True where the given label is likely wrong.
+    quality : np.ndarray
+        (N,) float in [0, 1], lower = more suspect.
+    """
     from cleanlab.filter import find_label_issues as cl_find
     from cleanlab.rank import get_label_quality_scores
 
-    mask = cl_find(labels, probs, filter_by=config.filter_by, n_jobs=1)
-    quality = get_label_quality_scores(labels, probs, method=config.quality_method)
+    mask = cl_find(labels, probs, filter_by=filter_by, n_jobs=1)
+    quality = get_label_quality_scores(labels, probs, method=quality_method)
     return np.asarray(mask, dtype=bool), np.asarray(quality, dtype=np.float64)

@@ -17,11 +17,11 @@ import yaml
 
 from backends.base import PRECISIONS
 from bench.errors import ConfigError
-from bench.trial import MEMBERS
+from bench.executors import EXECUTORS
 from swag.training import TrainConfig
 
 FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
-EXECUTORS = ("local", "ray")
+MEMBERS = ("stream", "hold")  # trial members: draw one sample's weights at a time, or a fold's up front
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 
@@ -404,11 +404,20 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def parse_plan(text: str) -> tuple[int, int]:
+    """``"4x8"`` -> (4 workers, 8 threads each)."""
+    try:
+        w, t = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"workers x threads {text!r} is not like 4x8 (4 workers of 8 threads)") from None
+    if w < 1 or t < 1:
+        raise ConfigError(f"workers x threads {text!r} must have both >= 1")
+    return w, t
+
+
 def expand_sweep(trials: list[TrialConfig], grid: dict[str, list[Any]]) -> list[TrialConfig]:
     """Every trial x every combination of the grid's values (duplicates dropped, order kept)."""
     import itertools
-
-    from bench.profile import parse_plan
 
     dims = [d for d in SWEEP_DIMENSIONS if grid.get(d)]
     out: list[TrialConfig] = []

@@ -165,29 +165,3 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, in
             )
     declared = int(arrays["num_classes"]) if "num_classes" in arrays else None
     return x, y.astype(np.int64), None if y_true is None else y_true.astype(np.int64), declared
-
-
-def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Stratified K-fold assignment: (N,) int, the fold whose model predicts each example."""
-    from sklearn.model_selection import StratifiedKFold
-
-    counts = np.bincount(labels)
-    present = counts[counts > 0]
-    if present.min() < folds:
-        cls = int(np.flatnonzero(counts == present.min())[0])
-        raise DataError(
-            f"class {cls} has only {present.min()} examples by its given labels (after any injected noise) but "
-            f"ensemble.folds={folds}; "
-            f"use at most {present.min()} folds or more data"
-        )
-    fold_of = np.empty(len(labels), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        fold_of[test] = k
-    return fold_of
-
-
-def fold_split(fold_of: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, test_idx) of ``fold``: its posterior trains (and updates BN) on train_idx only
-    and is the only model that predicts test_idx."""
-    return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)

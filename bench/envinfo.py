@@ -75,14 +75,11 @@ def gcp_metadata(timeout_s: float = 0.3) -> dict[str, Any] | None:
     }
 
 
-def environment(threads: int, profile: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Machine, library and thread facts for env.json, with the profile the run was made for."""
+def environment(threads: int) -> dict[str, Any]:
+    """Machine, library and thread facts for env.json (``bench.run`` adds the profile the run was made for)."""
     import psutil
 
-    from bench.profile import host_mismatch
-
     return {
-        "profile": None if profile is None else {**profile, "host_mismatch": host_mismatch(profile)},
         "gcp": gcp_metadata(),
         "cpu": cpu_info(),
         "cores_physical": psutil.cpu_count(logical=False),

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.config import RunConfig
-from bench.dataset import Dataset, fold_split
+from bench.dataset import Dataset
 from bench.errors import ConfigError
+from bench.folds import fold_split
+from bench.trial import fold_seed
 
 MANIFEST = "manifest.json"
 
@@ -177,11 +179,10 @@ def train_posteriors(
     paths, start = [], time.perf_counter()
     for fold in range(config.ensemble.folds):
         train = torch.from_numpy(fold_split(fold_of, fold)[0])
-        torch.manual_seed(config.data.seed * 7919 + fold)
+        seed = fold_seed(config.data.seed, fold)
+        torch.manual_seed(seed)
         model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
-        posterior = train_swag(
-            model, x[train], y[train], config.train, seed=config.data.seed * 7919 + fold, on_epoch=lambda _e: on_epoch()
-        )
+        posterior = train_swag(model, x[train], y[train], config.train, seed=seed, on_epoch=lambda _e: on_epoch())
         check_finite(posterior, f"of fold {fold} (just trained)")
         posterior.meta.update(posterior_meta(config, dataset, fold_of, fold))
         paths.append(save_posterior(posterior, out_dir / f"fold{fold}.safetensors"))

@@ -1,4 +1,4 @@
-"""Hardware profiles: the machine a run is meant to represent (``profiles/*.yaml``).
+"""Hardware profiles: the machine a run is meant to represent (``bench/profiles/*.yaml``).
 
 A profile sets the run's thread budget, workers and memory limit, and the grid that
 ``swagbench sweep`` explores. ``local`` is detected from this host. Running a profile on a
@@ -17,7 +17,7 @@ import yaml
 from bench.config import SWEEP_DIMENSIONS
 from bench.errors import ConfigError
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"  # package data: installed with bench
 PROFILE_KEYS = {"name", "gcp_machine_type", "vcpus", "physical_cores", "memory_gb", "run", "sweep", "price"}
 PRICE_KEYS = {"on_demand", "spot", "currency", "region", "source", "date"}
 RUN_KEYS = {"threads", "workers", "memory_limit_gb", "repeats"}
@@ -29,7 +29,7 @@ def profile_names() -> list[str]:
 
 
 def load_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile by name (``profiles/<name>.yaml``) or path, with ``local``'s blanks detected."""
+    """A profile by name (``bench/profiles/<name>.yaml``) or path, with ``local``'s blanks detected."""
     path = Path(name_or_path)
     if not path.is_file():
         path = PROFILE_DIR / f"{name_or_path}.yaml"
@@ -119,17 +119,6 @@ def price(profile: dict[str, Any]) -> dict[str, Any] | None:
 def profile_overrides(profile: dict[str, Any]) -> dict[str, Any]:
     """The run settings a profile implies, as a config mapping (layered under the config file)."""
     return {k: v for k, v in profile["run"].items() if v is not None}
-
-
-def parse_plan(text: str) -> tuple[int, int]:
-    """``"4x8"`` -> (4 workers, 8 threads each)."""
-    try:
-        w, t = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"workers x threads {text!r} is not like 4x8 (4 workers of 8 threads)") from None
-    if w < 1 or t < 1:
-        raise ConfigError(f"workers x threads {text!r} must have both >= 1")
-    return w, t
 
 
 def machine_key() -> str:

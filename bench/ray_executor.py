@@ -33,7 +33,10 @@ def _run_part(spec: dict[str, Any]) -> dict[str, Any]:
 
 class RayExecutor:
     """Connects to Ray (``address``: None starts a local instance, ``auto`` joins the cluster this
-    machine belongs to, ``ray://host:10001`` a remote one) and runs trial parts as tasks."""
+    machine belongs to, ``ray://host:10001`` a remote one) and runs trial parts as tasks
+    (:class:`bench.executors.Executor`)."""
+
+    shares_files = False  # results come back through the object store
 
     def __init__(self, address: str | None, max_retries: int, log: Callable[[str], None] = print) -> None:
         try:
@@ -55,13 +58,20 @@ class RayExecutor:
         if self.started:
             self.ray.shutdown()
 
+    def refuses(self, python: str | None) -> str | None:
+        if python:
+            return f"needs its own interpreter ({python}), which Ray tasks cannot use; run it with executor=local"
+        return None
+
     def run(
         self,
         specs: list[TrialSpec],
+        trial_dir: Path,
         members_path: Path,
         bn_stats_path: Path,
         threads: int,
         timeout_s: float,
+        python: str | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> WorkerOutcome:
         """Run ``specs`` (members_path None) as Ray tasks; write their rows into ``members_path`` and their

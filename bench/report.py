@@ -9,19 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import tables
-from bench.charts import write_charts
+from bench.charts import CHARTS, write_charts
 from bench.errors import ResultsError
 from bench.metrics import HEADLINE_LABELS, HEADLINE_WHY
 from bench.recommend import recommendation
-from bench.results import calibration_frame, read_rows, summary_frame, write_summary
-
-CHART_TITLES = {
-    "time_by_phase": "Time comparison (minutes, stacked by phase)",
-    "peak_memory": "Peak memory per trial",
-    "calibration_vs_samples": "Calibration vs number of SWAG samples",
-    "speed_vs_quality": "Speed vs quality",
-    "scaling": "Throughput scaling",
-}
+from bench.results import calibration_frame, flagged_trials, read_rows, summary_frame, write_summary
 
 
 def _img(path: Path) -> str:
@@ -38,7 +30,7 @@ def build_report(run_dir: str | Path) -> Path:
     charts = write_charts(df, calibration_frame(rows), run_dir)
     env = _read_json(run_dir / "env.json")
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else "(missing)"
-    flagged = df[(df.status != "ok") | (df.validity == "INVALID")] if len(df) else df
+    flagged = df[flagged_trials(df)] if len(df) else df
     problems = (
         "".join(
             f"<li><b>{html.escape(t.trial)}</b>: {html.escape(str(t.result))}: {html.escape(str(t.error))}</li>"
@@ -103,7 +95,7 @@ on the same SWAG samples.</p>
 {quality}
 <h2>Failed, skipped or INVALID</h2><ul id="problems">{problems}</ul>
 <h2>Charts</h2>
-{"".join(f"<h3>{CHART_TITLES[k]}</h3>{_img(p)}" for k, p in charts.items())}
+{"".join(f"<h3>{CHARTS[k]}</h3>{_img(p)}" for k, p in charts.items())}
 <h2>Environment</h2>
 <table id="environment">{
         "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in env_rows.items())

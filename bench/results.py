@@ -23,7 +23,7 @@ import pandas as pd
 
 from bench.errors import ResultsError
 from bench.fidelity import is_reference_row
-from bench.trial import PHASES
+from bench.timing import PHASES
 
 ROWS = "results.jsonl"
 CALIBRATION_KEYS = ("ece", "mce", "nll", "brier", "accuracy")
@@ -207,6 +207,12 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def flagged_trials(df: pd.DataFrame) -> pd.Series:
+    """(trials,) bool: the trials a reader must see listed apart: failed, timed out, out of memory, skipped or
+    INVALID (``result`` says which)."""
+    return (df.status != "ok") | (df.validity == "INVALID")
+
+
 def setup_costs(sample_phases: list) -> dict[str, float | None]:
     """Prepare + warm-up seconds split by when they are paid, from a row's ``sample_phases_s``:
     ``first_setup_s`` by the trial's first sample (exports, compilation: once per trial and worker),
@@ -300,11 +306,11 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None) -> st
                 "",
                 tables.markdown(df, tables.QUALITY),
             ]
-        flagged = df[(df.status != "ok") | (df.validity == "INVALID")]
+        flagged = df[flagged_trials(df)]
         if len(flagged):
             parts += ["", "## Failed, skipped or INVALID", ""]
             parts += [f"- {t.trial}: {t.result}: {t.error}" for t in flagged.itertuples()]
-        noted = df[(df.status == "ok") & (df.validity != "INVALID") & df.error.notna()]
+        noted = df[~flagged_trials(df) & df.error.notna()]
         if len(noted):
             parts += ["", "## Notes", ""] + [f"- {t.trial}: {t.error}" for t in noted.itertuples()]
         cal = calibration_frame(rows)

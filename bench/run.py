@@ -16,18 +16,19 @@ import yaml
 
 from backends import BackendOptions, get_backend
 from bench.config import RunConfig, TrialConfig
-from bench.dataset import Dataset, load_dataset, make_folds
+from bench.dataset import Dataset, load_dataset
 from bench.envinfo import environment
 from bench.errors import ConfigError, DataError, ResultsError, RunInterrupted
+from bench.executors import EXECUTORS, Executor
 from bench.fidelity import compare, is_reference, is_reference_row, tolerances_table, verdict
+from bench.folds import make_folds
 from bench.posteriors import obtain_posteriors, user_posteriors
+from bench.profile import host_mismatch
 from bench.progress import Progress
-from bench.ray_executor import RayExecutor
 from bench.recommend import recommendation
 from bench.report import build_report
 from bench.results import ROWS, append_row, new_run_dir, read_rows, summary_frame
 from bench.roofline import gflop_per_image, measure_peak, roofline
-from bench.runner import WorkerJob, run_workers
 from bench.trial import TrialSpec, finish_trial, split_tasks
 from swag.models import build_model
 
@@ -138,7 +139,10 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
             held.enter_context(lock_run_dir(run_dir))
             log(f"swagbench: run directory {run_dir}")
             (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-            env = environment(config.resolved_threads, profile)
+            env = {
+                "profile": None if profile is None else {**profile, "host_mismatch": host_mismatch(profile)},
+                **environment(config.resolved_threads),
+            }
             (run_dir / "env.json").write_text(json.dumps(env, indent=2))
             (run_dir / "tolerances.json").write_text(json.dumps(tolerances_table(), indent=2))
             dataset.save(run_dir / "data.npz")
@@ -191,11 +195,7 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
                 f"data_shards={config.data_shards} but the smallest fold holds {smallest_fold} examples; "
                 f"use at most {smallest_fold} shards"
             )
-        executor = None
-        if config.executor == "ray":
-            executor = held.enter_context(
-                contextlib.closing(RayExecutor(config.ray_address, config.ray_max_retries, log=log))
-            )
+        executor = held.enter_context(contextlib.closing(EXECUTORS[config.executor](config, log)))
         reference = next((r for r in done.values() if is_reference_row(r)), None)
         for i, trial in enumerate(config.trials):
             trial_id = f"{i:02d}-{trial.label}"
@@ -235,8 +235,8 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
                 append_row(run_dir, {**base, "status": "skipped", "error": reason})
                 continue
             python = trial.python or get_backend(trial.backend).python()
-            if executor and python:
-                reason = f"needs its own interpreter ({python}), which Ray tasks cannot use; run it with executor=local"
+            reason = executor.refuses(python)
+            if reason:
                 log(f"swagbench: skipping {trial_id}: {reason}")
                 append_row(run_dir, {**base, "status": "skipped", "error": reason})
                 continue
@@ -355,9 +355,9 @@ def run_one(
     options: BackendOptions,
     base: dict[str, Any],
     facts: ModelFacts,
-    executor: RayExecutor | None = None,
+    executor: Executor,
 ) -> dict[str, Any]:
-    """Run one trial in its worker(s) (local processes, or Ray tasks with ``executor``), finish it,
+    """Run one trial's worker parts on the run's ``executor`` (see ``bench.executors``), finish it,
     and turn the outcome into a result row (``base`` + measurements)."""
     trial_id = base["trial_id"]
     trial_dir = run_dir / "trials" / trial_id
@@ -387,8 +387,8 @@ def run_one(
             folds_path=str((run_dir / "folds.npy").resolve()),
             posterior_paths=[str(p.resolve()) for p in posterior_paths],
             ensemble={**dataclasses.asdict(config.ensemble), "bn_examples": base["bn_examples"]},
-            members_path=None if executor else str(members_path.resolve()),
-            bn_stats_path=None if executor else str(bn_stats_path.resolve()),
+            members_path=str(members_path.resolve()) if executor.shares_files else None,
+            bn_stats_path=str(bn_stats_path.resolve()) if executor.shares_files else None,
             tasks=tasks,
             members=trial.members,
             shard=shard,
@@ -398,25 +398,16 @@ def run_one(
     ]
     with Progress(base["samples_total"], trial_id, "sample") as bar:
         progress = lambda done: bar.update_to(done // shards)  # noqa: E731 (samples, counted once per shard)
-        if executor:
-            outcome = executor.run(
-                specs, members_path, bn_stats_path, options.threads, config.timeout_s, on_progress=progress
-            )
-        else:
-            jobs = []
-            for w, spec in enumerate(specs):
-                suffix = f".{w}" if len(specs) > 1 else ""
-                spec.save(trial_dir / f"spec{suffix}.json")
-                files = (f"spec{suffix}.json", f"result{suffix}.json", f"worker{suffix}.log")
-                jobs.append(WorkerJob(*(trial_dir / f for f in files)))
-            outcome = run_workers(
-                jobs,
-                options.threads,
-                config.timeout_s,
-                python=base["python"],
-                on_progress=progress,
-                memory_limit_bytes=None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9),
-            )
+        outcome = executor.run(
+            specs,
+            trial_dir,
+            members_path,
+            bn_stats_path,
+            options.threads,
+            config.timeout_s,
+            base["python"],
+            on_progress=progress,
+        )
     row = {
         **base,
         "status": outcome.status,

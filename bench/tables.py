@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from bench.trial import PHASES
+from bench.timing import PHASES
 
 
 def _fixed(digits: int) -> Callable[[float], str]:

@@ -12,20 +12,17 @@ A sample's weights depend only on (seed, fold, sample), so any split gives the s
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-PHASES = ("sample", "bn_update", "prepare", "warmup", "predict", "confident_learning")
-WORKER_PHASES = PHASES[:-1]
-MEMBERS = ("stream", "hold")
+from bench.timing import PhaseClock, merge_timings
 
 
 @dataclass
@@ -57,7 +54,6 @@ class TrialSpec:
     members: str = "stream"
     shard: int = 0
     shards: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -90,6 +86,16 @@ def sample_seed(base: int, fold: int, sample: int) -> int:
     return int(base) * 1_000_003 + fold * 10_007 + sample
 
 
+def fold_seed(base: int, fold: int) -> int:
+    """Seed of fold ``fold``'s training (initial weights and SGD order), from the data seed ``base``."""
+    return int(base) * 7919 + fold
+
+
+def bn_subset_seed(base: int, fold: int) -> int:
+    """Seed of fold ``fold``'s BatchNorm subset (``bn_examples``), from the ensemble seed ``base``."""
+    return int(base) + fold
+
+
 def bn_subset(train_idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     """The training examples whose statistics set BatchNorm: all, or a seeded sorted subset of ``n``."""
     if n is None or n >= len(train_idx):
@@ -115,7 +121,7 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     import torch
 
     from backends import BackendOptions, get_backend
-    from bench.dataset import fold_split
+    from bench.folds import fold_split
     from bench.memory import peak_rss_bytes
     from swag.batchnorm import StatisticsAccumulator, load_statistics, statistics_vector
     from swag.io import load_posterior
@@ -135,8 +141,7 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     bn_stats = np.load(spec.bn_stats_path, mmap_mode="r+") if spec.bn_stats_path else None
     returned: list[tuple[int, np.ndarray, np.ndarray]] = []  # (sample, example indices, probs)
     returned_bn: list[tuple[int, int, np.ndarray]] = []  # (sample, fold, statistics vector)
-    clock = _PhaseClock()
-    per_sample: list[list] = []  # [fold, sample, seconds per phase]: one-off vs per-sample costs
+    clock = PhaseClock()
     baseline_rss = psutil.Process().memory_info().rss
     total = sum(stop - first for _, first, stop in spec.tasks)
     expect = {"model": spec.model, "num_classes": spec.num_classes}
@@ -154,7 +159,7 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         theta = torch.empty(posterior.num_parameters)
         train_idx, test_idx = fold_split(fold_of, fold)
         test_idx = np.array_split(test_idx, spec.shards)[spec.shard]
-        bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), int(seed) + fold)
+        bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), bn_subset_seed(seed, fold))
         bn_batches = _batches(x_all[bn_idx], int(spec.ensemble["bn_batch_size"]))
         test_batches = _batches(x_all[test_idx], options.batch_size)
         held = {}
@@ -162,7 +167,7 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
             with clock("sample"):
                 held = {s: sampler.draw(sample_seed(seed, fold, s)) for s in range(first, stop)}
         for s in range(first, stop):
-            before = dict(clock.seconds)
+            clock.start_sample()
             with clock("sample"):
                 flat = held.pop(s) if held else sampler.draw(sample_seed(seed, fold, s), out=theta)
                 load_flat_parameters(model, flat, posterior)
@@ -195,7 +200,7 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
             else:
                 returned.append((s, test_idx, p))
                 returned_bn.append((s, fold, vector))
-            per_sample.append([fold, s, {k: clock.seconds[k] - before[k] for k in WORKER_PHASES}])
+            clock.end_sample(fold, s)
             done += 1
             progress(done, total)
         del posterior, sampler
@@ -211,55 +216,12 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
         "strategy": "swap_weights" if swap else "reprepare",
         "backend_info": info,
         "bn_update": statistics.info,
-        "phases_s": clock.seconds,
-        "sample_phases_s": per_sample,
-        "images_timed": clock.images["predict"],
-        "bn_images_timed": clock.images["bn_update"],
-        "predict_batch_s": clock.batches["predict"],
-        "loop_start_unix": loop_start,
-        "loop_end_unix": loop_end,
-        "startup_s": loop_start - start_wall,
+        **clock.payload(start_wall, loop_start, loop_end),
         "threads": torch.get_num_threads(),
         "versions": backend.versions(),
         "baseline_rss_bytes": int(baseline_rss),
         "peak_rss_bytes": peak_rss_bytes(),
     }
-
-
-class _PhaseClock:
-    """Seconds per worker phase. ``with clock(phase)`` times a block; ``with clock.call(phase, fresh, n)``
-    times one runner call of ``n`` images: the first call per batch shape since ``fresh`` was emptied (a
-    runner just built: compilation, allocation) goes to ``warmup``, the others to ``phase``, counted as
-    timed images and, for predict, kept as raw batch times."""
-
-    def __init__(self) -> None:
-        self.seconds = dict.fromkeys(WORKER_PHASES, 0.0)
-        self.images = {"predict": 0, "bn_update": 0}
-        self.batches: dict[str, list[float]] = {"predict": []}
-
-    @contextlib.contextmanager
-    def __call__(self, phase: str):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[phase] += time.perf_counter() - t0
-
-    @contextlib.contextmanager
-    def call(self, phase: str, fresh: set[int], images: int):
-        warm = images not in fresh
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            dt = time.perf_counter() - t0
-            if warm:
-                fresh.add(images)
-                self.seconds["warmup"] += dt
-            else:
-                self.seconds[phase] += dt
-                self.images[phase] += images
-                self.batches.get(phase, []).append(dt)
 
 
 class StatisticsStep:
@@ -298,13 +260,6 @@ def check_probabilities(probs: np.ndarray, what: str) -> None:
         raise ValueError(f"{what}: probabilities outside [0, 1] or not summing to 1 (worst sum {sums.min():.4g})")
 
 
-def _throughput(parts: list[dict[str, Any]], images: str, phase: str) -> float | None:
-    """Images per second of ``phase`` over the trial: workers run concurrently, so their rates add up;
-    None when a worker timed no image (every call was a first call per shape)."""
-    rates = [p[images] / p["phases_s"][phase] for p in parts if p.get(images) and p["phases_s"][phase]]
-    return float(sum(rates)) if len(rates) == len(parts) else None
-
-
 def finish_trial(
     out_dir: Path, data_path: Path, members_path: Path, cleanlab: dict[str, Any], parts: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -318,7 +273,6 @@ def finish_trial(
     the ensemble time.
     """
     from bench.confident import find_label_issues
-    from bench.config import CleanlabConfig
     from bench.metrics import calibration, detection_scores, sample_checkpoints
 
     with np.load(data_path, allow_pickle=False) as f:
@@ -336,17 +290,17 @@ def finish_trial(
             ckpt_probs[s + 1] = running / (s + 1)
     del members
 
-    phases = {p: sum(part["phases_s"][p] for part in parts) for p in WORKER_PHASES}
+    timing = merge_timings(parts)
     probs = ckpt_probs[samples]
     t0 = time.perf_counter()
-    issues, quality = find_label_issues(labels, probs, CleanlabConfig(**cleanlab))
-    phases["confident_learning"] = time.perf_counter() - t0
-    span = max(p["loop_end_unix"] for p in parts) - min(p["loop_start_unix"] for p in parts)
+    issues, quality = find_label_issues(labels, probs, cleanlab["filter_by"], cleanlab["quality_method"])
+    timing["phases_s"]["confident_learning"] = time.perf_counter() - t0
+    timing["ensemble_s"] += timing["phases_s"]["confident_learning"]
 
     # Calibration against the given labels (the headline, see bench.metrics.HEADLINE_LABELS) and against the
     # true labels when they are known (injected noise).
     eval_labels = labels if true_labels is None else true_labels
-    bt = np.concatenate([np.asarray(p["predict_batch_s"], dtype=np.float64) for p in parts])
+    bt = timing.pop("predict_batch_s")
     np.save(out_dir / "probs.npy", probs.astype(np.float32))
     np.save(out_dir / "label_issues.npy", issues)
     np.save(out_dir / "label_quality.npy", quality)
@@ -355,22 +309,9 @@ def finish_trial(
     return {
         "strategy": first["strategy"],
         "backend_info": first["backend_info"],
-        "phases_s": phases,
-        "ensemble_s": span + phases["confident_learning"],
-        "worker_startup_s": max(p["startup_s"] for p in parts),
+        **timing,
         "images_predicted": int(len(labels) * samples),
-        "images_timed": int(sum(p["images_timed"] for p in parts)),
-        "predict_img_per_s": _throughput(parts, "images_timed", "predict"),
-        "bn_img_per_s": _throughput(parts, "bn_images_timed", "bn_update"),
         "bn_update": first["bn_update"],
-        "sample_phases_s": [entry for p in parts for entry in p.get("sample_phases_s", [])],
-        "predict_batch_ms": {
-            "median": float(np.median(bt) * 1e3),
-            "p90": float(np.percentile(bt, 90) * 1e3),
-            "count": len(bt),
-        }
-        if len(bt)
-        else None,  # every batch was a first call after prepare (tiny folds)
         "calibration_labels": "given" if true_labels is None else "true",
         "calibration": calibration(probs, eval_labels),
         "calibration_given": calibration(probs, labels),

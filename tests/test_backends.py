@@ -153,5 +153,26 @@ def test_openvino_fp32_is_really_f32(data):
 def test_unknown_backend_option_is_refused():
     with pytest.raises(BackendError, match=r"no option\(s\) \['freez'\]; valid: freeze"):
         get_backend("torchscript").check(BackendOptions(extra={"freez": False}))
-    with pytest.raises(BackendError, match="hint='fast' is not one of"):
-        get_backend("openvino").option(BackendOptions(extra={"hint": "fast"}), "hint", "throughput", ("a", "b"))
+    with pytest.raises(BackendError, match="hint='fast' is not one of \\('throughput', 'latency'\\)"):
+        get_backend("openvino").check(BackendOptions(extra={"hint": "fast"}))
+    with pytest.raises(BackendError, match="freeze=1 must be bool"):
+        get_backend("torchscript").check(BackendOptions(extra={"freeze": 1}))
+    with pytest.raises(BackendError, match="calibration_batches=True must be int"):
+        get_backend("onnxruntime").check(BackendOptions(extra={"calibration_batches": True}))
+    with pytest.raises(BackendError, match="calibration_batches must be >= 1"):
+        get_backend("onnxruntime").check(BackendOptions(extra={"calibration_batches": 0}))
+
+
+def test_backend_options_are_typed_with_defaults_and_help():
+    from backends.base import describe_options
+
+    ort = get_backend("onnxruntime")
+    assert ort.settings(BackendOptions()) == ort.Options(
+        graph_optimization="all", binding="inputs", calibration_batches=4
+    )
+    assert ort.settings(BackendOptions(extra={"binding": "constants"})).binding == "constants"
+    lines = describe_options(ort.Options)
+    assert lines[0].startswith("binding (default: 'inputs'; one of inputs|constants): ")
+    assert lines[2].startswith("graph_optimization (default: 'all'; one of all|extended|basic|disabled): ")
+    assert all(line.split(": ", 1)[1] for line in lines)  # every option has help text
+    assert describe_options(get_backend("eager").Options) == []

@@ -66,7 +66,8 @@ def _posteriors(tmp_path, model="digits_cnn", truncate=False, poison=False, miss
     """Two folds' posteriors for the embedded default data split into 2 folds, with the metadata a swagbench
     training run writes (so each case below has exactly one defect)."""
     from bench.config import load_config
-    from bench.dataset import load_dataset, make_folds
+    from bench.dataset import load_dataset
+    from bench.folds import make_folds
     from bench.posteriors import posterior_meta
     from swag.io import save_posterior
     from swag.models import build_model

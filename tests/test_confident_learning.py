@@ -25,7 +25,8 @@ def test_label_issue_recall_on_synthetic_noisy_set():
     truth = y != y_true
     assert 0.1 < truth.mean() < 0.3
     probs = cross_val_predict(LogisticRegression(max_iter=1000), x, y, cv=5, method="predict_proba")
-    issues, quality = find_label_issues(y, probs, CleanlabConfig())
+    cfg = CleanlabConfig()
+    issues, quality = find_label_issues(y, probs, cfg.filter_by, cfg.quality_method)
     scores = detection_scores(issues, truth)
     assert scores["recall"] >= RECALL_FLOOR, scores
     assert scores["precision"] >= PRECISION_FLOOR, scores

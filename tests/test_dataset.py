@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from bench.config import DataConfig
-from bench.dataset import fold_split, load_dataset, make_folds
+from bench.dataset import load_dataset
 from bench.errors import DataError
+from bench.folds import fold_split, make_folds
 
 
 def test_default_is_packaged_mnist_with_injected_noise(monkeypatch):

@@ -11,13 +11,14 @@ from bench.cli import main
 from bench.results import read_rows
 from tests.conftest import the_run
 
-needs_env = pytest.mark.skipif(not ipex_module.ENV_PYTHON.is_file(), reason="no .venv-ipex; run make ipex-env")
+needs_env = pytest.mark.skipif(not ipex_module.env_python().is_file(), reason="no .venv-ipex; run make ipex-env")
 
 
 def test_missing_environment_is_reported_with_the_fix(monkeypatch, tmp_path):
-    monkeypatch.setattr(ipex_module, "ENV_PYTHON", tmp_path / "nope" / "bin" / "python")
+    monkeypatch.setenv("SWAGBENCH_IPEX_PYTHON", str(tmp_path / "nope" / "bin" / "python"))
     ok, reason = IpexBackend().available()
-    assert not ok and "make ipex-env" in reason
+    assert not ok and "make ipex-env" in reason and "SWAGBENCH_IPEX_PYTHON" in reason
+    assert IpexBackend().python() == str(tmp_path / "nope" / "bin" / "python")  # the setting picks the interpreter
 
 
 @pytest.mark.ipex
@@ -38,7 +39,7 @@ def test_resnets_load_torchvision_state_dicts_with_identical_outputs(name):
             diff = (ours(x) - ref(x)).abs().max().item()
         print(diff)
     """)
-    out = subprocess.run([str(ipex_module.ENV_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([str(ipex_module.env_python()), "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.split()[-1]) == 0.0
 
@@ -61,4 +62,4 @@ def test_ipex_rows_are_valid_beside_eager(tiny_overrides, tmp_path):
         assert r["versions"]["torch"].startswith("2.8") and r["versions"]["intel-extension-for-pytorch"].startswith(
             "2.8"
         )
-        assert r["python"] == str(ipex_module.ENV_PYTHON)
+        assert r["python"] == str(ipex_module.env_python())

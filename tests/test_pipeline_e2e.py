@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from bench.cli import main
-from bench.dataset import fold_split
+from bench.folds import fold_split
 from bench.results import read_rows
 from swag.io import read_metadata
 from tests.conftest import the_run

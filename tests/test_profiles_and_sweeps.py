@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.config import expand_sweep, load_config, parse_grid
+from bench.config import expand_sweep, load_config, parse_grid, parse_plan
 from bench.errors import ConfigError
-from bench.profile import host_mismatch, load_profile, parse_plan, profile_overrides
+from bench.profile import host_mismatch, load_profile, profile_overrides
 from bench.results import read_rows
 from bench.roofline import gflop_per_image, roofline
 from bench.run import execute
@@ -45,18 +45,66 @@ def test_profiles_load_and_set_the_run(monkeypatch):
     assert host_mismatch(local) is None
     import os
 
+    import psutil
+
+    import bench.envinfo
+
+    # Whatever machine runs this (the target VM included): simulate off GCP, then the profiled VM itself.
     monkeypatch.setattr(os, "cpu_count", lambda: 32)
+    monkeypatch.setattr(bench.envinfo, "gcp_metadata", lambda timeout_s=0.3: None)
     assert "not a n2-highcpu-32" in host_mismatch(n2) and "not on GCP" in host_mismatch(n2)
+    monkeypatch.setattr(bench.envinfo, "gcp_metadata", lambda timeout_s=0.3: {"machine_type": "n2-highcpu-32"})
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("vm", (), {"total": 32e9})())
+    assert host_mismatch(n2) is None
     with pytest.raises(ConfigError, match="unknown profile 'n3'; choose from local, n2-highcpu-32"):
         load_profile("n3")
 
 
-def test_gcp_metadata_is_absent_off_gcp_and_fast():
-    from bench.envinfo import gcp_metadata
+def test_gcp_metadata_is_read_from_the_server_and_absent_without_one(monkeypatch):
+    """Against a local stand-in for the metadata server (so the test means the same on and off GCP)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
 
+    import bench.envinfo
+
+    class Metadata(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("Metadata-Flavor") != "Google":
+                self.send_error(403)
+                return
+            body = json.dumps(
+                {
+                    "machineType": "projects/1/machineTypes/n2-highcpu-32",
+                    "zone": "projects/1/zones/us-central1-a",
+                    "cpuPlatform": "Intel Ice Lake",
+                }
+            ).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(bench.envinfo, "GCP_METADATA", f"http://127.0.0.1:{server.server_port}/?recursive=true")
+        bench.envinfo.gcp_metadata.cache_clear()
+        assert bench.envinfo.gcp_metadata() == {
+            "machine_type": "n2-highcpu-32",
+            "zone": "us-central1-a",
+            "cpu_platform": "Intel Ice Lake",
+        }
+    finally:
+        server.shutdown()
+    bench.envinfo.gcp_metadata.cache_clear()
+    monkeypatch.setattr(bench.envinfo, "GCP_METADATA", f"http://127.0.0.1:{server.server_port}/")  # nobody there
     start = time.perf_counter()
-    assert gcp_metadata(timeout_s=0.3) is None  # this machine is not on GCP
+    assert bench.envinfo.gcp_metadata(timeout_s=0.3) is None  # never an error
     assert time.perf_counter() - start < 2
+    bench.envinfo.gcp_metadata.cache_clear()
 
 
 def test_sweep_expansion_and_grid_parsing():

@@ -13,8 +13,9 @@ import pytest
 
 from bench.cli import main
 from bench.config import load_config
-from bench.dataset import load_dataset, make_folds
+from bench.dataset import load_dataset
 from bench.errors import ResultsError
+from bench.folds import make_folds
 from bench.posteriors import obtain_posteriors
 from bench.results import append_row, read_rows
 from bench.run import execute

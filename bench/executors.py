@@ -1,0 +1,89 @@
+"""Where a trial's worker parts run: one small interface, one class per executor, one registry.
+
+``bench.run`` builds a trial's :class:`~bench.trial.TrialSpec` parts and hands them to the run's executor;
+it never asks which executor it is. A new executor is a class with this interface (its own module) and one
+line in :data:`EXECUTORS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from bench.runner import WorkerJob, WorkerOutcome, run_workers
+from bench.trial import TrialSpec
+
+
+class Executor(Protocol):
+    """Runs the worker parts of one trial at a time.
+
+    Attributes
+    ----------
+    shares_files : bool
+        Whether workers write the trial's member and BatchNorm-statistics maps themselves (a shared file
+        system); if not, the specs carry no map paths and the executor writes what the workers return.
+    """
+
+    shares_files: bool
+
+    def refuses(self, python: str | None) -> str | None:
+        """Why a trial whose workers need interpreter ``python`` (None: the harness's) cannot run here, or None."""
+
+    def run(
+        self,
+        specs: list[TrialSpec],
+        trial_dir: Path,
+        members_path: Path,
+        bn_stats_path: Path,
+        threads: int,
+        timeout_s: float,
+        python: str | None,
+        on_progress: Callable[[int], None],
+    ) -> WorkerOutcome:
+        """Run ``specs`` (one per worker part, ``threads`` threads each) under one wall-clock limit of
+        ``timeout_s`` seconds; ``on_progress`` gets the samples done by all parts together."""
+
+    def close(self) -> None:
+        """Release what the executor holds (a Ray connection); called once when the run ends."""
+
+
+class LocalExecutor:
+    """Worker processes on this machine (``python -m bench.worker``), inputs and outputs passed as files in the
+    trial folder; a trial whose workers together exceed ``memory_limit_bytes`` of resident memory is stopped."""
+
+    shares_files = True
+
+    def __init__(self, memory_limit_bytes: int | None = None) -> None:
+        self.memory_limit_bytes = memory_limit_bytes
+
+    def refuses(self, python: str | None) -> str | None:
+        return None
+
+    def run(self, specs, trial_dir, members_path, bn_stats_path, threads, timeout_s, python, on_progress):
+        jobs = []
+        for w, spec in enumerate(specs):
+            suffix = f".{w}" if len(specs) > 1 else ""
+            spec.save(trial_dir / f"spec{suffix}.json")
+            files = (f"spec{suffix}.json", f"result{suffix}.json", f"worker{suffix}.log")
+            jobs.append(WorkerJob(*(trial_dir / f for f in files)))
+        return run_workers(
+            jobs, threads, timeout_s, python=python, on_progress=on_progress, memory_limit_bytes=self.memory_limit_bytes
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def _local(config, log) -> LocalExecutor:
+    return LocalExecutor(None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9))
+
+
+def _ray(config, log) -> Executor:
+    from bench.ray_executor import RayExecutor
+
+    return RayExecutor(config.ray_address, config.ray_max_retries, log=log)
+
+
+# Executor name (as config, CLI and rows spell it) -> factory(run config, log) of that executor.
+EXECUTORS: dict[str, Callable] = {"local": _local, "ray": _ray}
