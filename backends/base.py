@@ -46,13 +46,19 @@ class BackendError(RuntimeError):
 class BackendOptions:
     """What a trial asks of a backend.
 
-    Attributes:
-        precision: one of ``PRECISIONS``.
-        threads: intra-op thread budget of the trial's worker.
-        batch_size: images per runner call.
-        channels_last: use NHWC memory format where the backend supports it.
-        extra: a trial's ``options`` mapping as the config gives it (JSON, to cross into worker processes);
-            a backend reads it only as its typed :attr:`Backend.Options` (:meth:`Backend.settings`).
+    Attributes
+    ----------
+    precision : str
+        One of :data:`PRECISIONS`.
+    threads : int
+        Intra-op thread budget of the trial's worker.
+    batch_size : int
+        Images per runner call.
+    channels_last : bool
+        Use the NHWC memory format where the backend supports it.
+    extra : dict
+        A trial's ``options`` mapping as the config gives it (JSON, to cross into worker processes); a
+        backend reads it only as its typed :attr:`Backend.Options` (:meth:`Backend.settings`).
     """
 
     precision: str = "fp32"
@@ -112,11 +118,15 @@ def describe_options(cls) -> list[str]:
 class Backend(ABC):
     """One inference strategy.
 
-    Class attributes:
-        name: registry name.
-        precisions: precisions this backend implements.
-        Options: frozen dataclass of the options a trial may set for it (``options:`` in the config), each an
-            :func:`option` with default and help; validated before any work (:meth:`check`).
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    precisions : tuple of str
+        Precisions this backend implements.
+    Options : type
+        Frozen dataclass of the options a trial may set for it (``options:`` in the config), each an
+        :func:`option` with default and help; validated before any work (:meth:`check`).
     """
 
     name: str = ""

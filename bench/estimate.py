@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.results import read_rows, setup_costs, summary_frame
+from bench.row import TrialRow
 
 
 def bn_images(images: int, folds: int, subset: int | None) -> float:
@@ -33,19 +34,19 @@ def bn_images(images: int, folds: int, subset: int | None) -> float:
     return min(train, subset) if subset else train
 
 
-def project(row: dict[str, Any], images: int, folds: int, samples: int) -> dict[str, float]:
+def project(row: TrialRow, images: int, folds: int, samples: int) -> dict[str, float]:
     """Projected wall-clock seconds of one successful trial's ensemble, per phase and in total."""
-    n0, k0, s0 = row["n_examples"], row["folds"], row["samples"]
-    phases = row["phases_s"]
-    entries = row.get("sample_phases_s") or []
+    n0, k0, s0 = row.n_examples, row.folds, row.samples
+    phases = row.phases_s
+    entries = row.sample_phases_s or []
     if not entries:
-        raise ConfigError(f"trial {row['trial_id']} has no per-sample timings (recorded by an older swagbench)")
+        raise ConfigError(f"trial {row.trial_id} has no per-sample timings (recorded by an older swagbench)")
     setup = setup_costs(entries)
     first = setup["first_setup_s"]
     fold = setup["fold_setup_s"] if setup["fold_setup_s"] is not None else setup["sample_setup_s"] or 0.0
     each = setup["sample_setup_s"] if setup["sample_setup_s"] is not None else fold
     pairs = folds * samples
-    subset = row.get("bn_examples")
+    subset = row.bn_examples
     worker = {
         "sample": float(np.mean([p["sample"] for _, _, p in entries])) * pairs,
         "bn_update": phases["bn_update"]
@@ -56,7 +57,7 @@ def project(row: dict[str, Any], images: int, folds: int, samples: int) -> dict[
         "predict": phases["predict"] / (s0 * n0) * samples * images,
     }
     measured_worker = sum(v for k, v in phases.items() if k != "confident_learning")
-    wall_ratio = (row["ensemble_s"] - phases["confident_learning"]) / measured_worker if measured_worker else 1.0
+    wall_ratio = (row.ensemble_s - phases["confident_learning"]) / measured_worker if measured_worker else 1.0
     out = {k: v * wall_ratio for k, v in worker.items()}
     out["confident_learning"] = phases["confident_learning"] / n0 * images
     out["ensemble"] = sum(out.values())
@@ -81,11 +82,11 @@ def estimate(
     from bench.profile import load_profile, price
 
     rows = read_rows(run_dir)
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r.status == "ok"]
     if not ok:
         raise ConfigError(f"{run_dir} has no successful trial to project from; pass a run where one succeeded")
     first = ok[0]
-    folds, samples = folds or first["folds"], samples or first["samples"]
+    folds, samples = folds or first.folds, samples or first.samples
     if folds < 2 or samples < 1 or images < 2 * folds:
         raise ConfigError(
             f"--images {images} --folds {folds} --samples {samples}: need folds >= 2, samples >= 1 "
@@ -97,11 +98,11 @@ def estimate(
         p = project(r, images, folds, samples)
         records.append(
             {
-                "trial": r["trial_id"],
-                "result": summary.result[r["trial_id"]],
-                "measured_min": r["ensemble_s"] / 60,
+                "trial": r.trial_id,
+                "result": summary.result[r.trial_id],
+                "measured_min": r.ensemble_s / 60,
                 **{f"proj_{k}_min": v / 60 for k, v in p.items()},
-                "is_reference": bool(summary.is_reference[r["trial_id"]]),
+                "is_reference": bool(summary.is_reference[r.trial_id]),
             }
         )
     df = pd.DataFrame(records)
@@ -109,26 +110,26 @@ def estimate(
     df["proj_speedup"] = ref.proj_ensemble_min.iloc[0] / df.proj_ensemble_min if len(ref) else None
     facts: dict[str, Any] = {}
     if check is not None:
-        other = {r["trial_id"]: r for r in read_rows(check)}
-        size = {(r["n_examples"], r["folds"], r["samples"]) for r in other.values() if r["status"] == "ok"}
+        other = {r.trial_id: r for r in read_rows(check)}
+        size = {(r.n_examples, r.folds, r.samples) for r in other.values() if r.status == "ok"}
         if size != {(images, folds, samples)}:
             raise ConfigError(
                 f"--check {check} ran {sorted(size)} (images, folds, samples), not ({images}, {folds}, {samples}); "
                 "check against a run of the projected size"
             )
         df["check_min"] = [
-            other[t]["ensemble_s"] / 60 if other.get(t, {}).get("status") == "ok" else float("nan") for t in df.trial
+            other[t].ensemble_s / 60 if t in other and other[t].status == "ok" else float("nan") for t in df.trial
         ]
         df["check_error"] = df.proj_ensemble_min / df.check_min - 1
         facts["check"] = str(check)
-    train_s = first.get("train_s") or 0.0
+    train_s = first.train_s or 0.0
     facts.update(
         {
-            "measured": (first["n_examples"], first["folds"], first["samples"]),
+            "measured": (first.n_examples, first.folds, first.samples),
             "projected": (images, folds, samples),
             # training sees each fold's training images every epoch: N (K - 1) over all folds
-            "train_min": train_s / 60 * images * (folds - 1) / (first["n_examples"] * (first["folds"] - 1))
-            if train_s and first.get("posterior_source") != "user"  # from the cache: the original training's time
+            "train_min": train_s / 60 * images * (folds - 1) / (first.n_examples * (first.folds - 1))
+            if train_s and first.posterior_source != "user"  # from the cache: the original training's time
             else None,
         }
     )

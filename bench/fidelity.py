@@ -64,12 +64,29 @@ def is_reference(backend: str, precision: str, channels_last: bool, bn_examples:
 def is_reference_row(row: dict[str, Any]) -> bool:
     """A recorded row that can serve as (or is) the run's reference: successful eager fp32, full BatchNorm data."""
     return row["status"] == "ok" and is_reference(
-        row["backend"], row["precision"], row["channels_last"], row.get("trial_bn_examples")
+        row["backend"], row["precision"], row["channels_last"], row["trial_bn_examples"]
     )
 
 
 def compare(ref_dir: Path, trial_dir: Path, ref_row: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """Fidelity of one trial's outputs against the reference trial's (both trial directories)."""
+    """Fidelity of one trial's outputs against the reference trial's.
+
+    Parameters
+    ----------
+    ref_dir, trial_dir : Path
+        The two trial folders: ``member_probs.npy`` (S, N, C), ``label_issues.npy`` (N,) bool and, when
+        recorded, ``bn_stats.npy`` (S, K, 2, channels).
+    ref_row, row : mapping
+        Their result rows (``calibration_given``, ``label_issues``).
+
+    Returns
+    -------
+    dict
+        ``max_abs_dp`` (largest |p - p_ref| over samples, examples, classes), ``argmax_agreement`` (fraction
+        of (sample, example) pairs with the same top class), ``issue_jaccard`` (of the label-issue sets),
+        ``bn_mean_err`` / ``bn_var_err`` (see :class:`Tolerance`), ``delta_ece`` / ``delta_nll`` (vs the given
+        labels) and ``delta_issue_f1``, each as trial minus reference.
+    """
     ref = np.load(ref_dir / "member_probs.npy", mmap_mode="r")
     got = np.load(trial_dir / "member_probs.npy", mmap_mode="r")
     if ref.shape != got.shape:

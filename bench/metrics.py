@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 ECE_BINS = 15
+# What calibration() returns: each becomes the summary columns <key>_given and <key>_true (bench.results).
+CALIBRATION_KEYS = ("ece", "mce", "nll", "brier", "accuracy")
 # Which labels the headline calibration (tables, charts, the recommendation, delta_ece/delta_nll) is measured
 # against. Confident learning consumes the model's probabilities of the *given* labels (its per-class
 # thresholds are mean self-confidences of the given labels), and the given labels are all a user has on their
@@ -16,12 +18,23 @@ HEADLINE_WHY = (
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> dict[str, float]:
-    """Top-label calibration of ``probs`` (N, C) against ``labels`` (N,).
+    """Top-label calibration of ``probs`` against ``labels``.
 
-    ece / mce: expected / maximum |accuracy - confidence| over ``n_bins`` equal-width
-    confidence bins (lo, hi] (the first also holds 0), weighted by bin size for ECE.
-    nll: mean -log p[label] (p clipped at 1e-12). brier: mean over examples of
-    sum_c (p_c - onehot_c)^2 (range [0, 2]). accuracy: top-1 agreement with ``labels``.
+    Parameters
+    ----------
+    probs : np.ndarray
+        (N, C) probabilities, rows summing to 1.
+    labels : np.ndarray
+        (N,) int class ids (given or true labels).
+    n_bins : int
+        Equal-width confidence bins (lo, hi] for ECE and MCE (the first also holds 0).
+
+    Returns
+    -------
+    dict
+        ``ece`` / ``mce``: expected (bin-size weighted) / maximum |accuracy - confidence| over the bins, in
+        [0, 1]; ``nll``: mean -log p[label] in nats (p clipped at 1e-12); ``brier``: mean over examples of
+        sum_c (p_c - onehot_c)^2, in [0, 2]; ``accuracy``: top-1 agreement with ``labels``, in [0, 1].
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
@@ -50,9 +63,18 @@ def calibration(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -
 
 
 def detection_scores(found: np.ndarray, truth: np.ndarray) -> dict[str, float | int]:
-    """Precision, recall and F1 of a found label-issue mask against the true-error mask (both (N,) bool).
+    """Precision, recall and F1 of the label issues found against the true label errors.
 
-    Precision is 1.0 when nothing was found and recall 1.0 when there is nothing to find.
+    Parameters
+    ----------
+    found, truth : np.ndarray
+        (N,) bool: flagged by confident learning; the given label is really wrong.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1`` in [0, 1] (precision 1.0 when nothing was found, recall 1.0 when
+        there is nothing to find), ``n_found`` and ``n_true`` counts.
     """
     found = np.asarray(found, dtype=bool)
     truth = np.asarray(truth, dtype=bool)

@@ -23,10 +23,11 @@ import pandas as pd
 
 from bench.errors import ResultsError
 from bench.fidelity import is_reference_row
+from bench.metrics import CALIBRATION_KEYS
+from bench.row import TrialRow, as_row
 from bench.timing import PHASES
 
 ROWS = "results.jsonl"
-CALIBRATION_KEYS = ("ece", "mce", "nll", "brier", "accuracy")
 CHECKSUM = "row_sha256"
 
 
@@ -51,8 +52,10 @@ def _digest(row: dict[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def append_row(run_dir: Path, row: dict[str, Any]) -> None:
-    """Append one checksummed JSON row to the run's results.jsonl atomically and durably."""
+def append_row(run_dir: Path, row: TrialRow | dict[str, Any]) -> None:
+    """Append one checksummed JSON row (checked against :class:`bench.row.TrialRow`) to the run's
+    results.jsonl atomically and durably."""
+    row = as_row(row).to_dict()
     line = json.dumps({**row, CHECKSUM: _digest(row)}, sort_keys=True) + "\n"
     path = run_dir / ROWS
     try:
@@ -73,11 +76,12 @@ def append_row(run_dir: Path, row: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def read_rows(run_dir: str | Path, warn=None) -> list[dict[str, Any]]:
+def read_rows(run_dir: str | Path, warn=None) -> list[TrialRow]:
     """The latest complete row of every trial, in first-seen order.
 
     A line that does not parse or fails its checksum (torn by a kill, damaged on disk) is
-    skipped and reported through ``warn`` (default: stderr).
+    skipped and reported through ``warn`` (default: stderr). An intact row that is not of this
+    swagbench's schema (a newer version, an unknown field) raises ResultsError: never misread.
     """
     warn = warn or (lambda msg: print(msg, file=sys.stderr))
     path = Path(run_dir) / ROWS
@@ -103,8 +107,9 @@ def read_rows(run_dir: str | Path, warn=None) -> list[dict[str, Any]]:
             damaged.append((number, trial if isinstance(trial, str) or trial is None else trial.group(1)))
             continue
         row.pop(CHECKSUM)
-        rows[row["trial_id"]] = row  # a rerun's row replaces the earlier one, in its place
-        last_line[row["trial_id"]] = number
+        row = TrialRow.from_dict(row, where=f"{path} line {number}")
+        rows[row.trial_id] = row  # a rerun's row replaces the earlier one, in its place
+        last_line[row.trial_id] = number
     for number, trial in damaged:
         # Damage matters until its trial has a newer intact row. A torn fragment too short to name its trial
         # was the last row being written; a resume reruns that trial first, so any later intact row means so.
@@ -117,7 +122,7 @@ def read_rows(run_dir: str | Path, warn=None) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def summary_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
     """One flat row per trial: minutes per phase, throughput, memory, calibration, detection, speedup.
 
     ``ensemble_min`` is the per-trial wall-clock cost (sample + BN update + prepare + warm-up +
@@ -127,57 +132,57 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     same for steady-state predict throughput (img/s).
     """
     records = []
-    for r in rows:
-        phases = r.get("phases_s") or {}
-        meaningful = r.get("metrics_meaningful", True)  # timing-only runs: never show their quality numbers
+    for r in map(as_row, rows):
+        phases = r.phases_s or {}
+        meaningful = r.metrics_meaningful  # timing-only runs: never show their quality numbers
         # calibration: vs the true labels when known; calibration_given: vs the given labels (the headline)
-        cal = (r.get("calibration") or {}) if meaningful and r.get("calibration_labels") == "true" else {}
-        given = (r.get("calibration_given") or {}) if meaningful else {}
-        repeats = r.get("ensemble_s_repeats") or ([r["ensemble_s"]] if r.get("ensemble_s") is not None else [])
-        det = (r.get("label_issues") or {}) if meaningful else {}
-        fid = r.get("fidelity") or {}
-        roof = r.get("roofline") or {}
-        roof_bn = r.get("roofline_bn") or {}
+        cal = (r.calibration or {}) if meaningful and r.calibration_labels == "true" else {}
+        given = (r.calibration_given or {}) if meaningful else {}
+        repeats = r.ensemble_s_repeats or ([r.ensemble_s] if r.ensemble_s is not None else [])
+        det = (r.label_issues or {}) if meaningful else {}
+        fid = r.fidelity or {}
+        roof = r.roofline or {}
+        roof_bn = r.roofline_bn or {}
         worker_s = sum(v for k, v in phases.items() if k != "confident_learning")
-        samples = r.get("samples_total") or 0
-        workers = r.get("workers", 1)
+        samples = r.samples_total or 0
+        workers = r.workers
         rec = {
-            "trial": r["trial_id"],
+            "trial": r.trial_id,
             "is_reference": is_reference_row(r),
-            "backend": r["backend"],
-            "precision": r["precision"],
-            "channels_last": r["channels_last"],
-            "strategy": r.get("strategy"),
-            "threads": r["threads"],
+            "backend": r.backend,
+            "precision": r.precision,
+            "channels_last": r.channels_last,
+            "strategy": r.strategy,
+            "threads": r.threads,
             "workers": workers,
-            "plan": f"{workers}x{r['threads']}",
-            "members": r.get("members", "stream"),
-            "bn": bn_description(r.get("bn_update")),
-            "bn_examples": r.get("bn_examples"),
-            "batch": r["batch_size"],
-            "status": r["status"],
-            "result": r.get("validity") if r["status"] == "ok" else r["status"],
+            "plan": f"{workers}x{r.threads}",
+            "members": r.members,
+            "bn": bn_description(r.bn_update),
+            "bn_examples": r.bn_examples,
+            "batch": r.batch_size,
+            "status": r.status,
+            "result": r.validity if r.status == "ok" else r.status,
             "metrics": "meaningful" if meaningful else "not meaningful (timing-only)",
-            "ensemble_min": r["ensemble_s"] / 60 if r.get("ensemble_s") is not None else None,
+            "ensemble_min": r.ensemble_s / 60 if r.ensemble_s is not None else None,
             "repeats": len(repeats) or None,
             "ensemble_min_lo": min(repeats) / 60 if repeats else None,
             "ensemble_min_hi": max(repeats) / 60 if repeats else None,
-            "ensemble_spread": (max(repeats) - min(repeats)) / r["ensemble_s"] if len(repeats) > 1 else None,
-            "train_min": r.get("train_s", 0.0) / 60,
+            "ensemble_spread": (max(repeats) - min(repeats)) / r.ensemble_s if len(repeats) > 1 else None,
+            "train_min": r.train_s / 60,
         }
         rec.update({f"{p}_min": phases[p] / 60 if p in phases else None for p in PHASES})
         rec.update(
             {
-                "img_per_s": r.get("predict_img_per_s"),
+                "img_per_s": r.predict_img_per_s,
                 "gflops": roof.get("achieved_gflops"),
                 "pct_of_peak": roof.get("pct_of_peak"),
                 "prepare_s_per_sample": phases["prepare"] / samples if phases and samples else None,
                 "sample_prepare_share": (phases["sample"] + phases["prepare"]) / worker_s if worker_s else None,
-                "bn_img_per_s": r.get("bn_img_per_s"),
-                **setup_costs(r.get("sample_phases_s") or []),
+                "bn_img_per_s": r.bn_img_per_s,
+                **setup_costs(r.sample_phases_s or []),
                 "bn_pct_of_peak": roof_bn.get("pct_of_peak"),
-                "peak_rss_gb": r["peak_rss_bytes"] / 1e9 if r.get("peak_rss_bytes") else None,
-                "rss_growth_gb": r["rss_growth_bytes"] / 1e9 if r.get("rss_growth_bytes") is not None else None,
+                "peak_rss_gb": r.peak_rss_bytes / 1e9 if r.peak_rss_bytes else None,
+                "rss_growth_gb": r.rss_growth_bytes / 1e9 if r.rss_growth_bytes is not None else None,
                 **{f"{k}_given": given.get(k) for k in CALIBRATION_KEYS},
                 **{f"{k}_true": cal.get(k) for k in CALIBRATION_KEYS},
                 "issue_precision": det.get("precision"),
@@ -190,8 +195,8 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "delta_nll": fid.get("delta_nll") if meaningful else None,
                 "delta_issue_f1": fid.get("delta_issue_f1") if meaningful else None,
                 "bn_mean_err": fid.get("bn_mean_err"),
-                "validity": r.get("validity"),
-                "error": r.get("error") or "; ".join(r.get("validity_reasons") or []) or _untimed(r),
+                "validity": r.validity,
+                "error": r.error or "; ".join(r.validity_reasons or []) or _untimed(r),
             }
         )
         records.append(rec)
@@ -228,9 +233,9 @@ def setup_costs(sample_phases: list) -> dict[str, float | None]:
     }
 
 
-def _untimed(row: dict[str, Any]) -> str | None:
+def _untimed(row: TrialRow) -> str | None:
     """Why a successful trial has no predict throughput (rather than a blank cell nobody can read)."""
-    if row.get("status") == "ok" and row.get("predict_img_per_s") is None:
+    if row.status == "ok" and row.predict_img_per_s is None:
         return (
             "no predict batch was timed: every batch was a first call after its runner was built (warm-up); "
             "use a smaller batch_size or more examples per fold"
@@ -246,16 +251,16 @@ def bn_description(info: dict[str, Any] | None) -> str | None:
     return text + (" (fallback)" if info["where"] == "eager" and info.get("reason") else "")
 
 
-def calibration_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def calibration_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
     """Long table: trial x ensemble size S -> ``<metric>_given`` and ``<metric>_true`` for ECE, MCE, NLL, Brier and
     accuracy (``_true`` empty where the truth is unknown)."""
     records = []
-    for r in rows:
-        if not r.get("metrics_meaningful", True):
+    for r in map(as_row, rows):
+        if not r.metrics_meaningful:
             continue
-        truth = r.get("calibration_labels") == "true"
-        for point in r.get("calibration_vs_samples") or []:
-            rec = {"trial": r["trial_id"], "samples": point["samples"]}
+        truth = r.calibration_labels == "true"
+        for point in r.calibration_vs_samples or []:
+            rec = {"trial": r.trial_id, "samples": point["samples"]}
             for k in CALIBRATION_KEYS:
                 rec[f"{k}_given"] = point.get(f"{k}_given", None if truth else point.get(k))
                 rec[f"{k}_true"] = point.get(k) if truth else None

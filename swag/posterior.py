@@ -16,14 +16,22 @@ from torch import nn
 class Posterior:
     """A SWAG posterior over a model's parameters.
 
-    Attributes:
-        mean: (P,) first moment of the collected iterates.
-        sq_mean: (P,) second (uncentred) moment.
-        deviations: (R, P) the last R = min(n_models, max_rank) deviations w_i - mean_i.
-        max_rank: K in the paper; the low-rank term is scaled by 1/sqrt(K - 1).
-        n_models: number of iterates collected.
-        param_names / param_shapes: layout of the flat vector.
-        meta: free-form string metadata (architecture, classes, input shape, ...).
+    Attributes
+    ----------
+    mean : torch.Tensor
+        (P,) first moment of the collected iterates.
+    sq_mean : torch.Tensor
+        (P,) second (uncentred) moment.
+    deviations : torch.Tensor
+        (R, P) the last R = min(n_models, max_rank) deviations w_i - mean_i.
+    max_rank : int
+        K in the paper; the low-rank term is scaled by 1/sqrt(K - 1).
+    n_models : int
+        Number of iterates collected.
+    param_names, param_shapes : list
+        Layout of the flat vector: the model's parameter names and shapes, in order.
+    meta : dict of str
+        Free-form string metadata (architecture, classes, input shape, fold, data digests, ...).
     """
 
     mean: torch.Tensor

@@ -15,14 +15,24 @@ from swag.posterior import Posterior, SwagCollector, synthesize_posterior
 class TrainConfig:
     """SGD + SWAG schedule.
 
-    Attributes:
-        epochs: total epochs; SWAG collects from epoch ``swa_start`` (0-based) on.
-        lr: initial learning rate; decays linearly to ``swa_lr`` between 50% and 90% of
-            ``swa_start`` (the reference schedule), then stays at ``swa_lr``.
-        snapshots_per_epoch: SWAG snapshots per epoch in the collection phase (evenly spaced).
-        max_rank: K, the rank of the deviation matrix D.
-        synthesize: skip SGD and synthesise a posterior around the initial weights
-            (timing-only runs; calibration and label metrics are then not meaningful).
+    Attributes
+    ----------
+    epochs : int
+        Total epochs; SWAG collects from epoch ``swa_start`` (0-based) on.
+    lr, swa_lr : float
+        Initial learning rate, decaying linearly to ``swa_lr`` between 50% and 90% of ``swa_start`` (the
+        reference schedule), then staying at ``swa_lr``.
+    momentum, weight_decay : float
+        SGD's.
+    batch_size : int
+        Training images per SGD step.
+    snapshots_per_epoch : int
+        SWAG snapshots per epoch in the collection phase (evenly spaced).
+    max_rank : int
+        K, the rank of the deviation matrix D.
+    synthesize : bool
+        Skip SGD and synthesise a posterior around the initial weights (timing-only runs; calibration and
+        label metrics are then not meaningful).
     """
 
     epochs: int = 10

@@ -23,6 +23,9 @@ from tests.conftest import the_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The fields every stored row has (bench/row.py); these tests are about the store, not the measurements.
+ROW = {"run_id": "r", "backend": "eager", "precision": "fp32", "channels_last": False, "threads": 1, "batch_size": 8}
+
 
 def _quiet(*_):
     pass
@@ -48,10 +51,10 @@ def _kill_9_once(args, results: Path, when: str, settle_s: float = 0.0) -> Path:
 
 
 def test_torn_tail_is_skipped_and_the_next_row_starts_a_fresh_line(tmp_path):
-    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    append_row(tmp_path, {**ROW, "trial_id": "a", "status": "ok"})
     with open(tmp_path / "results.jsonl", "a") as f:
         f.write('{"trial_id": "b", "sta')  # killed mid-write
-    append_row(tmp_path, {"trial_id": "c", "status": "ok"})
+    append_row(tmp_path, {**ROW, "trial_id": "c", "status": "ok"})
     warnings = []
     assert [r["trial_id"] for r in read_rows(tmp_path, warn=warnings.append)] == ["a", "c"]
     assert len(warnings) == 1 and "line 2 is torn or damaged" in warnings[0]
@@ -59,7 +62,7 @@ def test_torn_tail_is_skipped_and_the_next_row_starts_a_fresh_line(tmp_path):
 
 def test_damaged_row_fails_its_checksum_and_the_rest_is_kept(tmp_path):
     for t in "abc":
-        append_row(tmp_path, {"trial_id": t, "status": "ok", "wall_s": 1.5})
+        append_row(tmp_path, {**ROW, "trial_id": t, "status": "ok", "wall_s": 1.5})
     path = tmp_path / "results.jsonl"
     path.write_text(path.read_text().replace('"wall_s": 1.5', '"wall_s": 9.5', 1))  # a flipped digit, valid JSON
     warnings = []
@@ -68,16 +71,16 @@ def test_damaged_row_fails_its_checksum_and_the_rest_is_kept(tmp_path):
 
 
 def test_rerun_row_replaces_the_earlier_one_in_place(tmp_path):
-    append_row(tmp_path, {"trial_id": "a", "status": "failed"})
-    append_row(tmp_path, {"trial_id": "b", "status": "ok"})
-    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    append_row(tmp_path, {**ROW, "trial_id": "a", "status": "failed"})
+    append_row(tmp_path, {**ROW, "trial_id": "b", "status": "ok"})
+    append_row(tmp_path, {**ROW, "trial_id": "a", "status": "ok"})
     assert [(r["trial_id"], r["status"]) for r in read_rows(tmp_path)] == [("a", "ok"), ("b", "ok")]
 
 
 def test_full_disk_is_one_clear_error(tmp_path):
     (tmp_path / "results.jsonl").symlink_to("/dev/full")  # every write fails with ENOSPC
     with pytest.raises(ResultsError, match="No space left on device.*free disk space"):
-        append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+        append_row(tmp_path, {**ROW, "trial_id": "a", "status": "ok"})
 
 
 def test_run_on_a_full_filesystem_exits_2_with_one_line(tmp_path, tiny_overrides, capsys):
@@ -161,13 +164,13 @@ def test_resume_reruns_failed_trials_only_when_asked(tiny_overrides):
 
 
 def test_a_torn_row_that_a_resume_replaced_is_not_reported_again(tmp_path):
-    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    append_row(tmp_path, {**ROW, "trial_id": "a", "status": "ok"})
     with open(tmp_path / "results.jsonl", "a") as f:
         f.write('{"backend": "eager", "ca')  # killed mid-write: too short to name its trial
     warnings = []
     read_rows(tmp_path, warn=warnings.append)
     assert len(warnings) == 1  # it matters: that trial has no row yet
-    append_row(tmp_path, {"trial_id": "b", "status": "ok"})  # the resume reran it
+    append_row(tmp_path, {**ROW, "trial_id": "b", "status": "ok"})  # the resume reran it
     warnings.clear()
     assert [r["trial_id"] for r in read_rows(tmp_path, warn=warnings.append)] == ["a", "b"]
     assert warnings == []
@@ -176,7 +179,7 @@ def test_a_torn_row_that_a_resume_replaced_is_not_reported_again(tmp_path):
     path.write_text(path.read_text().replace('"status": "ok"', '"status": "OK"', 1))
     read_rows(tmp_path, warn=warnings.append)
     assert len(warnings) == 1 and "line 1" in warnings[0]
-    append_row(tmp_path, {"trial_id": "a", "status": "ok"})
+    append_row(tmp_path, {**ROW, "trial_id": "a", "status": "ok"})
     warnings.clear()
     read_rows(tmp_path, warn=warnings.append)
     assert warnings == []

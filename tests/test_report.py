@@ -116,7 +116,8 @@ def test_a_run_where_every_trial_failed_says_so_everywhere(run_dir):
     skipped = next(r for r in rows if r["status"] == "skipped")  # a real row with no measurements
     failed = []
     for row in rows:
-        row = {**{k: row[k] for k in skipped if k in row}, "status": "failed", "error": "RuntimeError: boom"}
+        settings = {k: row[k] for k in ("trial_id", "backend", "precision", "channels_last", "threads", "workers")}
+        row = {**skipped.to_dict(), **settings, "status": "failed", "error": "RuntimeError: boom"}
         failed.append(json.dumps({**row, CHECKSUM: _digest(row)}, sort_keys=True))
     (run_dir / "results.jsonl").write_text("\n".join(failed) + "\n")
     page = build_report(run_dir).read_text()

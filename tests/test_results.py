@@ -8,6 +8,7 @@ from bench.results import append_row, read_rows, summary_frame
 
 def _row(trial, backend="eager", precision="fp32", predict=2.0, status="ok", img_per_s=100.0):
     return {
+        "run_id": "20260101-000000-test",
         "ensemble_s": 6.0 + predict,  # one worker: the sum of its phases
         "trial_id": trial,
         "backend": backend,
@@ -66,3 +67,34 @@ def test_summary_minutes_and_speedup():
     assert fast.prepare_s_per_sample == pytest.approx(1.0) and fast.peak_rss_gb == pytest.approx(2.0)
     assert fast.predict_speedup == pytest.approx(2.5) and ref.predict_speedup == pytest.approx(1.0)
     assert bad.status == "failed" and bad.error == "boom"
+
+
+def test_rows_carry_their_schema_and_foreign_rows_are_refused(tmp_path, capsys):
+    import dataclasses
+
+    from bench.cli import main
+    from bench.results import CHECKSUM, _digest
+    from bench.row import SCHEMA_VERSION, TrialRow
+
+    append_row(tmp_path, _row("a"))
+    stored = json.loads((tmp_path / "results.jsonl").read_text())
+    assert stored["schema_version"] == SCHEMA_VERSION == 2
+    assert set(stored) - {CHECKSUM} == {f.name for f in dataclasses.fields(TrialRow)}  # every field, written
+    (row,) = read_rows(tmp_path)
+    assert isinstance(row, TrialRow) and row.ensemble_s == 8.0 and row["trial_id"] == "a" and row.python is None
+    with pytest.raises(ResultsError, match="does not define"):
+        append_row(tmp_path, {**_row("b"), "ensemble_minutes": 1.0})  # a field the schema lacks: a bug, refused
+
+    def write(path, row):
+        path.mkdir()
+        (path / "results.jsonl").write_text(json.dumps({**row, CHECKSUM: _digest(row)}, sort_keys=True) + "\n")
+        return path
+
+    old = write(tmp_path / "v1", _row("c"))  # no schema_version: written before there was one; loads
+    (loaded,) = read_rows(old)
+    assert loaded.schema_version == SCHEMA_VERSION and loaded.ensemble_s_repeats is None and loaded.workers == 1
+    newer = write(tmp_path / "v9", {**_row("d"), "schema_version": 9})
+    with pytest.raises(ResultsError, match="schema_version 9, newer than this swagbench reads"):
+        read_rows(newer)
+    assert main(["summary", str(newer)]) == 2  # one error line, exit 2, never a misread table
+    assert "upgrade swagbench" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def test_faulty_workers_are_recorded_and_the_run_continues(tiny_overrides):
     assert "conversion failed on purpose" in rows["RaiseBackend"]["error"]
     assert rows["MissingBackend"]["status"] == "skipped" and "pip install nothing" in rows["MissingBackend"]["error"]
     assert rows["NanBackend"]["status"] == "failed" and "non-finite probabilities" in rows["NanBackend"]["error"]
-    assert "validity" not in rows["NanBackend"]
+    assert rows["NanBackend"]["validity"] is None  # a failed trial gets no verdict
     summary = (run_dir / "summary.md").read_text()
     assert "## Failed, skipped or INVALID" in summary and "SIGSEGV" in summary
 

@@ -1,0 +1,179 @@
+"""One trial's result row: every field, typed and documented, and the one place rows are checked.
+
+``bench.run`` assembles a row (settings, outcome, measurements from ``bench.trial.finish_trial``, the gate's
+verdict) and ``bench.results.append_row`` writes it through :meth:`TrialRow.from_dict` (a field this schema
+does not know is a bug, refused); ``bench.results.read_rows`` reads every row back through it. Readers use
+attributes (``row.ensemble_s``); ``row["ensemble_s"]`` and ``{**row}`` work too.
+
+Versions: :data:`SCHEMA_VERSION` is written in every row. Rows without one (version 1, written before the
+schema had a number) hold a subset of these fields with the same meaning and load with the others at their
+defaults; a row of a newer version, or with a field this version does not know, is refused with a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import ResultsError
+
+SCHEMA_VERSION = 2
+
+
+@dataclass
+class TrialRow:
+    """A trial's row in ``results.jsonl``.
+
+    Attributes
+    ----------
+    run_id, trial_id : str
+        The run folder's name; ``<index>-<label>`` of the trial (label = backend, precision, settings).
+    backend, precision, channels_last, threads, workers, batch_size, members, options
+        The trial's settings (threads per worker; ``options``: the backend's options as configured).
+    status : str
+        ``ok``, ``failed``, ``timeout``, ``oom`` or ``skipped``; ``error`` says why when not ``ok``.
+    bn_examples, trial_bn_examples : int or None
+        BatchNorm statistics from this many examples per fold (None: all); the trial's own setting.
+    model, dataset, n_examples, folds, samples, samples_total
+        The workload: N images, K folds x S samples (K x S = samples_total).
+    train_s : float
+        Seconds of training all folds' posteriors (shared by every trial; the original time when cached).
+    ensemble_s : float
+        Whole-ensemble wall-clock seconds: workers' loops, first start to last end, plus confident learning;
+        with ``repeats`` > 1 the median repeat's, every repeat's in ``ensemble_s_repeats``.
+    phases_s : dict
+        Worker-seconds per phase (``bench.timing.PHASES``) summed over workers.
+    sample_phases_s : list
+        ``[fold, sample, {phase: seconds}]`` for every (fold, sample) pair.
+    predict_img_per_s, bn_img_per_s : float or None
+        Steady-state images per second of predict and of the BatchNorm pass (warm-up calls excluded).
+    peak_rss_bytes, rss_growth_bytes, baseline_rss_bytes : int or None
+        Peak resident memory of the trial's workers, its growth over their baseline after loading data.
+    calibration, calibration_given : dict
+        ECE, MCE, NLL, Brier, accuracy vs the true labels (``calibration_labels == "true"``) and the given ones.
+    calibration_vs_samples : list
+        The same (``<metric>`` true, ``<metric>_given``) for the first S = 1, 2, 4, ... samples.
+    label_issues : dict or None
+        Precision, recall, F1 of the found label issues against the injected errors (None: truth unknown).
+    roofline, roofline_bn : dict or None
+        Achieved GFLOP/s and percent of the machine's peak, of predict and of the BatchNorm pass.
+    fidelity : dict or None
+        Against the eager fp32 reference: max |dp|, argmax agreement, issue-set Jaccard, BN statistics errors,
+        calibration and issue-F1 deltas.
+    validity : str or None
+        ``VALID``, ``INVALID`` or ``UNCHECKED`` (``validity_reasons`` says why).
+    """
+
+    run_id: str
+    trial_id: str
+    backend: str
+    precision: str
+    channels_last: bool
+    threads: int
+    batch_size: int
+    status: str
+    error: str | None = None
+    workers: int = 1
+    data_shards: int = 1
+    executor: str = "local"
+    members: str = "stream"
+    options: dict[str, Any] = field(default_factory=dict)
+    python: str | None = None
+    bn_examples: int | None = None
+    trial_bn_examples: int | None = None
+    model: str | None = None
+    dataset: str | None = None
+    n_examples: int | None = None
+    folds: int | None = None
+    samples: int | None = None
+    samples_total: int | None = None
+    train_s: float = 0.0
+    profile: str | None = None
+    posterior_source: str | None = None
+    metrics_meaningful: bool = True
+    started_utc: str | None = None
+    wall_s: float | None = None
+    peak_rss_bytes: int | None = None
+    rss_growth_bytes: int | None = None
+    baseline_rss_bytes: int | None = None
+    strategy: str | None = None
+    backend_info: dict[str, Any] | None = None
+    versions: dict[str, str] | None = None
+    phases_s: dict[str, float] | None = None
+    ensemble_s: float | None = None
+    ensemble_s_repeats: list[float] | None = None
+    worker_startup_s: float | None = None
+    sample_phases_s: list | None = None
+    images_predicted: int | None = None
+    images_timed: int | None = None
+    predict_img_per_s: float | None = None
+    predict_batch_ms: dict[str, float] | None = None
+    bn_img_per_s: float | None = None
+    bn_update: dict[str, Any] | None = None
+    calibration_labels: str | None = None
+    calibration: dict[str, float] | None = None
+    calibration_given: dict[str, float] | None = None
+    calibration_vs_samples: list[dict[str, float]] | None = None
+    label_issues: dict[str, float] | None = None
+    n_label_issues_found: int | None = None
+    roofline: dict[str, Any] | None = None
+    roofline_bn: dict[str, Any] | None = None
+    fidelity: dict[str, Any] | None = None
+    validity: str | None = None
+    validity_reasons: list[str] | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "row") -> TrialRow:
+        """A row from its JSON mapping; refuses newer versions and fields this schema does not know."""
+        version = raw.get("schema_version", 1)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ResultsError(
+                f"{where} has schema_version {version!r}, newer than this swagbench reads ({SCHEMA_VERSION}); "
+                "upgrade swagbench to read it"
+            )
+        unknown = set(raw) - FIELDS
+        if unknown:
+            raise ResultsError(
+                f"{where} has field(s) {sorted(unknown)} that schema version {SCHEMA_VERSION} does not define; "
+                "it was not written by this swagbench"
+            )
+        missing = REQUIRED - set(raw)
+        if missing:
+            raise ResultsError(f"{where} lacks required field(s) {sorted(missing)}; it is not a swagbench row")
+        return cls(**{**raw, "schema_version": SCHEMA_VERSION})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # Read like the mapping it is stored as: row["field"], row.get("field"), {**row}.
+    def __getitem__(self, key: str) -> Any:
+        if key not in FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in FIELDS else default
+
+    def keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self)]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in FIELDS
+
+
+FIELDS = {f.name for f in dataclasses.fields(TrialRow)}
+REQUIRED = {
+    f.name
+    for f in dataclasses.fields(TrialRow)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+}
+
+
+def as_row(row: TrialRow | dict[str, Any]) -> TrialRow:
+    """``row`` as a :class:`TrialRow` (a mapping is checked on the way)."""
+    return row if isinstance(row, TrialRow) else TrialRow.from_dict(dict(row))
