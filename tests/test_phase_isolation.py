@@ -19,8 +19,10 @@ WINDOW_S = 0.02
 MAX_CORES = 0.3  # a spinning pool shows ~1 core per spinning thread in this window
 
 
-def _idle_cpu(call) -> float:
-    """Cores' worth of this process's CPU time in the WINDOW_S after ``call()`` returns (least of 3 tries)."""
+def _idle_cpu(call, pick=min) -> float:
+    """Cores' worth of this process's CPU time in the WINDOW_S after ``call()`` returns, over 3 tries: the least
+    (a runtime must be quiet every time) or, with ``pick=max``, the most (a spinning pool shows in at least one
+    try even when other processes keep the CPUs busy and its threads get little time)."""
     proc = psutil.Process()
     seen = []
     for _ in range(3):
@@ -31,7 +33,7 @@ def _idle_cpu(call) -> float:
             time.sleep(0.002)
         t = proc.cpu_times()
         seen.append((t.user + t.system - before) / (time.perf_counter() - t0))
-    return min(seen)
+    return pick(seen)
 
 
 @pytest.fixture(scope="module")
@@ -67,4 +69,4 @@ def test_the_check_sees_a_spinning_pool(setup):
     so.intra_op_num_threads = 2
     session = ort.InferenceSession(export_onnx(model, x).SerializeToString(), so, providers=["CPUExecutionProvider"])
     feed = {"x": x.numpy()}
-    assert _idle_cpu(lambda: session.run(None, feed)) > MAX_CORES
+    assert _idle_cpu(lambda: session.run(None, feed), pick=max) > MAX_CORES
