@@ -19,11 +19,11 @@ def _fixed(digits: int) -> Callable[[float], str]:
 
 
 def _amount(v: float) -> str:
-    """Minutes, seconds, GB: 1 decimal from 100 up, 2 from 1 up, 2 significant digits from 0.01 up, else 3
+    """Minutes, seconds, GB: 1 decimal from 100 up, 2 from 0.1 up, 2 significant digits from 0.01 up, else 3
     decimals (0.000 for what is below a millisecond or a thousandth of a minute)."""
     if abs(v) >= 100:
         return f"{v:.1f}"
-    if abs(v) >= 1:
+    if abs(v) >= 0.1:
         return f"{v:.2f}"
     return f"{v:.2g}" if abs(v) >= 0.01 else f"{v:.3f}"
 
