@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import ConfigError
-from bench.results import read_rows, setup_costs, summary_frame
+from bench.results import read_env, read_rows, setup_costs, summary_frame
 from bench.row import TrialRow
 
 
@@ -133,7 +133,7 @@ def estimate(
             else None,
         }
     )
-    env = _env(Path(run_dir))
+    env = read_env(Path(run_dir))
     profile = env.get("profile") or {}
     if not profile.get("name"):
         facts["no_price"] = "the run used no --profile, so no machine (and no price per hour) is known"
@@ -148,13 +148,6 @@ def estimate(
             for kind in ("on_demand", "spot"):
                 df[f"usd_{kind}"] = df.proj_ensemble_min / 60 * rate[kind]
     return df, facts
-
-
-def _env(run_dir: Path) -> dict[str, Any]:
-    import json
-
-    path = run_dir / "env.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def render(df: pd.DataFrame, facts: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from bench.charts import CHARTS, write_charts
 from bench.errors import ResultsError
 from bench.metrics import HEADLINE_LABELS, HEADLINE_WHY
 from bench.recommend import recommendation
-from bench.results import calibration_frame, flagged_trials, read_rows, summary_frame, write_summary
+from bench.results import calibration_frame, flagged_trials, read_env, read_rows, summary_frame, write_summary
 
 
 def _img(path: Path) -> str:
@@ -28,7 +28,7 @@ def build_report(run_dir: str | Path) -> Path:
     write_summary(run_dir, rows)
     df = summary_frame(rows)
     charts = write_charts(df, calibration_frame(rows), run_dir)
-    env = _read_json(run_dir / "env.json")
+    env = read_env(run_dir)
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else "(missing)"
     flagged = df[flagged_trials(df)] if len(df) else df
     problems = (
@@ -146,7 +146,7 @@ def _differences(run_a: Path, run_b: Path) -> list[str]:
         return out
 
     configs = [flat(yaml.safe_load((r / "config.yaml").read_text()) or {}) for r in (run_a, run_b)]
-    envs = [_read_json(r / "env.json") for r in (run_a, run_b)]
+    envs = [read_env(r) for r in (run_a, run_b)]
     machine = [{"cpu": (e.get("cpu") or {}).get("model"), "logical cores": e.get("cores_logical")} for e in envs]
     out = []
     for x, y, ignore in ((configs[0], configs[1], {"name", "results_dir"}), (machine[0], machine[1], set())):
@@ -155,7 +155,3 @@ def _differences(run_a: Path, run_b: Path) -> list[str]:
                 shown = [f"{len(v)} trials" if key == "trials" else v for v in (x.get(key), y.get(key))]
                 out.append(f"{key}: {shown[0]} -> {shown[1]}")
     return out
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}

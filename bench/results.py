@@ -47,6 +47,12 @@ def new_run_dir(results_dir: str | Path, name: str) -> Path:
     return path
 
 
+def read_env(run_dir: str | Path) -> dict[str, Any]:
+    """The run's env.json (machine, packages, profile, peak), or {} where a run folder has none."""
+    path = Path(run_dir) / "env.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _digest(row: dict[str, Any]) -> str:
     body = json.dumps({k: v for k, v in row.items() if k != CHECKSUM}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
