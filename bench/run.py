@@ -270,7 +270,9 @@ def _execute(config: RunConfig, log, resume, retry_failed: bool, profile, on_run
 def repeated(repeats: int, attempt) -> dict[str, Any]:
     """Run ``attempt`` (one trial, returning its row) ``repeats`` times; the row of the median whole-ensemble
     time, with every repeat's time in ``ensemble_s_repeats`` and the highest peak memory. A repeat that does not
-    succeed ends the trial with its row (its outputs are the same each time; only the timing varies)."""
+    succeed ends the trial with its row. Every repeat evaluates the same samples (same seeds); the trial folder
+    keeps the last repeat's outputs, which the fidelity gate judges, equal to the median repeat's up to the
+    runtime's own run-to-run nondeterminism."""
     rows = []
     for _ in range(repeats):
         row = attempt()
