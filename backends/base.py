@@ -27,6 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from backends.errors import BackendError
+from backends.precisions import PRECISIONS
+from swag import checked
 from swag.batchnorm import BatchStatistics, StatisticsUnsupported
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -34,12 +37,6 @@ Runner = Callable[[torch.Tensor], torch.Tensor]
 StatisticsRunner = Callable[[torch.Tensor], BatchStatistics]
 """batch -> per BatchNorm layer (batch mean, unbiased batch variance); its ``info`` dict says how the statistics
 were computed: ``precision``, ``layout`` and ``method`` (recorded in the row as ``bn_update``)."""
-
-PRECISIONS = ("fp32", "bf16", "int8")
-
-
-class BackendError(RuntimeError):
-    """A backend cannot run this model/precision (unsupported option, failed conversion)."""
 
 
 @dataclass(frozen=True)
@@ -87,22 +84,9 @@ class NoOptions:
 
 
 def typed_options(cls, raw: dict[str, Any], backend: str):
-    """``cls`` (a backend's options dataclass) from a trial's ``options`` mapping: unknown keys, wrong types and
-    values outside a field's choices raise :class:`BackendError` naming the valid ones."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(raw) - set(fields)
-    if unknown:
-        valid = ", ".join(fields) or "none"
-        raise BackendError(f"backend {backend!r} has no option(s) {sorted(unknown)}; valid: {valid}")
-    for key, value in raw.items():
-        f = fields[key]
-        choices = f.metadata.get("choices")
-        if choices is not None and value not in choices:
-            raise BackendError(f"{backend} option {key}={value!r} is not one of {choices}")
-        kind = type(f.default)
-        if choices is None and (not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)):
-            raise BackendError(f"{backend} option {key}={value!r} must be {kind.__name__}")
-    return cls(**raw)
+    """``cls`` (a backend's options dataclass) from a trial's ``options`` mapping (:func:`swag.checked.build`):
+    unknown keys, wrong types and values outside a field's choices raise :class:`BackendError`."""
+    return checked.build(cls, raw, f"{backend} options", BackendError)
 
 
 def describe_options(cls) -> list[str]:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
-from backends.eager import autocast, memory_format, module_runner
+from backends.torch_helpers import autocast, memory_format, module_runner
 from swag.batchnorm import StatisticsUnsupported
 
 ENV_VAR = "SWAGBENCH_IPEX_PYTHON"

@@ -29,8 +29,15 @@ import torch
 from torch import nn
 
 from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
-from backends.eager import describe
-from backends.onnx_export import GraphOptions, bound_names, export_onnx, export_statistics, float_state
+from backends.onnx_graph import (
+    GraphOptions,
+    bound_names,
+    export_onnx,
+    export_statistics,
+    float_state,
+    symmetric_per_channel,
+)
+from backends.torch_helpers import describe
 
 LEVELS = ("all", "extended", "basic", "disabled")
 
@@ -243,16 +250,9 @@ class WeightRequantizer:
         out: dict[str, np.ndarray] = {}
         scales = {}
         for name, axis in self.weights.items():
-            w = state[name].astype(np.float32)
-            other = tuple(i for i in range(w.ndim) if i != axis)
-            absmax = np.abs(w).max(axis=other) if other else np.abs(w)
-            scale = (absmax / 127.0).astype(np.float32)
-            scale[scale == 0] = 1.0
-            shape = [1] * w.ndim
-            shape[axis] = -1
-            out[f"{name}_quantized"] = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
-            out[f"{name}_scale"] = scale
-            scales[name] = scale
+            q, scale = symmetric_per_channel(state[name].astype(np.float32), axis, lambda a: a / 127.0, 127)
+            out[f"{name}_quantized"] = q
+            out[f"{name}_scale"] = scales[name] = scale.reshape(-1)
         for bias, weight in self.biases.items():
             scale = (self.input_scale[bias] * scales[weight]).astype(np.float32)
             out[f"{bias}_quantized"] = np.rint(state[bias] / scale).astype(np.int32)

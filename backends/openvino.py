@@ -29,8 +29,15 @@ import torch
 from torch import nn
 
 from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
-from backends.eager import describe
-from backends.onnx_export import GraphOptions, bound_names, export_onnx, export_statistics, float_state
+from backends.onnx_graph import (
+    GraphOptions,
+    bound_names,
+    export_onnx,
+    export_statistics,
+    float_state,
+    symmetric_per_channel,
+)
+from backends.torch_helpers import describe
 
 HINTS = ("throughput", "latency")
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -303,13 +310,10 @@ class _Int8Graph(_PredictRunner):
 def quantize_weights(
     w: np.ndarray, axis: int, step: float, qmax: int, scale_shape: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8 weights as NNCF makes them: along all axes but ``axis``,
-    scale = max|w| * ``step`` (1/127, or 1/63.5 where NNCF narrows the first layer) and
-    q = clip(round(w / scale), -qmax, qmax). Returns (q int8, scale shaped ``scale_shape``)."""
-    other = tuple(i for i in range(w.ndim) if i != axis)
-    absmax = np.abs(w).max(axis=other, keepdims=True)
-    scale = np.where(absmax == 0, 1.0, absmax * step).astype(np.float32)
-    q = np.clip(np.rint(w / scale), -qmax, qmax).astype(np.int8)
+    """Symmetric per-channel int8 weights as NNCF makes them (:func:`backends.onnx_graph.symmetric_per_channel`
+    with scale = max|w| * ``step``: 1/127, or 1/63.5 where NNCF narrows the first layer). Returns (q int8, scale
+    shaped ``scale_shape``)."""
+    q, scale = symmetric_per_channel(w, axis, lambda a: a * step, qmax)
     return q, scale.reshape(scale_shape)
 
 

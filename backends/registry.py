@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from backends.base import Backend
+from backends.errors import UnknownBackendError
 from swag.imports import load_object
 
 ENTRY_POINT_GROUP = "swagbench.backends"
@@ -20,13 +20,6 @@ BUILTIN = {
     "openvino": "backends.openvino:OpenVinoBackend",
     "ipex": "backends.ipex:IpexBackend",
 }
-
-
-class UnknownBackendError(KeyError):
-    """No backend is registered under the requested name."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _targets() -> dict[str, str]:
@@ -41,8 +34,8 @@ def backend_names() -> list[str]:
     return list(_targets())
 
 
-def get_backend(name: str) -> Backend:
-    """Instantiate the backend registered as ``name`` (or a ``module:Class`` spec)."""
+def get_backend(name: str):
+    """Instantiate the backend (a :class:`backends.base.Backend`) registered as ``name`` or a ``module:Class`` spec."""
     target = _targets().get(name, name if ":" in name else None)
     if target is None:
         raise UnknownBackendError(f"unknown backend {name!r}; choose from {', '.join(backend_names())}")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
-from backends.eager import autocast, describe, memory_format, module_runner
+from backends.torch_helpers import autocast, describe, memory_format, module_runner
 from swag.batchnorm import StatisticsGraph
 
 

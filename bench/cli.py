@@ -6,8 +6,8 @@ import argparse
 import errno
 import sys
 
+from bench.config.settings import EXECUTOR_NAMES
 from bench.errors import USER_ERRORS
-from bench.executors import EXECUTORS
 
 EPILOG = """examples:
   swagbench run                                  # embedded default: every built-in backend and precision
@@ -43,7 +43,7 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
     )
     cmd.add_argument(
         "--executor",
-        choices=tuple(EXECUTORS),
+        choices=EXECUTOR_NAMES,
         help="where trial workers run: local processes (default) or Ray tasks (pip install -e '.[ray]')",
     )
     cmd.add_argument(
@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--retry-failed", action="store_true", help="with --resume: also rerun failed, timed-out and skipped trials"
         )
+    _reading_commands(sub)
+    return p
+
+
+def _reading_commands(sub) -> None:
+    """The commands that read runs or settings rather than make a run."""
     conf = sub.add_parser("config", help="show every setting (key, default, meaning) a run config or override takes")
     conf.add_argument("--show", action="store_true", help="print the settings (the default action)")
     sub.add_parser("list-backends", help="list registered backends with availability and the reason if not")
@@ -131,17 +137,16 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
     cmp_.add_argument("run_a", help="baseline run directory (A)")
     cmp_.add_argument("run_b", help="run directory to compare with it (B)")
-    return p
 
 
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
-    from pathlib import Path
 
     from bench.config import RunConfig, build, expand_sweep, load_config, parse_grid
     from bench.errors import ConfigError
     from bench.profile import host_mismatch, load_profile, profile_overrides
     from bench.run import execute
+    from bench.rundir import RunDir
 
     if getattr(args, "resume", None):
         given = [
@@ -161,13 +166,11 @@ def _run(args: argparse.Namespace) -> int:
         ]
         if given:
             raise ConfigError(f"--resume reruns the run's stored config; drop {', '.join(given)} or start a new run")
-        run_dir = Path(args.resume).resolve()
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{run_dir} has no config.yaml, so it is not a swagbench run; pass results/<run-id>")
+        run = RunDir.existing(args.resume)
         # Everything the run stores resolves against its folder, wherever it is now and whatever the cwd:
         # its results_dir is the folder it lives in (so the default posterior cache is found beside it).
-        stored = load_config(run_dir / "config.yaml", [f"results_dir={run_dir.parent}"])
-        return _outcome(execute(stored, resume=run_dir, retry_failed=args.retry_failed))
+        stored = load_config(run.config_path, [f"results_dir={run.path.parent}"])
+        return _outcome(execute(stored, resume=run.path, retry_failed=args.retry_failed))
     if getattr(args, "retry_failed", False):
         raise ConfigError("--retry-failed only applies with --resume RUN_DIR")
     overrides = list(args.overrides)
@@ -196,9 +199,10 @@ def _run(args: argparse.Namespace) -> int:
 def _outcome(run_dir) -> int:
     """Exit code of a finished run: 1 (and one line saying so) when no trial succeeded, else 0."""
     from bench.results import read_rows
+    from bench.rundir import RunDir
 
-    if not any(r["status"] == "ok" for r in read_rows(run_dir)):
-        print(f"swagbench: no trial succeeded (see {run_dir / 'summary.md'} for each one's error)", file=sys.stderr)
+    if not any(r.status == "ok" for r in read_rows(run_dir)):
+        print(f"swagbench: no trial succeeded (see {RunDir(run_dir).summary_md} for each one's error)", file=sys.stderr)
         return 1
     return 0
 
@@ -251,43 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
-        if args.command in ("run", "sweep"):
-            return _run(args)
-        elif args.command == "config":
-            print(show_config(), end="")
-        elif args.command == "list-backends":
-            from backends import backend_names, get_backend
-            from backends.base import describe_options
-
-            for name in backend_names():
-                try:
-                    backend = get_backend(name)
-                    ok, reason = backend.available()
-                    precisions = ",".join(backend.precisions)
-                    options = describe_options(backend.Options)
-                except Exception as exc:  # a broken third-party backend must not hide the others
-                    ok, reason, precisions, options = False, f"{type(exc).__name__}: {exc}", "-", []
-                print(f"{name:14s} {'available' if ok else 'unavailable':12s} [{precisions}] {reason}")
-                for line in options:  # a trial's options: mapping, e.g. options: {binding: constants}
-                    print(f"{'':16s}option {line}")
-        elif args.command == "summary":
-            from pathlib import Path
-
-            from bench.results import write_summary
-
-            print(write_summary(Path(args.run_dir)))
-        elif args.command == "report":
-            from bench.report import build_report
-
-            print(f"swagbench: report written to {build_report(args.run_dir)}")
-        elif args.command == "estimate":
-            from bench.estimate import estimate, render
-
-            print(render(*estimate(args.run_dir, args.images, args.folds, args.samples, args.check)), end="")
-        elif args.command == "compare":
-            from bench.report import compare
-
-            print(compare(args.run_a, args.run_b))
+        return _command(args)
     except USER_ERRORS as exc:
         print(f"swagbench: error: {exc}", file=sys.stderr)
         return 2
@@ -302,7 +270,51 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; finish it with: swagbench run --resume {exc.run_dir}" if isinstance(exc, RunInterrupted) else ""
         print(f"swagbench: interrupted; rows already written are kept{hint}", file=sys.stderr)
         return 130
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the parsed command; its exit code."""
+    if args.command in ("run", "sweep"):
+        return _run(args)
+    if args.command == "config":
+        print(show_config(), end="")
+    elif args.command == "list-backends":
+        list_backends()
+    elif args.command == "summary":
+        from bench.report import write_summary
+
+        print(write_summary(args.run_dir))
+    elif args.command == "report":
+        from bench.report import build_report
+
+        print(f"swagbench: report written to {build_report(args.run_dir)}")
+    elif args.command == "estimate":
+        from bench.estimate import estimate, render
+
+        print(render(*estimate(args.run_dir, args.images, args.folds, args.samples, args.check)), end="")
+    elif args.command == "compare":
+        from bench.report import compare
+
+        print(compare(args.run_a, args.run_b))
     return 0
+
+
+def list_backends() -> None:
+    """Each registered backend: available or why not, its precisions and its options."""
+    from backends import backend_names, get_backend
+    from backends.base import describe_options
+
+    for name in backend_names():
+        try:
+            backend = get_backend(name)
+            ok, reason = backend.available()
+            precisions = ",".join(backend.precisions)
+            options = describe_options(backend.Options)
+        except Exception as exc:  # a broken third-party backend must not hide the others
+            ok, reason, precisions, options = False, f"{type(exc).__name__}: {exc}", "-", []
+        print(f"{name:14s} {'available' if ok else 'unavailable':12s} [{precisions}] {reason}")
+        for line in options:  # a trial's options: mapping, e.g. options: {binding: constants}
+            print(f"{'':16s}option {line}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,21 @@
-"""Exception types for user mistakes; the CLI prints them as one line and exits with code 2."""
+"""Exception types for user mistakes; the CLI prints them as one line and exits with code 2.
 
-from backends.base import BackendError
-from backends.registry import UnknownBackendError
-from swag.errors import PosteriorError
-from swag.models.registry import ModelSpecError
+Every one derives from :class:`swag.errors.SwagbenchError` (the one root), and this module imports no torch.
+"""
+
+from backends.errors import BackendError, UnknownBackendError
+from swag.errors import ModelSpecError, PosteriorError, SwagbenchError
 
 
-class ConfigError(ValueError):
+class ConfigError(SwagbenchError, ValueError):
     """The configuration (YAML file, overrides or CLI flags) is invalid or impossible."""
 
 
-class DataError(ValueError):
+class DataError(SwagbenchError, ValueError):
     """The dataset is missing, has the wrong shape/dtype, or cannot support the run."""
 
 
-class ResultsError(OSError):
+class ResultsError(SwagbenchError, OSError):
     """The results directory cannot be written or read."""
 
 
@@ -26,4 +27,16 @@ class RunInterrupted(KeyboardInterrupt):
         self.run_dir = run_dir
 
 
-USER_ERRORS = (ConfigError, DataError, ResultsError, PosteriorError, ModelSpecError, UnknownBackendError, BackendError)
+USER_ERRORS = (SwagbenchError,)
+__all__ = [
+    "USER_ERRORS",
+    "BackendError",
+    "ConfigError",
+    "DataError",
+    "ModelSpecError",
+    "PosteriorError",
+    "ResultsError",
+    "RunInterrupted",
+    "SwagbenchError",
+    "UnknownBackendError",
+]

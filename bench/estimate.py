@@ -7,7 +7,7 @@ what drives it:
 - ``bn_update``: per image of the BatchNorm pass, S x K x (the fold's training images, or the trial's subset);
 - ``predict``: per image predicted, S x N;
 - prepare + warm-up: the trial's first sample once, each further fold's first sample (K - 1), every other
-  sample (K x (S - 1)), as ``bench.results.setup_costs`` splits them;
+  sample (K x (S - 1)), as ``bench.report.frames.setup_costs`` splits them;
 - confident learning: per image, N.
 
 Workers run side by side, so the worker-seconds are turned into wall-clock by the ratio the run measured.
@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import ConfigError
-from bench.results import read_env, read_rows, setup_costs, summary_frame
+from bench.report.frames import setup_costs, summary_frame
+from bench.results import read_rows
 from bench.row import TrialRow
+from bench.rundir import RunDir
 
 
 def bn_images(images: int, folds: int, subset: int | None) -> float:
@@ -79,8 +81,6 @@ def estimate(
 
     Returns the table (one row per trial) and facts about the projection (sizes, training, pricing).
     """
-    from bench.profile import load_profile, price
-
     rows = read_rows(run_dir)
     ok = [r for r in rows if r.status == "ok"]
     if not ok:
@@ -110,17 +110,7 @@ def estimate(
     df["proj_speedup"] = ref.proj_ensemble_min.iloc[0] / df.proj_ensemble_min if len(ref) else None
     facts: dict[str, Any] = {}
     if check is not None:
-        other = {r.trial_id: r for r in read_rows(check)}
-        size = {(r.n_examples, r.folds, r.samples) for r in other.values() if r.status == "ok"}
-        if size != {(images, folds, samples)}:
-            raise ConfigError(
-                f"--check {check} ran {sorted(size)} (images, folds, samples), not ({images}, {folds}, {samples}); "
-                "check against a run of the projected size"
-            )
-        df["check_min"] = [
-            other[t].ensemble_s / 60 if t in other and other[t].status == "ok" else float("nan") for t in df.trial
-        ]
-        df["check_error"] = df.proj_ensemble_min / df.check_min - 1
+        _check_against(df, check, (images, folds, samples))
         facts["check"] = str(check)
     train_s = first.train_s or 0.0
     facts.update(
@@ -133,26 +123,47 @@ def estimate(
             else None,
         }
     )
-    env = read_env(Path(run_dir))
-    profile = env.get("profile") or {}
-    if not profile.get("name"):
-        facts["no_price"] = "the run used no --profile, so no machine (and no price per hour) is known"
-    elif profile.get("host_mismatch"):
-        facts["no_price"] = f"the run was not on a {profile['name']} (env.json: profile.host_mismatch)"
-    else:
-        rate = price(load_profile(profile["name"]))
-        if rate is None:
-            facts["no_price"] = f"profile {profile['name']} states no price per hour"
-        else:
-            facts["price"] = rate
-            for kind in ("on_demand", "spot"):
-                df[f"usd_{kind}"] = df.proj_ensemble_min / 60 * rate[kind]
+    facts.update(_pricing(df, run_dir))
     return df, facts
+
+
+def _check_against(df: pd.DataFrame, check: str | Path, size: tuple[int, int, int]) -> None:
+    """Add ``check_min`` (what the real run ``check`` of ``size`` (images, folds, samples) measured) and
+    ``check_error`` (projection / measured - 1) to ``df``, trials matched by id."""
+    other = {r.trial_id: r for r in read_rows(check)}
+    ran = {(r.n_examples, r.folds, r.samples) for r in other.values() if r.status == "ok"}
+    if ran != {size}:
+        raise ConfigError(
+            f"--check {check} ran {sorted(ran)} (images, folds, samples), not {size}; "
+            "check against a run of the projected size"
+        )
+    df["check_min"] = [
+        other[t].ensemble_s / 60 if t in other and other[t].status == "ok" else float("nan") for t in df.trial
+    ]
+    df["check_error"] = df.proj_ensemble_min / df.check_min - 1
+
+
+def _pricing(df: pd.DataFrame, run_dir: str | Path) -> dict[str, Any]:
+    """Add each trial's USD on demand and spot to ``df`` when the run was made on its profile's machine; return
+    the price used (``price``) or why there is none (``no_price``)."""
+    from bench.profile import load_profile, price
+
+    profile = RunDir(run_dir).read_env().get("profile") or {}
+    if not profile.get("name"):
+        return {"no_price": "the run used no --profile, so no machine (and no price per hour) is known"}
+    if profile.get("host_mismatch"):
+        return {"no_price": f"the run was not on a {profile['name']} (env.json: profile.host_mismatch)"}
+    rate = price(load_profile(profile["name"]))
+    if rate is None:
+        return {"no_price": f"profile {profile['name']} states no price per hour"}
+    for kind in ("on_demand", "spot"):
+        df[f"usd_{kind}"] = df.proj_ensemble_min / 60 * rate[kind]
+    return {"price": rate}
 
 
 def render(df: pd.DataFrame, facts: dict[str, Any]) -> str:
     """The estimate as Markdown: what was projected from what, the table, training and pricing."""
-    from bench import tables
+    import bench.report.tables as tables
 
     (n0, k0, s0), (n, k, s) = facts["measured"], facts["projected"]
     lines = [

@@ -1,18 +1,19 @@
 """Where a trial's worker parts run: one small interface, one class per executor, one registry.
 
-``bench.run`` builds a trial's :class:`~bench.trial.TrialSpec` parts and hands them to the run's executor;
-it never asks which executor it is. A new executor is a class with this interface (its own module) and one
-line in :data:`EXECUTORS`.
+``bench.trial`` builds a trial's :class:`~bench.tasks.TrialSpec` parts and hands them to the run's executor;
+it never asks which executor it is. A new executor is a class with this interface (its own module), one line in
+:data:`EXECUTORS` and its name in ``bench.config.settings.EXECUTOR_NAMES`` (which the config checks names
+against and the CLI offers); docs/architecture.md lists what else one may need.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
+from bench.rundir import TrialDir
 from bench.runner import WorkerJob, WorkerOutcome, run_workers
-from bench.trial import TrialSpec
+from bench.tasks import TrialSpec
 
 
 class Executor(Protocol):
@@ -33,9 +34,7 @@ class Executor(Protocol):
     def run(
         self,
         specs: list[TrialSpec],
-        trial_dir: Path,
-        members_path: Path,
-        bn_stats_path: Path,
+        trial_dir: TrialDir,
         threads: int,
         timeout_s: float,
         python: str | None,
@@ -60,13 +59,12 @@ class LocalExecutor:
     def refuses(self, python: str | None) -> str | None:
         return None
 
-    def run(self, specs, trial_dir, members_path, bn_stats_path, threads, timeout_s, python, on_progress):
+    def run(self, specs, trial_dir, threads, timeout_s, python, on_progress):
         jobs = []
         for w, spec in enumerate(specs):
-            suffix = f".{w}" if len(specs) > 1 else ""
-            spec.save(trial_dir / f"spec{suffix}.json")
-            files = (f"spec{suffix}.json", f"result{suffix}.json", f"worker{suffix}.log")
-            jobs.append(WorkerJob(*(trial_dir / f for f in files)))
+            job = WorkerJob(*trial_dir.worker_files(w, len(specs)))
+            spec.save(job.spec_path)
+            jobs.append(job)
         return run_workers(
             jobs, threads, timeout_s, python=python, on_progress=on_progress, memory_limit_bytes=self.memory_limit_bytes
         )

@@ -7,11 +7,15 @@ Both trials evaluate the same SWAG samples (same seeds), so their per-sample pro
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.row import TrialRow
+from bench.rundir import TrialDir
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,31 @@ def is_reference(backend: str, precision: str, channels_last: bool, bn_examples:
     return backend == "eager" and precision == "fp32" and not channels_last and bn_examples is None
 
 
-def is_reference_row(row: dict[str, Any]) -> bool:
+def is_reference_row(row: TrialRow) -> bool:
     """A recorded row that can serve as (or is) the run's reference: successful eager fp32, full BatchNorm data."""
-    return row["status"] == "ok" and is_reference(
-        row["backend"], row["precision"], row["channels_last"], row["trial_bn_examples"]
+    return row.status == "ok" and is_reference(row.backend, row.precision, row.channels_last, row.trial_bn_examples)
+
+
+def gate(row: TrialRow, reference: TrialRow | None, run) -> TrialRow:
+    """``row`` with ``fidelity`` and ``validity`` (VALID / INVALID / UNCHECKED) against ``reference`` (a finished
+    trial of run folder ``run``, a :class:`bench.rundir.RunDir`); a trial that did not succeed is returned as is."""
+    if row.status != "ok":
+        return row
+    if reference is None:
+        return dataclasses.replace(
+            row, validity="UNCHECKED", validity_reasons=["no successful eager fp32 reference trial"]
+        )
+    fidelity = compare(run.trial(reference.trial_id).path, run.trial(row.trial_id).path, reference, row)
+    validity, reasons = verdict(
+        fidelity,
+        row.precision,
+        check_decisions=row.metrics_meaningful,
+        bn_subset=row.bn_examples != reference.bn_examples,
     )
+    return dataclasses.replace(row, fidelity=fidelity, validity=validity, validity_reasons=reasons)
 
 
-def compare(ref_dir: Path, trial_dir: Path, ref_row: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+def compare(ref_dir: Path, trial_dir: Path, ref_row: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
     """Fidelity of one trial's outputs against the reference trial's.
 
     Parameters
@@ -87,24 +108,25 @@ def compare(ref_dir: Path, trial_dir: Path, ref_row: dict[str, Any], row: dict[s
         ``bn_mean_err`` / ``bn_var_err`` (see :class:`Tolerance`), ``delta_ece`` / ``delta_nll`` (vs the given
         labels) and ``delta_issue_f1``, each as trial minus reference.
     """
-    ref = np.load(ref_dir / "member_probs.npy", mmap_mode="r")
-    got = np.load(trial_dir / "member_probs.npy", mmap_mode="r")
+    ref_dir, trial_dir = TrialDir(Path(ref_dir)), TrialDir(Path(trial_dir))
+    ref = np.load(ref_dir.members, mmap_mode="r")
+    got = np.load(trial_dir.members, mmap_mode="r")
     if ref.shape != got.shape:
         raise ValueError(f"member_probs shapes differ: reference {ref.shape}, trial {got.shape}")
     max_dp, agree = 0.0, 0
     for s in range(ref.shape[0]):  # one sample at a time: never S x N x C in memory twice
         max_dp = max(max_dp, float(np.abs(ref[s] - got[s]).max()))
         agree += int((ref[s].argmax(1) == got[s].argmax(1)).sum())
-    a = np.load(ref_dir / "label_issues.npy")
-    b = np.load(trial_dir / "label_issues.npy")
+    a = np.load(ref_dir.label_issues)
+    b = np.load(trial_dir.label_issues)
     union = int((a | b).sum())
     out = {
         "max_abs_dp": max_dp,
         "argmax_agreement": agree / (ref.shape[0] * ref.shape[1]),
         "issue_jaccard": 1.0 if union == 0 else int((a & b).sum()) / union,
     }
-    if (ref_dir / "bn_stats.npy").is_file() and (trial_dir / "bn_stats.npy").is_file():  # older runs lack them
-        out.update(bn_statistics_error(ref_dir / "bn_stats.npy", trial_dir / "bn_stats.npy"))
+    if ref_dir.bn_stats.is_file() and trial_dir.bn_stats.is_file():  # older runs lack them
+        out.update(bn_statistics_error(ref_dir.bn_stats, trial_dir.bn_stats))
     for key in ("ece", "nll"):  # against the given labels: the headline (bench.metrics.HEADLINE_LABELS)
         out[f"delta_{key}"] = row["calibration_given"][key] - ref_row["calibration_given"][key]
     f1, ref_f1 = ((r.get("label_issues") or {}).get("f1") for r in (row, ref_row))

@@ -24,7 +24,7 @@ from bench.config import RunConfig
 from bench.dataset import Dataset
 from bench.errors import ConfigError
 from bench.folds import fold_split
-from bench.trial import fold_seed
+from bench.seeds import fold_seed
 
 MANIFEST = "manifest.json"
 
@@ -114,17 +114,18 @@ def obtain_posteriors(
     config: RunConfig,
     dataset: Dataset,
     fold_of: np.ndarray,
-    run_dir: Path,
+    run,
     log: Callable[[str], None] = print,
     on_epoch: Callable[[], None] = lambda: None,
 ) -> Posteriors:
-    """The run's posteriors: the user's files, an intact cached store, or freshly trained ones."""
+    """The run's posteriors: the user's files, an intact cached store, or freshly trained ones (in the shared
+    cache, or in run folder ``run``'s own store, a :class:`bench.rundir.RunDir`, when ``posterior_cache`` is off)."""
     folds = config.ensemble.folds
     if config.posteriors_dir:  # checked by user_posteriors before the run started
         paths = [Path(config.posteriors_dir) / f"fold{k}.safetensors" for k in range(folds)]
         return Posteriors(paths, "user", 0.0, None)
     key = content_key(config, dataset, fold_of)
-    store = Path(config.resolved_cache_dir) / key if config.posterior_cache else run_dir / "posteriors"
+    store = Path(config.resolved_cache_dir) / key if config.posterior_cache else run.own_posteriors
     manifest = _store_ok(store, key, folds)
     if manifest is not None:
         log(f"swagbench: reusing cached posteriors {store} (same data, model, training config and seeds)")

@@ -8,7 +8,9 @@ recorded in env.json: its memory limit applies, its timings do not represent it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,51 @@ import yaml
 
 from bench.config import SWEEP_DIMENSIONS
 from bench.errors import ConfigError
+from swag import checked
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"  # package data: installed with bench
-PROFILE_KEYS = {"name", "gcp_machine_type", "vcpus", "physical_cores", "memory_gb", "run", "sweep", "price"}
-PRICE_KEYS = {"on_demand", "spot", "currency", "region", "source", "date"}
-RUN_KEYS = {"threads", "workers", "memory_limit_gb", "repeats"}
-SWEEP_KEYS = set(SWEEP_DIMENSIONS)
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """What ``--profile`` sets in the run config (None: detected, or the config's default)."""
+
+    threads: int | None = None
+    workers: int | None = None
+    memory_limit_gb: float | None = None
+    repeats: int | None = None
+
+
+# The grid ``swagbench sweep`` runs: a list of values per sweep dimension (None: derived from the machine).
+SweepSection = dataclasses.make_dataclass(
+    "SweepSection", [(d, "list | None", field(default=None)) for d in SWEEP_DIMENSIONS], frozen=True
+)
+
+
+@dataclass(frozen=True)
+class PriceSection:
+    """The machine's price per hour, with where it comes from."""
+
+    on_demand: float | None = None
+    spot: float | None = None
+    currency: str | None = None
+    region: str | None = None
+    source: str | None = None
+    date: Any = None  # YAML may read a bare date as a date
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """A profile file's keys (``bench/profiles/*.yaml``), checked with :func:`swag.checked.build`."""
+
+    name: str
+    gcp_machine_type: str | None = None
+    vcpus: int | None = None
+    physical_cores: int | None = None
+    memory_gb: float | None = None
+    run: RunSection | None = None
+    sweep: SweepSection | None = None
+    price: PriceSection | None = None
 
 
 def profile_names() -> list[str]:
@@ -41,15 +82,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
         raise ConfigError(f"profile {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"profile {path} must hold a mapping")
-    for where, keys, node in (
-        ("", PROFILE_KEYS, raw),
-        ("run.", RUN_KEYS, raw.get("run") or {}),
-        ("sweep.", SWEEP_KEYS, raw.get("sweep") or {}),
-        ("price.", PRICE_KEYS, raw.get("price") or {}),
-    ):
-        unknown = set(node) - keys
-        if unknown:
-            raise ConfigError(f"profile {path}: unknown key(s) {sorted(unknown)}; valid {where}keys: {sorted(keys)}")
+    checked.build(ProfileSpec, raw, "", ConfigError, root=f"profile {path}")
     return _detect_blanks(raw)
 
 

@@ -1,6 +1,6 @@
 """The ``ray`` executor: a trial's worker parts run as Ray tasks on a cluster (or a local Ray instance).
 
-Each task runs the same worker code as a local worker process (:func:`bench.trial.run_tasks`),
+Each task runs the same worker code as a local worker process (:func:`bench.tasks.run_tasks`),
 in a fresh Ray worker process (``max_calls=1``: no state, compiled cache or memory high-water mark
 carries over from another task), with ``num_cpus`` = the trial's threads per worker. Inputs (the
 run folder's data.npz, folds.npy and the posteriors) are read from their paths, so on a cluster
@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.rundir import TrialDir
 from bench.runner import WorkerOutcome
-from bench.trial import TrialSpec
+from bench.tasks import TrialSpec
 
 
 def _run_part(spec: dict[str, Any]) -> dict[str, Any]:
-    from bench.trial import run_tasks
+    from bench.tasks import run_tasks
 
     return run_tasks(TrialSpec(**spec))
 
@@ -66,16 +66,14 @@ class RayExecutor:
     def run(
         self,
         specs: list[TrialSpec],
-        trial_dir: Path,
-        members_path: Path,
-        bn_stats_path: Path,
+        trial_dir: TrialDir,
         threads: int,
         timeout_s: float,
         python: str | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> WorkerOutcome:
-        """Run ``specs`` (members_path None) as Ray tasks; write their rows into ``members_path`` and their
-        BatchNorm statistics into ``bn_stats_path``."""
+        """Run ``specs`` (no map paths) as Ray tasks; write their rows into the trial's member map and their
+        BatchNorm statistics into its statistics map."""
         ray = self.ray
         if threads > ray.cluster_resources().get("CPU", 0):
             return WorkerOutcome(
@@ -85,8 +83,8 @@ class RayExecutor:
         start = time.perf_counter()
         pending = {remote.remote(vars(spec)): i for i, spec in enumerate(specs)}
         payloads: list[dict[str, Any] | None] = [None] * len(specs)
-        members = np.load(members_path, mmap_mode="r+")
-        bn_stats = np.load(bn_stats_path, mmap_mode="r+")
+        members = np.load(trial_dir.members, mmap_mode="r+")
+        bn_stats = np.load(trial_dir.bn_stats, mmap_mode="r+")
         samples_done = 0
         try:
             while pending:

@@ -1,13 +1,13 @@
 """One trial's result row: every field, typed and documented, and the one place rows are checked.
 
-``bench.run`` assembles a row (settings, outcome, measurements from ``bench.trial.finish_trial``, the gate's
+``bench.run`` assembles a row (settings, outcome, measurements from ``bench.finish.finish_trial``, the gate's
 verdict) and ``bench.results.append_row`` writes it through :meth:`TrialRow.from_dict` (a field this schema
 does not know is a bug, refused); ``bench.results.read_rows`` reads every row back through it. Readers use
 attributes (``row.ensemble_s``); ``row["ensemble_s"]`` and ``{**row}`` work too.
 
-Versions: :data:`SCHEMA_VERSION` is written in every row. Rows without one (version 1, written before the
-schema had a number) hold a subset of these fields with the same meaning and load with the others at their
-defaults; a row of a newer version, or with a field this version does not know, is refused with a message.
+Versions: :data:`SCHEMA_VERSION` is written in every row. An older row is brought to this version by the steps
+in :data:`UPGRADES`, one per version, in order (the one place old rows are interpreted); a row of a newer version,
+or with a field this version does not know, is refused with a message.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import ResultsError
+from swag import checked
 
 SCHEMA_VERSION = 2
 
@@ -126,13 +127,16 @@ class TrialRow:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "row") -> TrialRow:
-        """A row from its JSON mapping; refuses newer versions and fields this schema does not know."""
+        """A row from its JSON mapping, upgraded to this version (:data:`UPGRADES`); refuses newer versions and
+        fields or types this schema does not define."""
         version = raw.get("schema_version", 1)
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise ResultsError(
                 f"{where} has schema_version {version!r}, newer than this swagbench reads ({SCHEMA_VERSION}); "
                 "upgrade swagbench to read it"
             )
+        for step in range(version, SCHEMA_VERSION):
+            raw = UPGRADES[step](raw)
         unknown = set(raw) - FIELDS
         if unknown:
             raise ResultsError(
@@ -142,7 +146,7 @@ class TrialRow:
         missing = REQUIRED - set(raw)
         if missing:
             raise ResultsError(f"{where} lacks required field(s) {sorted(missing)}; it is not a swagbench row")
-        return cls(**{**raw, "schema_version": SCHEMA_VERSION})
+        return checked.build(cls, raw, where, ResultsError)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -177,3 +181,13 @@ REQUIRED = {
 def as_row(row: TrialRow | dict[str, Any]) -> TrialRow:
     """``row`` as a :class:`TrialRow` (a mapping is checked on the way)."""
     return row if isinstance(row, TrialRow) else TrialRow.from_dict(dict(row))
+
+
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 (rows written before the schema had a number) holds a subset of version 2's fields with the same
+    meanings: the others take their defaults."""
+    return {**raw, "schema_version": 2}
+
+
+# UPGRADES[v] turns a version-v row into a version v + 1 row.
+UPGRADES = {1: _v1_to_v2}

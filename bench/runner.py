@@ -83,7 +83,8 @@ def run_workers(
         cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="swagbench-cache-"))
         # Compilers start cold in every trial (as on a new VM) unless the user chose a cache dir.
         env["TORCHINDUCTOR_CACHE_DIR"] = USER_INDUCTOR_CACHE or cache
-        procs, readers, codes = [], [], [None] * len(jobs)
+        watch = _Watch(len(jobs), start, timeout_s, memory_limit_bytes)
+        readers = []
         try:
             # Started from this (main) thread: workers are killed when it dies (PR_SET_PDEATHSIG).
             for i, job in enumerate(jobs):
@@ -96,60 +97,79 @@ def run_workers(
                     env=env,
                     start_new_session=True,
                 )
-                procs.append(proc)
+                watch.procs.append(proc)
                 reader = threading.Thread(target=_read_progress, args=(proc.stdout, i, report), daemon=True)
                 reader.start()
                 readers.append(reader)
-            killed_for, killed, peaks, resident = None, set(), [0] * len(jobs), 0
-            while True:
-                for i, proc in enumerate(procs):
-                    if codes[i] is None:
-                        peaks[i] = max(peaks[i], peak_rss_bytes(proc.pid) or 0)
-                if memory_limit_bytes is not None:
-                    resident = max(
-                        resident, sum(tree_rss_bytes(p.pid) for p, c in zip(procs, codes, strict=True) if c is None)
-                    )
-                for i, proc in enumerate(procs):
-                    if codes[i] is None:
-                        pid, status = os.waitpid(proc.pid, os.WNOHANG)
-                        if pid:
-                            codes[i] = proc.returncode = os.waitstatus_to_exitcode(status)
-                if all(c is not None for c in codes):
-                    break
-                if any(c not in (None, 0) for c in codes):
-                    killed_for = "sibling"
-                elif time.perf_counter() - start > timeout_s:
-                    killed_for = "timeout"
-                elif memory_limit_bytes is not None and resident > memory_limit_bytes:
-                    killed_for = "oom"
-                if killed_for:
-                    killed = _kill(procs, codes)
-                    break
-                time.sleep(0.05)
+            watch.supervise()
         except BaseException:  # Ctrl-C or any error here: workers (own sessions) must not outlive us
-            _kill(procs, codes)
+            _kill(watch.procs, watch.codes)
             raise
         for reader in readers:
             reader.join(timeout=5)
-    wall = time.perf_counter() - start
-    payloads = [json.loads(j.result_path.read_text()) if j.result_path.is_file() else None for j in jobs]
-    peak = sum(max(pk, (pl or {}).get("peak_rss_bytes") or 0) for pk, pl in zip(peaks, payloads, strict=True)) or None
-    if killed_for == "timeout":
-        return WorkerOutcome("timeout", None, f"timed out after {timeout_s:.0f} s (raise timeout_s)", wall, peak)
-    if killed_for == "oom":
-        error = (
-            f"stopped at {resident / 1e9:.2f} GB resident, over the {memory_limit_bytes / 1e9:.2f} GB memory limit "
-            "(memory_limit_gb / the profile's memory); use fewer workers, a smaller batch or a bigger machine"
-        )
-        return WorkerOutcome("oom", None, error, wall, max(peak or 0, resident))
-    if all(pl and pl.get("ok") for pl in payloads):
-        return WorkerOutcome("ok", payloads, None, wall, peak)
-    for i, (job, pl) in enumerate(zip(jobs, payloads, strict=True)):  # the first worker that failed by itself
-        if i in killed:
-            continue
-        reason = pl.get("error") if pl else _crash_reason(codes[i], job.log_path)
-        return WorkerOutcome("failed", None, _worker_name(i, len(jobs)) + reason, wall, peak)
-    raise AssertionError("unreachable: a trial that did not succeed has a worker that failed")
+    return watch.outcome(jobs, time.perf_counter() - start)
+
+
+class _Watch:
+    """The parent's watch over a trial's running workers: exit codes, peak memory, and why it stopped them."""
+
+    def __init__(self, workers: int, start: float, timeout_s: float, memory_limit_bytes: int | None) -> None:
+        self.procs: list[subprocess.Popen] = []
+        self.codes: list[int | None] = [None] * workers
+        self.peaks = [0] * workers
+        self.start, self.timeout_s, self.memory_limit_bytes = start, timeout_s, memory_limit_bytes
+        self.killed_for: str | None = None
+        self.killed: set[int] = set()
+        self.resident = 0
+
+    def supervise(self) -> None:
+        """Poll until every worker ended, or stop them all: a sibling failed, the time or the memory ran out."""
+        while True:
+            running = [(i, p) for i, p in enumerate(self.procs) if self.codes[i] is None]
+            for i, proc in running:
+                self.peaks[i] = max(self.peaks[i], peak_rss_bytes(proc.pid) or 0)
+            if self.memory_limit_bytes is not None:
+                self.resident = max(self.resident, sum(tree_rss_bytes(p.pid) for _, p in running))
+            for i, proc in running:
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
+                if pid:
+                    self.codes[i] = proc.returncode = os.waitstatus_to_exitcode(status)
+            if all(c is not None for c in self.codes):
+                return
+            if any(c not in (None, 0) for c in self.codes):
+                self.killed_for = "sibling"
+            elif time.perf_counter() - self.start > self.timeout_s:
+                self.killed_for = "timeout"
+            elif self.memory_limit_bytes is not None and self.resident > self.memory_limit_bytes:
+                self.killed_for = "oom"
+            if self.killed_for:
+                self.killed = _kill(self.procs, self.codes)
+                return
+            time.sleep(0.05)
+
+    def outcome(self, jobs: list[WorkerJob], wall: float) -> WorkerOutcome:
+        payloads = [json.loads(j.result_path.read_text()) if j.result_path.is_file() else None for j in jobs]
+        peaks = zip(self.peaks, payloads, strict=True)
+        peak = sum(max(pk, (pl or {}).get("peak_rss_bytes") or 0) for pk, pl in peaks) or None
+        if self.killed_for == "timeout":
+            return WorkerOutcome(
+                "timeout", None, f"timed out after {self.timeout_s:.0f} s (raise timeout_s)", wall, peak
+            )
+        if self.killed_for == "oom":
+            error = (
+                f"stopped at {self.resident / 1e9:.2f} GB resident, over the {self.memory_limit_bytes / 1e9:.2f} GB "
+                "memory limit (memory_limit_gb / the profile's memory); use fewer workers, a smaller batch or a "
+                "bigger machine"
+            )
+            return WorkerOutcome("oom", None, error, wall, max(peak or 0, self.resident))
+        if all(pl and pl.get("ok") for pl in payloads):
+            return WorkerOutcome("ok", payloads, None, wall, peak)
+        for i, (job, pl) in enumerate(zip(jobs, payloads, strict=True)):  # the first worker that failed by itself
+            if i in self.killed:
+                continue
+            reason = pl.get("error") if pl else _crash_reason(self.codes[i], job.log_path)
+            return WorkerOutcome("failed", None, _worker_name(i, len(jobs)) + reason, wall, peak)
+        raise AssertionError("unreachable: a trial that did not succeed has a worker that failed")
 
 
 def _worker_name(i: int, n: int) -> str:

@@ -31,7 +31,7 @@ def die_with_parent() -> None:
 def main(argv: list[str]) -> int:
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     die_with_parent()
-    from bench.trial import TrialSpec, run_tasks
+    from bench.tasks import TrialSpec, run_tasks
 
     def progress(done: int, total: int) -> None:
         print(f"progress {done} {total}", flush=True)

@@ -1,5 +1,18 @@
-"""Exception types raised by ``swag``; the CLI turns them into one-line messages."""
+"""The root of every error swagbench raises for a user's mistake, and the ``swag`` package's own.
+
+This module imports nothing, so any module (CLI, worker, backend) can name an error type without loading torch.
+The CLI prints any :class:`SwagbenchError` as one line and exits with code 2. Each subclass also derives from
+the builtin it replaces (ValueError, KeyError, ...), so ``except ValueError`` keeps working.
+"""
 
 
-class PosteriorError(ValueError):
+class SwagbenchError(Exception):
+    """A user's mistake or an impossible request, with a message that names the problem and the fix."""
+
+
+class PosteriorError(SwagbenchError, ValueError):
     """A posterior file is missing, corrupt, or does not match the model it is loaded into."""
+
+
+class ModelSpecError(SwagbenchError, ValueError):
+    """The ``model`` spec cannot be resolved to a model factory."""

@@ -62,3 +62,61 @@ def test_no_import_cycles():
         if m not in state:
             visit(m, [m])
     assert not cycles, cycles
+
+
+def test_executor_names_are_checked_without_importing_executors():
+    from bench.config.settings import EXECUTOR_NAMES
+    from bench.executors import EXECUTORS
+
+    assert tuple(EXECUTORS) == EXECUTOR_NAMES
+    assert "bench.executors" not in _graph(module_level_only=False)["bench.config.settings"]
+
+
+RUN_FILES = (
+    "config.yaml",
+    "env.json",
+    "tolerances.json",
+    "data.npz",
+    "folds.npy",
+    "posteriors.json",
+    "results.jsonl",
+    "summary.csv",
+    "summary.md",
+    "report.html",
+    "member_probs.npy",
+    "bn_stats.npy",
+    "label_issues.npy",
+    "label_quality.npy",
+    "probs.npy",
+    "predict_batch_s.npy",
+    "spec.json",
+    "result.json",
+)
+
+
+def test_only_the_run_folder_object_spells_run_file_names():
+    """bench/rundir.py owns every file name of a run folder; nobody else spells one in code."""
+    offenders = []
+    for path in (ROOT / "bench").rglob("*.py"):
+        if path.name == "rundir.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in RUN_FILES:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value}")
+    assert not offenders, offenders
+
+
+def test_error_types_import_no_torch():
+    """Every user-error type has one root and lives where importing it loads no torch (cheap for the CLI)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import bench.errors as e; from swag.errors import SwagbenchError;"
+        "assert all(issubclass(t, SwagbenchError) for t in (e.ConfigError, e.DataError, e.ResultsError,"
+        " e.PosteriorError, e.ModelSpecError, e.BackendError, e.UnknownBackendError));"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"

@@ -11,7 +11,7 @@ from torch.optim.swa_utils import update_bn
 from backends import BackendOptions, get_backend
 from backends.base import BackendError
 from bench.fidelity import TOLERANCES
-from bench.trial import StatisticsStep
+from bench.tasks import StatisticsStep
 from swag.batchnorm import (
     StatisticsAccumulator,
     StatisticsGraph,

@@ -190,10 +190,10 @@ def test_resume_and_report_misuse(argv, msg, tmp_path, capsys):
 
 
 def test_a_run_being_written_cannot_be_resumed_twice(tmp_path, capsys):
-    from bench.run import lock_run_dir
+    from bench.rundir import RunDir
 
     run = _recorded_run(tmp_path / "run")
-    held = lock_run_dir(run)
+    held = RunDir(run).lock()
     try:
         assert main(["run", "--resume", str(run)]) == 2
     finally:

@@ -62,7 +62,7 @@ def test_the_check_sees_a_spinning_pool(setup):
     """The measurement can fail: an ONNX Runtime session with its default (spinning) threads is caught."""
     import onnxruntime as ort
 
-    from backends.onnx_export import export_onnx
+    from backends.onnx_graph import export_onnx
 
     model, x, _ = setup
     so = ort.SessionOptions()

@@ -13,7 +13,7 @@ from bench.profile import host_mismatch, load_profile, profile_overrides
 from bench.results import read_rows
 from bench.roofline import gflop_per_image, roofline
 from bench.run import execute
-from bench.trial import split_tasks
+from bench.tasks import split_tasks
 from swag.models import build_model
 from tests.conftest import the_run
 

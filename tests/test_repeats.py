@@ -4,8 +4,10 @@ import pytest
 
 from bench.config import load_config
 from bench.errors import ConfigError
-from bench.results import read_rows, summary_frame
-from bench.run import execute, repeated
+from bench.report.frames import summary_frame
+from bench.results import read_rows
+from bench.run import execute
+from bench.trial import repeated
 
 
 def test_the_median_repeat_is_kept_with_every_time_and_the_highest_peak():

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.charts import CHARTS
 from bench.cli import main
 from bench.recommend import recommendation
 from bench.report import build_report, compare
-from bench.results import read_rows, summary_frame
+from bench.report.charts import CHARTS
+from bench.report.frames import summary_frame
+from bench.results import read_rows
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 

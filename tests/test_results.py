@@ -3,7 +3,8 @@ import json
 import pytest
 
 from bench.errors import ResultsError
-from bench.results import append_row, read_rows, summary_frame
+from bench.report.frames import summary_frame
+from bench.results import append_row, read_rows
 
 
 def _row(trial, backend="eager", precision="fp32", predict=2.0, status="ok", img_per_s=100.0):
@@ -19,8 +20,8 @@ def _row(trial, backend="eager", precision="fp32", predict=2.0, status="ok", img
         "status": status,
         "samples_total": 4,
         "train_s": 60.0,
-        "peak_rss_bytes": 2e9,
-        "rss_growth_bytes": 1e9,
+        "peak_rss_bytes": 2_000_000_000,
+        "rss_growth_bytes": 1_000_000_000,
         "phases_s": {
             "sample": 1.0,
             "bn_update": 1.0,

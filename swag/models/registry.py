@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from swag.errors import ModelSpecError
 from swag.imports import load_object
 
 BUILTIN = {
@@ -17,10 +18,6 @@ BUILTIN = {
     "resnet50": "swag.models.resnet:resnet50",
 }
 MODEL_NAMES = tuple(BUILTIN)
-
-
-class ModelSpecError(ValueError):
-    """The ``--model`` spec cannot be resolved to a model factory."""
 
 
 def build_model(spec: str, num_classes: int, in_channels: int) -> nn.Module:

@@ -1,4 +1,5 @@
-"""Export a model to ONNX once, with initializer names equal to its state_dict keys, and bind new weights.
+"""What the exported-graph runtimes (ONNX Runtime, OpenVINO) share: export a model to ONNX once, with initializer
+names equal to its state_dict keys; bind a new sample's weights; re-quantize int8 weights per sample.
 
 Two ways to give an exported graph a new SWAG sample's weights (a backend's ``binding`` option):
 ``inputs`` turns the initializers into graph inputs, so one compiled graph serves every sample and binding
@@ -9,13 +10,15 @@ runtime fold and prepack them, at the price of rebuilding the session / recompil
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from backends.base import BackendError, option
+from backends.base import option
+from backends.errors import BackendError
 
 BINDINGS = ("inputs", "constants")
 
@@ -109,3 +112,19 @@ def float_state(model: nn.Module) -> dict[str, np.ndarray]:
     share the tensors' memory (a copy only where a tensor is not contiguous): what a rebindable graph's
     initializers, or inputs, hold."""
     return {k: np.ascontiguousarray(v.detach().numpy()) for k, v in model.state_dict().items() if v.is_floating_point()}
+
+
+def symmetric_per_channel(
+    w: np.ndarray, axis: int, scale_of: Callable[[np.ndarray], np.ndarray], qmax: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel int8 weights, the scheme both runtimes' int8 graphs use: along every axis but
+    ``axis``, ``scale = scale_of(max|w|)`` (1 where that is 0) and ``q = clip(round(w / scale), -qmax, qmax)``.
+    Returns (q as int8, scale as float32 with ``w``'s rank, size 1 on every axis but ``axis``).
+
+    Each runtime keeps its own ``scale_of``: ONNX Runtime's ``quantize_static`` divides by 127, NNCF multiplies
+    by a step read off its calibrated quantizer (narrower for the first layer), and the two round differently."""
+    other = tuple(i for i in range(w.ndim) if i != axis)
+    absmax = np.abs(w).max(axis=other, keepdims=True) if other else np.abs(w)
+    scale = scale_of(absmax).astype(np.float32)
+    scale[scale == 0] = 1.0
+    return np.clip(np.rint(w / scale), -qmax, qmax).astype(np.int8), scale

@@ -170,6 +170,37 @@ def calibration_vs_samples(cal: pd.DataFrame, df: pd.DataFrame, path: Path) -> P
 EXACT = 1e-8  # where a timing-only chart's log axis shows outputs identical to eager fp32's
 
 
+def _speed_axis(ax, speedup: pd.Series) -> None:
+    """A log speedup axis (0.5x and 2x equally far from eager fp32) with readable ticks and eager's line."""
+    ax.axvline(1.0, color="grey", lw=1, ls=":")
+    ax.set_xscale("log")
+    low, high = float(speedup.min()), float(speedup.max())
+    steps = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50, 100)
+    ticks = [t for t in steps if low / 1.3 <= t <= high * 1.3]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(min(low, 1.0) / 1.25, max(high, 1.0) * 1.25)
+
+
+def _tolerance_axis(ax) -> None:
+    """A log axis of max |dp| with each precision's tolerance drawn (timing-only runs)."""
+    from bench.fidelity import TOLERANCES
+
+    ax.set_yscale("log")
+    for precision, tol in TOLERANCES.items():
+        ax.axhline(tol.max_abs_dp, color="grey", lw=0.8, ls="--")
+        ax.annotate(
+            f"{precision} tolerance",
+            (1.0, tol.max_abs_dp),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="grey",
+        )
+    ax.set_ylabel(f"max |p - p_eager fp32| (lower is better; identical = {EXACT:g})")
+
+
 def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
     """Speedup over eager fp32 vs the change in ECE (given labels) against it, one marker per trial (colour:
     backend; shape: precision; hollow: channels_last; x: INVALID), each in the legend. The quality axis spans at
@@ -202,30 +233,9 @@ def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
             linewidths=1.8,
             label=f"{row.trial} ({row.speedup:.2f}x)" + (" [INVALID]" if invalid else ""),
         )
-    ax.axvline(1.0, color="grey", lw=1, ls=":")
-    ax.set_xscale("log")  # 0.5x and 2x equally far from eager fp32
-    low, high = float(ok.speedup.min()), float(ok.speedup.max())
-    steps = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50, 100)
-    ticks = [t for t in steps if low / 1.3 <= t <= high * 1.3]
-    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlim(min(low, 1.0) / 1.25, max(high, 1.0) * 1.25)
+    _speed_axis(ax, ok.speedup)
     if timing_only:
-        from bench.fidelity import TOLERANCES
-
-        ax.set_yscale("log")
-        for precision, tol in TOLERANCES.items():
-            ax.axhline(tol.max_abs_dp, color="grey", lw=0.8, ls="--")
-            ax.annotate(
-                f"{precision} tolerance",
-                (1.0, tol.max_abs_dp),
-                xycoords=("axes fraction", "data"),
-                ha="right",
-                va="bottom",
-                fontsize=7,
-                color="grey",
-            )
-        ax.set_ylabel(f"max |p - p_eager fp32| (lower is better; identical = {EXACT:g})")
+        _tolerance_axis(ax)
     else:
         ax.axhline(0.0, color="grey", lw=1)
         span = max(0.01, 1.15 * float(ok[metric].abs().max()))
@@ -275,8 +285,8 @@ def scaling(df: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_charts(df: pd.DataFrame, cal: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """All report charts (:data:`CHARTS`) into ``out_dir``; returns {chart name: path}."""
+def write_charts(df: pd.DataFrame, cal: pd.DataFrame, run) -> dict[str, Path]:
+    """All report charts (:data:`CHARTS`) into run folder ``run`` (a RunDir); returns {chart name: path}."""
     draw = {
         "time_by_phase": lambda path: time_by_phase(df, path),
         "peak_memory": lambda path: peak_memory(df, path),
@@ -284,4 +294,4 @@ def write_charts(df: pd.DataFrame, cal: pd.DataFrame, out_dir: Path) -> dict[str
         "speed_vs_quality": lambda path: speed_vs_quality(df, path),
         "scaling": lambda path: scaling(df, path),
     }
-    return {name: draw[name](out_dir / f"{name}.png") for name in CHARTS}
+    return {name: draw[name](run.chart(name)) for name in CHARTS}

@@ -1,4 +1,4 @@
-"""Run configuration: dataclasses validated on construction, loaded from YAML + overrides.
+"""Run settings: dataclasses validated on construction (loading them is ``bench.config.loading``).
 
 The dataclass defaults *are* the embedded default run (``swagbench run`` with no config).
 """
@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from backends.base import PRECISIONS
+from backends.precisions import PRECISIONS
 from bench.errors import ConfigError
-from bench.executors import EXECUTORS
 from swag.training import TrainConfig
+
+# Executor names as config, CLI and rows spell them; bench.executors.EXECUTORS implements exactly these
+# (a test checks), so checking a name here needs no executor import.
+EXECUTOR_NAMES = ("local", "ray")
 
 FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 MEMBERS = ("stream", "hold")  # trial members: draw one sample's weights at a time, or a fold's up front
@@ -299,8 +298,8 @@ class RunConfig:
             raise ConfigError(f"timeout_s must be > 0 (got {self.timeout_s})")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1 (got {self.workers})")
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
+        if self.executor not in EXECUTOR_NAMES:
+            raise ConfigError(f"executor {self.executor!r} is not one of {', '.join(EXECUTOR_NAMES)}")
         if self.ray_address is not None and self.executor != "ray":
             raise ConfigError("ray_address is set but executor is local; add executor=ray (--executor ray)")
         if self.ray_max_retries < 0:
@@ -342,166 +341,3 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def build(cls, raw: Any, where: str = ""):
-    """Construct dataclass ``cls`` from nested dicts, rejecting unknown keys and wrong types."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {sorted(unknown)} in {where or 'config'}; valid keys: {', '.join(sorted(names))}"
-        )
-    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in raw.items()}
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(str(exc)) from exc
-
-
-def _coerce(tp, value, where: str):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where)
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
-        return dict(value)
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(tp, True)
-    if not ok:
-        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
-    return float(value) if tp is float else value
-
-
-def parse_backends(spec: str) -> list[dict[str, Any]]:
-    """``eager,eager:bf16,eager:fp32:cl`` -> trial dicts (backend[:precision][:cl])."""
-    trials = []
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        parts = item.split(":")
-        trial: dict[str, Any] = {"backend": parts[0]}
-        for part in parts[1:]:
-            if part == "cl":
-                trial["channels_last"] = True
-            elif part in PRECISIONS:
-                trial["precision"] = part
-            else:
-                raise ConfigError(
-                    f"cannot read {part!r} in --backends item {item!r}; use backend[:{'|'.join(PRECISIONS)}][:cl]"
-                )
-        trials.append(trial)
-    if not trials:
-        raise ConfigError("--backends is empty; e.g. --backends eager,eager:bf16")
-    return trials
-
-
-def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply ``a.b.c=value`` (value parsed as YAML) to nested dict ``raw`` in place."""
-    key, sep, text = assignment.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"override {assignment!r} is not key=value (e.g. ensemble.samples=4)")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {assignment!r} has an unreadable value: {exc}") from exc
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part) if isinstance(node, dict) else None
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def load_config(
-    path: str | Path | None = None,
-    overrides: list[str] | None = None,
-    backends: str | None = None,
-    base: dict[str, Any] | None = None,
-) -> RunConfig:
-    """Load a run config: defaults <- ``base`` (a profile's run settings) <- YAML file <- ``--backends``
-    <- ``key=value`` overrides."""
-    raw: dict[str, Any] = dict(base or {})
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at top level")
-        raw.update(loaded)
-    if backends is not None:  # --backends "" (an unset shell variable) is an error, not "all trials"
-        raw["trials"] = parse_backends(backends)
-    for item in overrides or []:
-        apply_override(raw, item)
-    return build(RunConfig, raw)
-
-
-SWEEP_DIMENSIONS = ("workers_threads", "batch_size", "channels_last", "members", "bn_examples")
-
-
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["workers_threads=1x2,2x1", "batch_size=32,128"]`` -> {dimension: values}."""
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or key not in SWEEP_DIMENSIONS:
-            raise ConfigError(f"--grid {item!r}: use KEY=V1,V2 with KEY one of {', '.join(SWEEP_DIMENSIONS)}")
-        grid[key] = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
-    return grid
-
-
-def parse_plan(text: str) -> tuple[int, int]:
-    """``"4x8"`` -> (4 workers, 8 threads each)."""
-    try:
-        w, t = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"workers x threads {text!r} is not like 4x8 (4 workers of 8 threads)") from None
-    if w < 1 or t < 1:
-        raise ConfigError(f"workers x threads {text!r} must have both >= 1")
-    return w, t
-
-
-def expand_sweep(trials: list[TrialConfig], grid: dict[str, list[Any]]) -> list[TrialConfig]:
-    """Every trial x every combination of the grid's values (duplicates dropped, order kept)."""
-    import itertools
-
-    dims = [d for d in SWEEP_DIMENSIONS if grid.get(d)]
-    out: list[TrialConfig] = []
-    for trial in trials:
-        for combo in itertools.product(*(grid[d] for d in dims)):
-            changes: dict[str, Any] = {}
-            for dim, value in zip(dims, combo, strict=True):
-                if dim == "workers_threads":
-                    changes["workers"], changes["threads"] = parse_plan(value)
-                else:
-                    changes[dim] = value
-            built = build(TrialConfig, {**dataclasses.asdict(trial), **changes}, "sweep trial")
-            if built not in out:
-                out.append(built)
-    return out

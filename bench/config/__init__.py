@@ -1,0 +1,35 @@
+"""Run configuration: the settings (``settings``), how they are loaded (``loading``) and sweeps (``sweeps``)."""
+
+from bench.config.loading import apply_override, build, load_config, parse_backends
+from bench.config.settings import (
+    EXECUTOR_NAMES,
+    FILTER_BY,
+    MEMBERS,
+    QUALITY_METHODS,
+    CleanlabConfig,
+    DataConfig,
+    EnsembleConfig,
+    RunConfig,
+    TrialConfig,
+)
+from bench.config.sweeps import SWEEP_DIMENSIONS, expand_sweep, parse_grid, parse_plan
+
+__all__ = [
+    "EXECUTOR_NAMES",
+    "FILTER_BY",
+    "MEMBERS",
+    "QUALITY_METHODS",
+    "SWEEP_DIMENSIONS",
+    "CleanlabConfig",
+    "DataConfig",
+    "EnsembleConfig",
+    "RunConfig",
+    "TrialConfig",
+    "apply_override",
+    "build",
+    "expand_sweep",
+    "load_config",
+    "parse_backends",
+    "parse_grid",
+    "parse_plan",
+]

@@ -1,0 +1,108 @@
+"""The parent's finishing step of a trial: member probabilities -> ensemble, confident learning, metrics.
+
+It reads the trial's ``member_probs.npy`` (S, N, C) one sample at a time (never all of it in memory), checks each
+member is a probability table, keeps the ensemble means at S = 1, 2, 4, ..., runs confident learning on the
+full ensemble and computes calibration and detection metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.timing import merge_timings
+
+
+def check_probabilities(probs: np.ndarray, what: str) -> None:
+    """Raise ValueError unless every row of ``probs`` (N, C) is finite, in [0, 1] and sums to 1 (within
+    float32 rounding): a trial whose outputs are not probabilities must fail, never become a result."""
+    if not np.isfinite(probs).all():
+        raise ValueError(f"{what}: the backend produced non-finite probabilities (NaN or inf)")
+    sums = probs.sum(axis=1, dtype=np.float64)
+    if probs.min() < 0 or probs.max() > 1 or np.abs(sums - 1).max() > 1e-3:
+        raise ValueError(f"{what}: probabilities outside [0, 1] or not summing to 1 (worst sum {sums.min():.4g})")
+
+
+def ensemble_means(members_path: Path) -> dict[int, np.ndarray]:
+    """{S: (N, C) float64 mean of the first S members} for S in :func:`bench.metrics.sample_checkpoints`, streamed
+    one member at a time from the (S, N, C) map; each member is checked to be a probability table."""
+    from bench.metrics import sample_checkpoints
+
+    members = np.load(members_path, mmap_mode="r")
+    samples = members.shape[0]
+    checkpoints = sample_checkpoints(samples)
+    running = np.zeros(members.shape[1:], dtype=np.float64)
+    means = {}
+    for s in range(samples):  # streamed: one (N, C) member in memory at a time
+        check_probabilities(members[s], f"SWAG sample {s}")
+        running += members[s]
+        if s + 1 in checkpoints:
+            means[s + 1] = running / (s + 1)
+    return means
+
+
+def quality(means: dict[int, np.ndarray], labels: np.ndarray, true_labels: np.ndarray | None, issues) -> dict:
+    """Calibration against the given labels (the headline, see bench.metrics.HEADLINE_LABELS) and against the true
+    labels when they are known (injected noise), for the full ensemble and per S; detection vs the truth."""
+    from bench.metrics import calibration, detection_scores
+
+    probs = means[max(means)]
+    eval_labels = labels if true_labels is None else true_labels
+    return {
+        "calibration_labels": "given" if true_labels is None else "true",
+        "calibration": calibration(probs, eval_labels),
+        "calibration_given": calibration(probs, labels),
+        "calibration_vs_samples": [
+            {
+                "samples": s,
+                **calibration(p, eval_labels),
+                **{f"{k}_given": v for k, v in calibration(p, labels).items()},
+            }
+            for s, p in means.items()
+        ],
+        "label_issues": None if true_labels is None else detection_scores(issues, labels != true_labels),
+        "n_label_issues_found": int(issues.sum()),
+    }
+
+
+def finish_trial(trial, data_path: Path, cleanlab: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the workers' timings and turn the member probabilities into the trial's results (row fields).
+
+    ``trial`` is the trial's :class:`bench.rundir.TrialDir`; this writes its ``probs.npy`` (N, C) ensemble
+    probabilities, ``label_issues.npy``, ``label_quality.npy`` and ``predict_batch_s.npy`` (raw per-batch predict
+    seconds of all workers). ``ensemble_s`` is wall-clock: first worker's loop start to last worker's loop end
+    (worker start-up and imports excluded, as a long-lived service would not pay them), plus confident
+    learning. ``phases_s`` are worker-seconds summed over workers; with one worker their sum is the ensemble time.
+    """
+    from bench.confident import find_label_issues
+
+    with np.load(data_path, allow_pickle=False) as f:
+        labels = f["y"]
+        true_labels = f["y_true"] if "y_true" in f.files else None
+    means = ensemble_means(trial.members)
+    samples = max(means)
+    timing = merge_timings(parts)
+    probs = means[samples]
+    t0 = time.perf_counter()
+    issues, label_quality = find_label_issues(labels, probs, cleanlab["filter_by"], cleanlab["quality_method"])
+    timing["phases_s"]["confident_learning"] = time.perf_counter() - t0
+    timing["ensemble_s"] += timing["phases_s"]["confident_learning"]
+    np.save(trial.probs, probs.astype(np.float32))
+    np.save(trial.label_issues, issues)
+    np.save(trial.label_quality, label_quality)
+    np.save(trial.predict_batch_s, timing.pop("predict_batch_s"))
+    first = parts[0]
+    return {
+        "strategy": first["strategy"],
+        "backend_info": first["backend_info"],
+        **timing,
+        "images_predicted": int(len(labels) * samples),
+        "bn_update": first["bn_update"],
+        **quality(means, labels, true_labels, issues),
+        "threads": first["threads"],
+        "versions": first["versions"],
+        "baseline_rss_bytes": first["baseline_rss_bytes"],
+    }

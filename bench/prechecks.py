@@ -1,0 +1,64 @@
+"""Checks made before a run folder exists or any trial runs, so a bad setting fails in seconds, leaving nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from backends import get_backend
+from bench.config import RunConfig
+from bench.dataset import Dataset
+from bench.errors import DataError
+from bench.roofline import gflop_per_image
+from bench.trial import trial_options
+from swag.models import build_model
+
+
+def check_trials(config: RunConfig) -> None:
+    """Fail before any work on unknown backends or impossible options (raises a USER_ERRORS type)."""
+    for trial in config.trials:
+        get_backend(trial.backend).check(trial_options(config, trial))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """gflop: GFLOPs of one forward pass per image (roofline); bn_channels: channels over all BatchNorm
+    layers with running statistics (the width of a trial's recorded statistics)."""
+
+    gflop: float
+    bn_channels: int
+
+
+def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
+    """Build the model and run two examples through it, so a bad spec fails before any work."""
+    import torch
+
+    from swag.batchnorm import bn_layers
+
+    model = build_model(config.model, dataset.num_classes, dataset.x.shape[1]).eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(dataset.x[:2]))
+    except RuntimeError as exc:
+        raise DataError(
+            f"model {config.model!r} cannot take inputs of shape {dataset.x.shape[1:]} ({exc}); "
+            "use a model that fits the data"
+        ) from exc
+    if tuple(out.shape) != (2, dataset.num_classes):
+        raise DataError(
+            f"model {config.model!r} returns shape {tuple(out.shape)[1:]} per example, "
+            f"expected ({dataset.num_classes},) logits"
+        )
+    channels = sum(bn.num_features for _, bn in bn_layers(model))
+    return ModelFacts(gflop_per_image(model, torch.from_numpy(dataset.x[:1])), channels)
+
+
+def check_shards(config: RunConfig, fold_of: np.ndarray) -> None:
+    """Every data shard of every fold must hold at least one held-out example."""
+    smallest_fold = int(np.bincount(fold_of).min())
+    if config.data_shards > smallest_fold:
+        raise DataError(
+            f"data_shards={config.data_shards} but the smallest fold holds {smallest_fold} examples; "
+            f"use at most {smallest_fold} shards"
+        )

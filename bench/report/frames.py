@@ -1,0 +1,201 @@
+"""The frames a report is drawn from, built once per report from the rows: one flat row per trial
+(:func:`summary_frame`) and trial x S calibration (:func:`calibration_frame`). Renderers read only these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.fidelity import is_reference_row
+from bench.metrics import CALIBRATION_KEYS
+from bench.row import TrialRow, as_row
+from bench.timing import PHASES
+
+
+def summary_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
+    """One flat row per trial: minutes per phase, throughput, memory, calibration, detection, speedup.
+
+    ``ensemble_min`` is the per-trial wall-clock cost (sample + BN update + prepare + warm-up +
+    predict over all workers, then confident learning); phase minutes are worker-minutes summed
+    over a trial's workers; ``train_min`` is shared by all trials of the run and listed apart.
+    ``speedup`` is eager-fp32 ensemble_min divided by this trial's; ``predict_speedup`` the
+    same for steady-state predict throughput (img/s).
+    """
+    df = pd.DataFrame([{**_settings(r), **_timing(r), **_quality(r)} for r in map(as_row, rows)])
+    if df.empty:
+        return df
+    # The reference is the first such row, as the run's fidelity gate took it (bench.run); another eager fp32
+    # trial (say with another thread plan) is a strategy like any other.
+    df["is_reference"] = df.index == (df.index[df.is_reference][0] if df.is_reference.any() else -1)
+    ref = df[df.is_reference]
+    df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
+    df["predict_speedup"] = df.img_per_s / ref.img_per_s.iloc[0] if len(ref) else None
+    return df
+
+
+def _settings(r: TrialRow) -> dict[str, Any]:
+    """What the trial was: backend, precision, layout, plan, BN pass, outcome."""
+    return {
+        "trial": r.trial_id,
+        "is_reference": is_reference_row(r),
+        "backend": r.backend,
+        "precision": r.precision,
+        "channels_last": r.channels_last,
+        "strategy": r.strategy,
+        "threads": r.threads,
+        "workers": r.workers,
+        "plan": f"{r.workers}x{r.threads}",
+        "members": r.members,
+        "bn": bn_description(r.bn_update),
+        "bn_examples": r.bn_examples,
+        "batch": r.batch_size,
+        "status": r.status,
+        "result": r.validity if r.status == "ok" else r.status,
+        "metrics": "meaningful" if r.metrics_meaningful else "not meaningful (timing-only)",
+    }
+
+
+def _timing(r: TrialRow) -> dict[str, Any]:
+    """Minutes (whole ensemble, repeats, per phase), throughput, roofline, setup costs and memory."""
+    phases = r.phases_s or {}
+    repeats = r.ensemble_s_repeats or ([r.ensemble_s] if r.ensemble_s is not None else [])
+    roof, roof_bn = r.roofline or {}, r.roofline_bn or {}
+    worker_s = sum(v for k, v in phases.items() if k != "confident_learning")
+    samples = r.samples_total or 0
+    return {
+        "ensemble_min": r.ensemble_s / 60 if r.ensemble_s is not None else None,
+        "repeats": len(repeats) or None,
+        "ensemble_min_lo": min(repeats) / 60 if repeats else None,
+        "ensemble_min_hi": max(repeats) / 60 if repeats else None,
+        "ensemble_spread": (max(repeats) - min(repeats)) / r.ensemble_s if len(repeats) > 1 else None,
+        "train_min": r.train_s / 60,
+        **{f"{p}_min": phases[p] / 60 if p in phases else None for p in PHASES},
+        "img_per_s": r.predict_img_per_s,
+        "gflops": roof.get("achieved_gflops"),
+        "pct_of_peak": roof.get("pct_of_peak"),
+        "prepare_s_per_sample": phases["prepare"] / samples if phases and samples else None,
+        "sample_prepare_share": (phases["sample"] + phases["prepare"]) / worker_s if worker_s else None,
+        "bn_img_per_s": r.bn_img_per_s,
+        **setup_costs(r.sample_phases_s or []),
+        "bn_pct_of_peak": roof_bn.get("pct_of_peak"),
+        "peak_rss_gb": r.peak_rss_bytes / 1e9 if r.peak_rss_bytes else None,
+        "rss_growth_gb": r.rss_growth_bytes / 1e9 if r.rss_growth_bytes is not None else None,
+    }
+
+
+def _quality(r: TrialRow) -> dict[str, Any]:
+    """Calibration (given and true labels), detection, fidelity and the verdict; timing-only runs show none of
+    their quality numbers."""
+    meaningful = r.metrics_meaningful
+    # calibration: vs the true labels when known; calibration_given: vs the given labels (the headline)
+    cal = (r.calibration or {}) if meaningful and r.calibration_labels == "true" else {}
+    given = (r.calibration_given or {}) if meaningful else {}
+    det = (r.label_issues or {}) if meaningful else {}
+    fid = r.fidelity or {}
+    return {
+        **{f"{k}_given": given.get(k) for k in CALIBRATION_KEYS},
+        **{f"{k}_true": cal.get(k) for k in CALIBRATION_KEYS},
+        "issue_precision": det.get("precision"),
+        "issue_recall": det.get("recall"),
+        "issue_f1": det.get("f1"),
+        "max_abs_dp": fid.get("max_abs_dp"),
+        "argmax_agree": fid.get("argmax_agreement"),
+        "issue_jaccard": fid.get("issue_jaccard"),
+        "delta_ece": fid.get("delta_ece") if meaningful else None,
+        "delta_nll": fid.get("delta_nll") if meaningful else None,
+        "delta_issue_f1": fid.get("delta_issue_f1") if meaningful else None,
+        "bn_mean_err": fid.get("bn_mean_err"),
+        "validity": r.validity,
+        "error": r.error or "; ".join(r.validity_reasons or []) or _untimed(r),
+    }
+
+
+def flagged_trials(df: pd.DataFrame) -> pd.Series:
+    """(trials,) bool: the trials a reader must see listed apart: failed, timed out, out of memory, skipped or
+    INVALID (``result`` says which)."""
+    return (df.status != "ok") | (df.validity == "INVALID")
+
+
+def setup_costs(sample_phases: list) -> dict[str, float | None]:
+    """Prepare + warm-up seconds split by when they are paid, from a row's ``sample_phases_s``:
+    ``first_setup_s`` by the trial's first sample (exports, compilation: once per trial and worker),
+    ``fold_setup_s`` by each further fold's first sample (median; int8 calibration), ``sample_setup_s`` by every
+    other sample (median; binding, re-preparing). None where the trial had no such sample."""
+    cost = [(fold, sample, p["prepare"] + p["warmup"]) for fold, sample, p in sample_phases]
+    folds = [c for i, (_, s, c) in enumerate(cost) if s == 0 and i > 0]
+    later = [c for _, s, c in cost if s > 0]
+    return {
+        "first_setup_s": cost[0][2] if cost else None,
+        "fold_setup_s": float(np.median(folds)) if folds else None,
+        "sample_setup_s": float(np.median(later)) if later else None,
+    }
+
+
+def _untimed(row: TrialRow) -> str | None:
+    """Why a successful trial has no predict throughput (rather than a blank cell nobody can read)."""
+    if row.status == "ok" and row.predict_img_per_s is None:
+        return (
+            "no predict batch was timed: every batch was a first call after its runner was built (warm-up); "
+            "use a smaller batch_size or more examples per fold"
+        )
+    return None
+
+
+def bn_description(info: dict[str, Any] | None) -> str | None:
+    """Where and how a trial's BatchNorm pass ran, for tables: ``backend bf16 cl`` or ``eager fp32 (fallback)``."""
+    if not info:
+        return None  # rows recorded before the BatchNorm pass ran in backends
+    text = f"{info['where']} {info['precision']}" + (" cl" if info.get("layout") == "channels_last" else "")
+    return text + (" (fallback)" if info["where"] == "eager" and info.get("reason") else "")
+
+
+def calibration_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
+    """Long table: trial x ensemble size S -> ``<metric>_given`` and ``<metric>_true`` for ECE, MCE, NLL, Brier and
+    accuracy (``_true`` empty where the truth is unknown)."""
+    records = []
+    for r in map(as_row, rows):
+        if not r.metrics_meaningful:
+            continue
+        truth = r.calibration_labels == "true"
+        for point in r.calibration_vs_samples or []:
+            rec = {"trial": r.trial_id, "samples": point["samples"]}
+            for k in CALIBRATION_KEYS:
+                rec[f"{k}_given"] = point.get(f"{k}_given", None if truth else point.get(k))
+                rec[f"{k}_true"] = point.get(k) if truth else None
+            records.append(rec)
+    return pd.DataFrame(records)
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, read and built once: the rows, their frames, the run's environment and config."""
+
+    name: str
+    rows: list[TrialRow]
+    df: pd.DataFrame
+    cal: pd.DataFrame
+    env: dict[str, Any]
+    config_text: str
+
+    @classmethod
+    def of(cls, run, rows: list[TrialRow]) -> ReportData:
+        """From a :class:`bench.rundir.RunDir` and its rows."""
+        return cls(run.name, rows, summary_frame(rows), calibration_frame(rows), run.read_env(), run.config_text())
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        """Failed, skipped or INVALID trials."""
+        return self.df[flagged_trials(self.df)] if len(self.df) else self.df
+
+    @property
+    def noted(self) -> pd.DataFrame:
+        """Successful, VALID trials with a note (e.g. no timed predict batch)."""
+        return self.df[~flagged_trials(self.df) & self.df.error.notna()] if len(self.df) else self.df
+
+    @property
+    def has_quality(self) -> bool:
+        """Whether any trial has calibration to show (not a timing-only run, and something succeeded)."""
+        return bool(len(self.df)) and bool(self.df.ece_given.notna().any())

@@ -1,0 +1,46 @@
+"""summary.md (and summary.csv): the report as Markdown, from the frames built once (bench.report.frames)."""
+
+from __future__ import annotations
+
+import bench.report.sections as sections
+import bench.report.tables as tables
+from bench.recommend import recommendation
+from bench.report.frames import ReportData
+
+
+def render(data: ReportData) -> str:
+    """The run's summary as Markdown, ending with the recommendation."""
+    df = data.df
+    parts = [f"# swagbench run {data.name}", ""]
+    if df.empty:
+        parts += ["(no trials)", ""]
+    else:
+        parts += [sections.workload(data.rows[0])]
+        for section in sections.TABLES:
+            if section is sections.QUALITY and not data.has_quality:
+                continue
+            parts += ["", f"## {section.title}", "", section.note, "", tables.markdown(df, section.columns)]
+        for title, frame in ((sections.FLAGGED, data.flagged), (sections.NOTES, data.noted)):
+            if len(frame):
+                parts += ["", f"## {title}", ""]
+                parts += [
+                    f"- {t.trial}: {t.result}: {t.error}" if title == sections.FLAGGED else f"- {t.trial}: {t.error}"
+                    for t in frame.itertuples()
+                ]
+        for metric, title in sections.BY_SAMPLES if len(data.cal) else ():
+            parts += [
+                "",
+                f"## {sections.by_samples_title(title)}",
+                "",
+                tables.by_samples(data.cal, metric).to_markdown(index=False, disable_numparse=True),
+            ]
+    parts += ["", f"## {sections.RECOMMENDATION}", "", recommendation(df)]
+    return "\n".join(parts) + "\n"
+
+
+def write(run, data: ReportData) -> str:
+    """Write summary.csv and summary.md into run folder ``run`` (a RunDir); return the Markdown."""
+    data.df.to_csv(run.summary_csv, index=False)
+    text = render(data)
+    run.summary_md.write_text(text)
+    return text

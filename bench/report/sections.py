@@ -1,0 +1,65 @@
+"""The report's sections, in order, each with its title and the sentence that says how to read it: summary.md
+and report.html both take their headings and wording from here (one source for every table and heading)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bench.report.tables as tables
+from bench.metrics import HEADLINE_LABELS, HEADLINE_WHY
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table of the summary frame: ``columns`` (bench.report.tables) under ``title``, read by ``note``."""
+
+    key: str  # the HTML table's id
+    title: str
+    note: str
+    columns: tuple[str, ...]
+
+
+TRIALS = Section(
+    "trials",
+    "Trials",
+    "Minutes are wall-clock per trial (training is shared and listed apart); speedup = eager fp32 ensemble minutes "
+    "/ this trial's; spread = (max - min) / median over repeats; fidelity is against the eager fp32 reference on "
+    "the same SWAG samples.",
+    tables.OVERVIEW,
+)
+PHASES = Section(
+    "phases",
+    "Minutes per phase",
+    "Worker-minutes per phase (train is shared by all trials), and when prepare + warm-up are paid (seconds: the "
+    "trial's first sample, each further fold's first, every other sample).",
+    tables.PHASE_TABLE,
+)
+QUALITY = Section(
+    "quality",
+    "Calibration and label-issue detection",
+    f"Headline: vs the {HEADLINE_LABELS} labels, because {HEADLINE_WHY}; vs the true labels beside it. Label-issue "
+    "detection is scored against the injected truth.",
+    tables.QUALITY,
+)
+TABLES = (TRIALS, PHASES, QUALITY)
+NO_QUALITY = "Not measured: a timing-only run, or no trial succeeded."
+FLAGGED = "Failed, skipped or INVALID"
+NOTES = "Notes"
+RECOMMENDATION = "Recommendation"
+BY_SAMPLES = (("ece", "ECE"), ("nll", "NLL"), ("brier", "Brier score"))
+
+
+def by_samples_title(title: str) -> str:
+    """Heading of a metric-vs-S table."""
+    return f"{title} vs number of SWAG samples S per fold: vs given labels (vs true labels)"
+
+
+def workload(first) -> str:
+    """One line: the run's data, model and ensemble size, from its first row."""
+    line = (
+        f"{first.dataset} ({first.n_examples} images), model {first.model}, "
+        f"{first.folds} folds x {first.samples} SWAG samples"
+    )
+    return line + (
+        "; timing-only: calibration and label metrics not meaningful" if not first.metrics_meaningful else ""
+    )

@@ -1,0 +1,252 @@
+"""A run folder, ``results/<UTC timestamp>-<name>/``: the one place its file names are spelled.
+
+:class:`RunDir` creates a run folder, locks it, checks it can be written, and reads and writes its files (config,
+environment, tolerances, data, folds, where the posteriors are); the row store (``bench.results``), the report
+and the trials ask it for their paths. :class:`TrialDir` does the same for ``trials/<trial id>/``. What each
+file holds: results/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError, ResultsError
+
+
+@dataclass(frozen=True)
+class TrialDir:
+    """``trials/<trial id>/``: one trial's outputs."""
+
+    path: Path
+
+    @property
+    def members(self) -> Path:
+        """(S, N, C) float32 member probabilities, written by the workers through a memory map."""
+        return self.path / "member_probs.npy"
+
+    @property
+    def bn_stats(self) -> Path:
+        """(S, K, 2, channels) float32 BatchNorm running means and variances of every sample."""
+        return self.path / "bn_stats.npy"
+
+    @property
+    def probs(self) -> Path:
+        """(N, C) float32 ensemble probabilities."""
+        return self.path / "probs.npy"
+
+    @property
+    def label_issues(self) -> Path:
+        """(N,) bool: the label issues confident learning found."""
+        return self.path / "label_issues.npy"
+
+    @property
+    def label_quality(self) -> Path:
+        """(N,) float: cleanlab's label quality score of every example."""
+        return self.path / "label_quality.npy"
+
+    @property
+    def predict_batch_s(self) -> Path:
+        """Raw per-batch predict seconds of all workers."""
+        return self.path / "predict_batch_s.npy"
+
+    def worker_files(self, index: int, workers: int) -> tuple[Path, Path, Path]:
+        """(spec JSON, result JSON, log) of worker ``index`` of ``workers``."""
+        suffix = f".{index}" if workers > 1 else ""
+        return tuple(
+            self.path / f"{stem}{suffix}.{ext}"
+            for stem, ext in (("spec", "json"), ("result", "json"), ("worker", "log"))
+        )
+
+    def reset(self) -> TrialDir:
+        """Empty the folder (what an interrupted attempt left) and create it; return self."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True)
+        return self
+
+
+class RunDir:
+    """A run folder: ``RunDir.create`` makes a new one, ``RunDir.existing`` opens one made earlier."""
+
+    CONFIG = "config.yaml"
+    ENV = "env.json"
+    TOLERANCES = "tolerances.json"
+    DATA = "data.npz"
+    FOLDS = "folds.npy"
+    POSTERIORS = "posteriors.json"
+    ROWS = "results.jsonl"
+    SUMMARY_CSV = "summary.csv"
+    SUMMARY_MD = "summary.md"
+    REPORT = "report.html"
+    LOCK = ".lock"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- creating and opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, results_dir: str | Path, name: str) -> RunDir:
+        """Create ``results_dir/<UTC timestamp>-<name>`` (a new name if taken) and return it."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        base = Path(results_dir) / f"{stamp}-{name}"
+        path, i = base, 1
+        while path.exists():
+            path, i = Path(f"{base}-{i}"), i + 1
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise ResultsError(
+                f"cannot create results directory {path} ({exc.strerror}); pass a writable --results-dir"
+            ) from exc
+        return cls(path)
+
+    @classmethod
+    def existing(cls, path: str | Path) -> RunDir:
+        """A run folder made by ``swagbench run`` (it has a config), else ConfigError."""
+        run = cls(Path(path).resolve())
+        if not run.config_path.is_file():
+            raise ConfigError(f"{run.path} has no {cls.CONFIG}, so it is not a swagbench run; pass results/<run-id>")
+        return run
+
+    @staticmethod
+    def check_writable(folder: Path, setting: str) -> None:
+        """Raise ConfigError naming ``setting`` unless ``folder`` can be created and written (before any run folder
+        exists, so a bad setting leaves nothing half-made)."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"{setting} {folder} is not writable ({exc.strerror or exc}); set {setting} to a writable folder"
+                + {"cache_dir": " or posterior_cache=false", "results_dir": " (--results-dir)"}.get(setting, "")
+            ) from exc
+
+    def lock(self):
+        """Hold an exclusive lock on the folder (released when the returned file closes or the process dies), so
+        two processes never append to one results.jsonl."""
+        import fcntl
+
+        if not self.config_path.is_file() and any(self.path.iterdir()):
+            raise ResultsError(
+                f"{self.path} is not a swagbench run directory (no {self.CONFIG}); pass results/<run-id>"
+            )
+        handle = open(self.path / self.LOCK, "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ResultsError(
+                f"another swagbench process is writing {self.path}; wait for it or stop it first"
+            ) from None
+        return handle
+
+    # -- paths ----------------------------------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def env_path(self) -> Path:
+        return self.path / self.ENV
+
+    @property
+    def data_path(self) -> Path:
+        return self.path / self.DATA
+
+    @property
+    def folds_path(self) -> Path:
+        return self.path / self.FOLDS
+
+    @property
+    def rows_path(self) -> Path:
+        return self.path / self.ROWS
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.path / self.SUMMARY_CSV
+
+    @property
+    def summary_md(self) -> Path:
+        return self.path / self.SUMMARY_MD
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / self.REPORT
+
+    @property
+    def own_posteriors(self) -> Path:
+        """Where a run that does not use the shared posterior cache keeps its trained posteriors."""
+        return self.path / "posteriors"
+
+    def chart(self, name: str) -> Path:
+        """The PNG of chart ``name`` (a key of ``bench.report.charts.CHARTS``)."""
+        return self.path / f"{name}.png"
+
+    def trial(self, trial_id: str) -> TrialDir:
+        return TrialDir(self.path / "trials" / trial_id)
+
+    # -- files ----------------------------------------------------------------------------------------------
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        import yaml
+
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def config_text(self) -> str:
+        """The stored config as written (``(missing)`` where a folder has none)."""
+        return self.config_path.read_text() if self.config_path.is_file() else "(missing)"
+
+    def config_dict(self) -> dict[str, Any]:
+        import yaml
+
+        return yaml.safe_load(self.config_path.read_text()) or {}
+
+    def read_env(self) -> dict[str, Any]:
+        """env.json (machine, packages, profile, peak), or {} where a run folder has none."""
+        return json.loads(self.env_path.read_text()) if self.env_path.is_file() else {}
+
+    def write_env(self, env: dict[str, Any]) -> None:
+        self.env_path.write_text(json.dumps(env, indent=2))
+
+    def write_tolerances(self, table: dict[str, Any]) -> None:
+        (self.path / self.TOLERANCES).write_text(json.dumps(table, indent=2))
+
+    def write_posteriors(self, record: dict[str, Any]) -> None:
+        """posteriors.json: where the run's per-fold posteriors are and where they came from."""
+        (self.path / self.POSTERIORS).write_text(json.dumps(record, indent=2))
+
+    def save_data(self, dataset) -> None:
+        dataset.save(self.data_path)
+
+    def load_data(self):
+        from bench.dataset import Dataset
+
+        return Dataset.load(self.data_path)
+
+    def save_folds(self, fold_of) -> None:
+        import numpy as np
+
+        np.save(self.folds_path, fold_of)
+
+    def load_folds(self):
+        import numpy as np
+
+        try:
+            return np.load(self.folds_path, allow_pickle=False)
+        except ValueError as exc:  # a pickled object, or not an .npy at all: never unpickled
+            raise ResultsError(f"{self.folds_path} is not a plain fold array ({exc}); start a new run") from exc

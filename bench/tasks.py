@@ -1,0 +1,302 @@
+"""A trial's work in its worker processes: the spec a worker gets and the loop it runs (parent side: bench.trial).
+
+A trial's work is the (fold, sample) pairs of the ensemble. They are split into contiguous
+*tasks* ``[fold, first_sample, stop_sample]`` among the trial's workers (one worker by default;
+several with ``workers``), each a separate process with its own thread budget. Everything
+crosses the process boundary as files: the spec (JSON) names the dataset (.npz), fold
+assignment (.npy), per-fold posteriors (safetensors) and the shared ``member_probs.npy``
+(S, N, C) memory map, into which every worker writes only its own (sample, example) cells.
+A sample's weights depend only on (seed, fold, sample), so any split gives the same members.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.seeds import bn_subset, bn_subset_seed, sample_seed
+from bench.timing import PhaseClock
+
+
+@dataclass
+class TrialSpec:
+    """Inputs of one worker (paths are absolute or relative to the worker's cwd).
+
+    tasks: ``[fold, first_sample, stop_sample]`` triples this worker computes. shard / shards:
+    this worker predicts only part ``shard`` of ``shards`` equal parts of each fold's held-out
+    examples (sampling and the BN update are repeated per shard). members: ``stream`` draws one
+    sample's weights at a time; ``hold`` draws all of a task's samples first and keeps them in
+    memory. members_path: the shared (S, N, C) map to write into; None returns the member
+    probabilities in the payload instead (executors whose workers share no file system). bn_stats_path:
+    the shared (S, K, 2, channels) map of every sample's BatchNorm running means and variances (None:
+    returned in the payload like the members)."""
+
+    trial_id: str
+    backend: str
+    options: dict[str, Any]
+    model: str
+    num_classes: int
+    in_channels: int
+    data_path: str
+    folds_path: str
+    posterior_paths: list[str]
+    ensemble: dict[str, Any]
+    members_path: str | None
+    tasks: list[list[int]]
+    bn_stats_path: str | None = None
+    members: str = "stream"
+    shard: int = 0
+    shards: int = 1
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> TrialSpec:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def split_tasks(folds: int, samples: int, workers: int) -> list[list[list[int]]]:
+    """Split the folds x samples (fold, sample) pairs, in order, into ``workers`` contiguous
+    near-equal parts, each a list of ``[fold, first_sample, stop_sample]`` tasks. (Each part is
+    further split by data shard when a run asks for shards: see TrialSpec.)"""
+    pairs = folds * samples
+    if not 1 <= workers <= pairs:
+        raise ValueError(f"workers must be in [1, {pairs}] (folds x samples); got {workers}")
+    bounds = [round(w * pairs / workers) for w in range(workers + 1)]
+    parts = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        tasks = []
+        for fold in range(lo // samples, (hi - 1) // samples + 1):
+            first, stop = max(lo - fold * samples, 0), min(hi - fold * samples, samples)
+            tasks.append([fold, first, stop])
+        parts.append(tasks)
+    return parts
+
+
+def _batches(x, size: int):
+    return [x[i : i + size] for i in range(0, x.shape[0], size)]
+
+
+@dataclass
+class _Outputs:
+    """Where a worker's results go: the shared maps, or lists returned in the payload."""
+
+    members: Any
+    bn_stats: Any
+    member_rows: list = dataclasses.field(default_factory=list)  # (sample, example indices, probs)
+    bn_rows: list = dataclasses.field(default_factory=list)  # (sample, fold, statistics vector)
+
+    @classmethod
+    def open(cls, spec: TrialSpec) -> _Outputs:
+        def mapped(path):
+            return np.load(path, mmap_mode="r+") if path else None
+
+        return cls(mapped(spec.members_path), mapped(spec.bn_stats_path))
+
+    def put(self, sample: int, fold: int, test_idx: np.ndarray, probs: np.ndarray, vector: np.ndarray) -> None:
+        if self.members is not None:
+            self.members[sample, test_idx] = probs
+            self.bn_stats[sample, fold] = vector
+        else:
+            self.member_rows.append((sample, test_idx, probs))
+            self.bn_rows.append((sample, fold, vector))
+
+    def flush(self) -> None:
+        for array in (self.members, self.bn_stats):
+            if array is not None:
+                array.flush()
+
+
+@dataclass
+class _Fold:
+    """One fold's inputs in a worker: its posterior sampler and its BN and held-out batches."""
+
+    fold: int
+    sampler: Any
+    posterior: Any
+    test_idx: np.ndarray
+    bn_batches: list
+    test_batches: list
+
+
+class _Worker:
+    """The per-sample step of one worker, all in the backend (see :func:`run_tasks`)."""
+
+    def __init__(self, spec: TrialSpec) -> None:
+        import torch
+
+        from backends import BackendOptions, get_backend
+        from swag.models import build_model
+
+        self.spec = spec
+        self.options = BackendOptions(**spec.options)
+        torch.set_num_threads(self.options.threads)
+        self.backend = get_backend(spec.backend)
+        self.backend.check(self.options)
+        with np.load(spec.data_path, allow_pickle=False) as f:
+            self.x_all = torch.from_numpy(f["x"])
+        self.fold_of = np.load(spec.folds_path)
+        self.outputs = _Outputs.open(spec)
+        self.clock = PhaseClock()
+        self.swap = self.backend.can_swap(self.options)
+        ensemble = spec.ensemble
+        self.seed, self.scale, self.diag = ensemble["seed"], float(ensemble["scale"]), bool(ensemble["diag_only"])
+        # One model and (for swap-capable backends) one prepared runner serve every fold: a sample
+        # overwrites all parameters and recomputes all BN statistics, so no state carries over.
+        self.model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False).eval()
+        self.statistics = StatisticsStep(self.backend, self.options)
+        self.runner, self.fresh_predict = None, set()
+
+    def fold(self, fold: int) -> _Fold:
+        """Load fold ``fold``'s posterior and cut its BN and held-out batches (this worker's shard)."""
+        import torch
+
+        from bench.folds import fold_split
+        from swag.io import load_posterior
+        from swag.sampling import Sampler
+
+        spec = self.spec
+        posterior = load_posterior(
+            spec.posterior_paths[fold], expect={"model": spec.model, "num_classes": spec.num_classes}
+        )
+        self.theta = torch.empty(posterior.num_parameters)
+        train_idx, test_idx = fold_split(self.fold_of, fold)
+        test_idx = np.array_split(test_idx, spec.shards)[spec.shard]
+        bn_idx = bn_subset(train_idx, spec.ensemble.get("bn_examples"), bn_subset_seed(self.seed, fold))
+        return _Fold(
+            fold,
+            Sampler(posterior, self.scale, self.diag),
+            posterior,
+            test_idx,
+            _batches(self.x_all[bn_idx], int(spec.ensemble["bn_batch_size"])),
+            _batches(self.x_all[test_idx], self.options.batch_size),
+        )
+
+    def sample(self, data: _Fold, s: int, held: dict) -> None:
+        """Draw sample ``s`` of the fold, set BatchNorm over the fold's BN batches, predict its held-out part."""
+        from swag.batchnorm import StatisticsAccumulator, load_statistics, statistics_vector
+        from swag.sampling import load_flat_parameters
+
+        clock, model = self.clock, self.model
+        clock.start_sample()
+        with clock("sample"):
+            flat = held.pop(s) if held else data.sampler.draw(sample_seed(self.seed, data.fold, s), out=self.theta)
+            load_flat_parameters(model, flat, data.posterior)
+        with clock("prepare"):
+            self.statistics.bind(model, data.bn_batches[0])
+        accumulator = StatisticsAccumulator()
+        for batch in data.bn_batches:
+            with clock.call("bn_update", self.statistics.fresh, batch.shape[0]):
+                accumulator.add(self.statistics.runner(batch))
+        with clock("bn_update"):
+            load_statistics(model, accumulator.result(), accumulator.batches)
+        with clock("prepare"):
+            self.bind_runner(data.bn_batches, data.test_batches[0])
+        probs = self.predict(data.test_batches)
+        if probs.shape != (len(data.test_idx), self.spec.num_classes):
+            expected = (len(data.test_idx), self.spec.num_classes)
+            raise RuntimeError(f"backend returned shape {probs.shape}, expected {expected}")
+        self.outputs.put(s, data.fold, data.test_idx, probs, statistics_vector(model))
+        clock.end_sample(data.fold, s)
+
+    def bind_runner(self, bn_batches: list, example) -> None:
+        """Build the inference runner (first sample, or every sample where it cannot swap) or swap weights in."""
+        backend, options = self.backend, self.options
+        if self.runner is None or not self.swap:
+            if self.runner is None or backend.prepare_compiles(options):
+                self.fresh_predict = set()
+            self.runner = backend.prepare(self.model, example, options, calibration=bn_batches)
+        else:
+            self.runner = backend.update(self.runner, self.model, options, calibration=bn_batches)
+
+    def predict(self, batches: list) -> np.ndarray:
+        import torch
+
+        member = []
+        for batch in batches:
+            with self.clock.call("predict", self.fresh_predict, batch.shape[0]):
+                member.append(torch.softmax(self.runner(batch).float(), dim=1).numpy())
+        return np.concatenate(member)
+
+
+def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda done, total: None) -> dict[str, Any]:
+    """Compute this worker's tasks into the shared member map; return timings (JSON-able).
+
+    Per (fold, sample), all in the backend: draw the weights into the model (``sample``), bind them to the
+    backend's statistics runner (``prepare``), compute BatchNorm statistics over the fold's BN batches and
+    load their update_bn average into the model (``bn_update``), bind weights and statistics to the
+    inference runner (``prepare``), predict the fold's held-out examples (``predict``). The first call per
+    batch shape after a runner was built is timed apart as ``warmup``. A backend that cannot compute
+    statistics gets them from eager fp32, recorded in ``bn_update``.
+    """
+    import psutil
+    import torch
+
+    from bench.memory import peak_rss_bytes
+
+    start_wall = time.time()
+    worker = _Worker(spec)
+    baseline_rss = psutil.Process().memory_info().rss
+    total = sum(stop - first for _, first, stop in spec.tasks)
+    done, loop_start = 0, time.time()
+    for fold, first, stop in spec.tasks:
+        data = worker.fold(fold)
+        held = {}
+        if spec.members == "hold":
+            with worker.clock("sample"):
+                held = {s: data.sampler.draw(sample_seed(worker.seed, fold, s)) for s in range(first, stop)}
+        for s in range(first, stop):
+            worker.sample(data, s, held)
+            done += 1
+            progress(done, total)
+        del data
+    loop_end = time.time()
+    info = dict(getattr(worker.runner, "info", {}))
+    worker.runner = worker.model = None
+    worker.outputs.flush()
+    return {
+        "member_rows": worker.outputs.member_rows,
+        "bn_rows": worker.outputs.bn_rows,
+        "strategy": "swap_weights" if worker.swap else "reprepare",
+        "backend_info": info,
+        "bn_update": worker.statistics.info,
+        **worker.clock.payload(start_wall, loop_start, loop_end),
+        "threads": torch.get_num_threads(),
+        "versions": worker.backend.versions(),
+        "baseline_rss_bytes": int(baseline_rss),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+class StatisticsStep:
+    """The trial's statistics runner: the backend's own, or eager fp32 where the backend cannot (recorded)."""
+
+    def __init__(self, backend, options) -> None:
+        self.backend, self.options = backend, options
+        self.runner, self.fresh = None, set()
+        self.info: dict[str, Any] = {}
+
+    def bind(self, model, example) -> None:
+        """Build the runner (first sample) or move it to the weights now in ``model``."""
+        from backends.torch_helpers import native_statistics
+        from swag.batchnorm import StatisticsUnsupported
+
+        if self.runner is None:
+            try:
+                self.runner = self.backend.statistics(model, example, self.options)
+                self.info = {"where": "backend", **getattr(self.runner, "info", {})}
+            except StatisticsUnsupported as exc:
+                reference = dataclasses.replace(self.options, precision="fp32", channels_last=False, extra={})
+                self.runner = native_statistics(model, reference)
+                self.info = {"where": "eager", **self.runner.info, "reason": str(exc)}
+            self.fresh = set()
+        elif self.info["where"] == "backend":
+            self.runner = self.backend.update_statistics(self.runner, model, example, self.options)
