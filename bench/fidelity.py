@@ -7,7 +7,6 @@ Both trials evaluate the same SWAG samples (same seeds), so their per-sample pro
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ def gate(row: TrialRow, reference: TrialRow | None, run) -> TrialRow:
     return dataclasses.replace(row, fidelity=fidelity, validity=validity, validity_reasons=reasons)
 
 
-def compare(ref_dir: Path, trial_dir: Path, ref_row: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+def compare(ref_dir: Path, trial_dir: Path, ref_row: TrialRow, row: TrialRow) -> dict[str, Any]:
     """Fidelity of one trial's outputs against the reference trial's.
 
     Parameters
@@ -97,7 +96,7 @@ def compare(ref_dir: Path, trial_dir: Path, ref_row: Mapping[str, Any], row: Map
     ref_dir, trial_dir : Path
         The two trial folders: ``member_probs.npy`` (S, N, C), ``label_issues.npy`` (N,) bool and, when
         recorded, ``bn_stats.npy`` (S, K, 2, channels).
-    ref_row, row : mapping
+    ref_row, row : TrialRow
         Their result rows (``calibration_given``, ``label_issues``).
 
     Returns
@@ -128,8 +127,8 @@ def compare(ref_dir: Path, trial_dir: Path, ref_row: Mapping[str, Any], row: Map
     if ref_dir.bn_stats.is_file() and trial_dir.bn_stats.is_file():  # older runs lack them
         out.update(bn_statistics_error(ref_dir.bn_stats, trial_dir.bn_stats))
     for key in ("ece", "nll"):  # against the given labels: the headline (bench.metrics.HEADLINE_LABELS)
-        out[f"delta_{key}"] = row["calibration_given"][key] - ref_row["calibration_given"][key]
-    f1, ref_f1 = ((r.get("label_issues") or {}).get("f1") for r in (row, ref_row))
+        out[f"delta_{key}"] = row.calibration_given[key] - ref_row.calibration_given[key]
+    f1, ref_f1 = ((r.label_issues or {}).get("f1") for r in (row, ref_row))
     if f1 is not None and ref_f1 is not None:  # the label-issue detection a strategy costs (the pipeline's product)
         out["delta_issue_f1"] = f1 - ref_f1
     return out

@@ -7,7 +7,6 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -173,15 +172,13 @@ def repeated(repeats: int, attempt) -> TrialRow:
     rows = []
     for _ in range(repeats):
         row = attempt()
-        if row["status"] != "ok":
+        if row.status != "ok":
             return row
         rows.append(row)
     if repeats == 1:
         return rows[0]
-    times = [r["ensemble_s"] for r in rows]
-    median = sorted(rows, key=lambda r: r["ensemble_s"])[(repeats - 1) // 2]
-    peaks = [r["peak_rss_bytes"] for r in rows if r.get("peak_rss_bytes") is not None]
-    changes: dict[str, Any] = {"ensemble_s_repeats": times, "peak_rss_bytes": max(peaks) if peaks else None}
-    if isinstance(median, TrialRow):
-        return dataclasses.replace(median, **changes)
-    return {**median, **changes}
+    median = sorted(rows, key=lambda r: r.ensemble_s)[(repeats - 1) // 2]
+    peaks = [r.peak_rss_bytes for r in rows if r.peak_rss_bytes is not None]
+    return dataclasses.replace(
+        median, ensemble_s_repeats=[r.ensemble_s for r in rows], peak_rss_bytes=max(peaks) if peaks else None
+    )

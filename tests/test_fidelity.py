@@ -4,6 +4,7 @@ import pytest
 from bench.config import load_config
 from bench.fidelity import TOLERANCES, compare, verdict
 from bench.results import read_rows
+from bench.row import TrialRow
 from bench.run import execute
 
 
@@ -15,6 +16,11 @@ def _trial(tmp_path, name, probs, issues):
     return d
 
 
+def _row(calibration_given):
+    settings = dict(run_id="r", trial_id="t", backend="eager", precision="fp32", channels_last=False)
+    return TrialRow(**settings, threads=1, batch_size=1, status="ok", calibration_given=calibration_given)
+
+
 def test_compare_and_verdict(tmp_path):
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(4), size=(3, 50))
@@ -24,8 +30,8 @@ def test_compare_and_verdict(tmp_path):
     flipped = issues.copy()
     flipped[:25] = ~flipped[:25]
     worse = _trial(tmp_path, "worse", p[:, :, ::-1], flipped)
-    row = {"calibration_given": {"ece": 0.1, "nll": 0.5}}
-    f_same = compare(ref, same, row, {"calibration_given": {"ece": 0.07, "nll": 0.5}})
+    row = _row({"ece": 0.1, "nll": 0.5})
+    f_same = compare(ref, same, row, _row({"ece": 0.07, "nll": 0.5}))
     assert f_same["max_abs_dp"] == pytest.approx(1e-5, rel=0.1) and f_same["argmax_agreement"] == 1.0
     assert f_same["issue_jaccard"] == 1.0 and f_same["delta_ece"] == pytest.approx(-0.03)
     assert verdict(f_same, "fp32") == ("VALID", [])
@@ -46,7 +52,7 @@ def test_batchnorm_statistics_are_gated(tmp_path):
     shifted = stats.copy()
     shifted[1, 2, 0, 5] += 0.1 * np.sqrt(shifted[1, 2, 1, 5])  # one channel's mean moved by 0.1 std
     np.save(off / "bn_stats.npy", shifted.astype(np.float32))
-    row = {"calibration_given": {"ece": 0.1, "nll": 0.5}}
+    row = _row({"ece": 0.1, "nll": 0.5})
     assert verdict(compare(ref, close, row, row), "fp32") == ("VALID", [])
     f_off = compare(ref, off, row, row)
     assert f_off["bn_mean_err"] == pytest.approx(0.1, rel=1e-3) and f_off["bn_var_err"] < 1e-5

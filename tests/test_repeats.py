@@ -6,8 +6,14 @@ from bench.config import load_config
 from bench.errors import ConfigError
 from bench.report.frames import summary_frame
 from bench.results import read_rows
+from bench.row import TrialRow
 from bench.run import execute
 from bench.trial import repeated
+
+
+def _row(**measured):
+    settings = dict(run_id="r", trial_id="00-eager-fp32", backend="eager", precision="fp32", channels_last=False)
+    return TrialRow(**settings, threads=1, batch_size=1, **measured)
 
 
 def test_the_median_repeat_is_kept_with_every_time_and_the_highest_peak():
@@ -15,7 +21,7 @@ def test_the_median_repeat_is_kept_with_every_time_and_the_highest_peak():
     peaks = iter([5, 9, 7])
 
     def attempt():
-        return {"status": "ok", "ensemble_s": next(times), "peak_rss_bytes": next(peaks)}
+        return _row(status="ok", ensemble_s=next(times), peak_rss_bytes=next(peaks))
 
     row = repeated(3, attempt)
     assert row["ensemble_s"] == 20.0 and row["ensemble_s_repeats"] == [30.0, 10.0, 20.0]
@@ -23,7 +29,7 @@ def test_the_median_repeat_is_kept_with_every_time_and_the_highest_peak():
 
 
 def test_a_failed_repeat_ends_the_trial_with_its_row():
-    outcomes = iter([{"status": "ok", "ensemble_s": 1.0}, {"status": "timeout", "error": "over 60 s"}])
+    outcomes = iter([_row(status="ok", ensemble_s=1.0), _row(status="timeout", error="over 60 s")])
     calls = []
 
     def attempt():
