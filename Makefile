@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 IPEX_VENV := .venv-ipex
 IPEX_STAMP := $(IPEX_VENV)/.installed
 
-.PHONY: install bench sweep bench-check test test-ipex ipex-env lint clean
+.PHONY: install bench sweep bench-check bench-memory bench-decode test test-ipex ipex-env lint clean
 
 install: $(STAMP)
 
@@ -22,6 +22,15 @@ bench: $(STAMP)  ## embedded default run (override: make bench ARGS="--backends 
 
 sweep: $(STAMP)  ## workers x threads / batch / layout grid of the profile (PROFILE=local by default)
 	$(VENV)/bin/swagbench sweep --profile $(or $(PROFILE),local) $(ARGS)
+
+# Memory against data size: N synthetic 224x224 RGB images x 1 and 2 workers, the process tree's peak anonymous
+# memory and RSS (override: make bench-memory ARGS="--sizes 400,3200 --workers 2").
+bench-memory: $(STAMP)
+	$(PY) -m bench.memory_bench $(ARGS)
+
+# Decode rate of the image cache: JPEGs of 500x375 to 224x224, 1 and 2 decode processes.
+bench-decode: $(STAMP)
+	$(PY) -m bench.decode_bench $(ARGS)
 
 # Speed regression checks (tests/benchmarks, pytest-benchmark) against this machine type's baseline.
 # The first run on a machine type records the baseline; later runs fail when a benchmark's BENCH_STAT

@@ -4,6 +4,7 @@ Each trial's whole-ensemble time is rebuilt phase by phase from what the run mea
 what drives it:
 
 - ``sample`` (drawing a SWAG sample's weights): per sample, K x S of them;
+- ``data`` (reading batches from the memory-mapped data): per image read, the BatchNorm pass's and predict's;
 - ``bn_update``: per image of the BatchNorm pass, S x K x (the fold's training images, or the trial's subset);
 - ``predict``: per image predicted, S x N;
 - prepare + warm-up: the trial's first sample once, each further fold's first sample (K - 1), every other
@@ -49,8 +50,11 @@ def project(row: TrialRow, images: int, folds: int, samples: int) -> dict[str, f
     each = setup["sample_setup_s"] if setup["sample_setup_s"] is not None else fold
     pairs = folds * samples
     subset = row.bn_examples
+    read_before = s0 * (k0 * bn_images(n0, k0, subset) + n0)  # images read: every BN pass's and predict's
+    read_after = samples * (folds * bn_images(images, folds, subset) + images)
     worker = {
         "sample": float(np.mean([p["sample"] for _, _, p in entries])) * pairs,
+        "data": phases.get("data", 0.0) / read_before * read_after,  # rows of older runs have no data phase
         "bn_update": phases["bn_update"]
         / (s0 * k0 * bn_images(n0, k0, subset))
         * pairs
@@ -176,6 +180,7 @@ def render(df: pd.DataFrame, facts: dict[str, Any]) -> str:
                 "result",
                 "measured_min",
                 "proj_sample_min",
+                "proj_data_min",
                 "proj_bn_update_min",
                 "proj_setup_min",
                 "proj_predict_min",

@@ -68,20 +68,41 @@ def quality(means: dict[int, np.ndarray], labels: np.ndarray, true_labels: np.nd
     }
 
 
-def finish_trial(trial, data_path: Path, cleanlab: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+def write_label_issues(path: Path, dataset, probs: np.ndarray, issues: np.ndarray, label_quality: np.ndarray) -> None:
+    """``label_issues.csv``: every example, worst label quality first: its index, image path (where known), given
+    label, suggested label (the ensemble's top class), both as class names where known, cleanlab's label quality
+    score and whether confident learning flagged it."""
+    import pandas as pd
+
+    order = np.argsort(label_quality, kind="stable")
+    names = dataset.class_names
+    table = pd.DataFrame({"index": order})
+    if dataset.paths is not None:
+        table["path"] = np.asarray(dataset.paths, dtype=object)[order]
+    given, suggested = dataset.labels[order], probs.argmax(axis=1)[order]
+    table["given_label"], table["suggested_label"] = given, suggested
+    if names is not None:
+        table["given_class"] = np.asarray(names, dtype=object)[given]
+        table["suggested_class"] = np.asarray(names, dtype=object)[suggested]
+    table["label_quality"] = label_quality[order]
+    table["is_issue"] = issues[order]
+    table.to_csv(path, index=False)
+
+
+def finish_trial(trial, dataset, cleanlab: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge the workers' timings and turn the member probabilities into the trial's results (row fields).
 
-    ``trial`` is the trial's :class:`bench.rundir.TrialDir`; this writes its ``probs.npy`` (N, C) ensemble
-    probabilities, ``label_issues.npy``, ``label_quality.npy`` and ``predict_batch_s.npy`` (raw per-batch predict
-    seconds of all workers). ``ensemble_s`` is wall-clock: first worker's loop start to last worker's loop end
-    (worker start-up and imports excluded, as a long-lived service would not pay them), plus confident
-    learning. ``phases_s`` are worker-seconds summed over workers; with one worker their sum is the ensemble time.
+    ``trial`` is the trial's :class:`bench.rundir.TrialDir` and ``dataset`` the run's (its labels, class names
+    and paths); this writes the trial's ``probs.npy`` (N, C) ensemble probabilities, ``label_issues.npy``,
+    ``label_quality.npy``, ``label_issues.csv`` (:func:`write_label_issues`) and ``predict_batch_s.npy`` (raw
+    per-batch predict seconds of all workers). ``ensemble_s`` is wall-clock: first worker's loop start to last
+    worker's loop end (worker start-up and imports excluded, as a long-lived service would not pay them), plus
+    confident learning. ``phases_s`` are worker-seconds summed over workers; with one worker their sum is the
+    ensemble time.
     """
     from bench.confident import find_label_issues
 
-    with np.load(data_path, allow_pickle=False) as f:
-        labels = f["y"]
-        true_labels = f["y_true"] if "y_true" in f.files else None
+    labels, true_labels = dataset.labels, dataset.true_labels
     means = ensemble_means(trial.members)
     samples = max(means)
     timing = merge_timings(parts)
@@ -93,6 +114,7 @@ def finish_trial(trial, data_path: Path, cleanlab: dict[str, Any], parts: list[d
     np.save(trial.probs, probs.astype(np.float32))
     np.save(trial.label_issues, issues)
     np.save(trial.label_quality, label_quality)
+    write_label_issues(trial.label_issues_csv, dataset, probs, issues, label_quality)
     np.save(trial.predict_batch_s, timing.pop("predict_batch_s"))
     first = parts[0]
     return {

@@ -1,4 +1,5 @@
-"""Peak resident memory of a process, measured so that nothing is inherited from its parent.
+"""Memory of processes: peak resident memory measured so that nothing is inherited from a parent, and anonymous
+memory (what would run out), current and peak.
 
 ``getrusage``'s ``ru_maxrss`` is unusable for a spawned worker on Linux: at ``exec`` the kernel
 folds the pre-exec (forked parent's) high-water mark into the child's, so every worker would
@@ -38,3 +39,42 @@ def tree_rss_bytes(pid: int) -> int:
         except psutil.Error:
             pass
     return total
+
+
+def anon_bytes(pid: int | str = "self") -> int | None:
+    """Current anonymous resident memory (``RssAnon``: heap, stacks, private maps; what would run out and be
+    OOM-killed) of process ``pid``, in bytes; None if it cannot be read. Unlike RSS it leaves out the page cache
+    of memory-mapped files (the data set, the member map), which the kernel can drop and processes share."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class AnonPeak:
+    """Peak anonymous memory of this process, sampled every ``interval`` seconds by a daemon thread while the
+    ``with`` block runs (``peak`` in bytes, also readable while it runs)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+
+        self.interval, self.peak = interval, anon_bytes() or 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, anon_bytes() or 0)
+
+    def __enter__(self) -> AnonPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, anon_bytes() or 0)

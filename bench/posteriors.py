@@ -51,7 +51,7 @@ def posterior_meta(config: RunConfig, dataset: Dataset, fold_of: np.ndarray, fol
         "dataset": dataset.name,
         "fold": str(fold),
         "folds": str(config.ensemble.folds),
-        "data_digest": array_digest(dataset.x, dataset.labels),  # before the split: other labels move it too
+        "data_digest": dataset.digest(dataset.labels),  # before the split: other labels move it too
         "fold_digest": array_digest(fold_of),
     }
 
@@ -70,7 +70,7 @@ def content_key(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> str
     import torch
 
     h = hashlib.sha256()
-    h.update(array_digest(dataset.x, dataset.labels, fold_of).encode())
+    h.update(dataset.digest(dataset.labels, fold_of).encode())
     h.update(
         json.dumps(
             {
@@ -175,15 +175,19 @@ def train_posteriors(
     from swag.training import train_swag
 
     torch.set_num_threads(config.resolved_threads)
-    x = torch.from_numpy(dataset.x)
     y = torch.from_numpy(dataset.labels)
     paths, start = [], time.perf_counter()
     for fold in range(config.ensemble.folds):
-        train = torch.from_numpy(fold_split(fold_of, fold)[0])
+        train = fold_split(fold_of, fold)[0]
+
+        def rows(idx: torch.Tensor, train=train) -> torch.Tensor:  # streamed from the memory-mapped data
+            return dataset.tensor(train[idx.numpy()])
+
         seed = fold_seed(config.data.seed, fold)
         torch.manual_seed(seed)
         model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
-        posterior = train_swag(model, x[train], y[train], config.train, seed=seed, on_epoch=lambda _e: on_epoch())
+        labels = y[torch.from_numpy(train)]
+        posterior = train_swag(model, rows, labels, config.train, seed=seed, on_epoch=lambda _e: on_epoch())
         check_finite(posterior, f"of fold {fold} (just trained)")
         posterior.meta.update(posterior_meta(config, dataset, fold_of, fold))
         paths.append(save_posterior(posterior, out_dir / f"fold{fold}.safetensors"))

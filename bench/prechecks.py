@@ -39,7 +39,7 @@ def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1]).eval()
     try:
         with torch.no_grad():
-            out = model(torch.from_numpy(dataset.x[:2]))
+            out = model(dataset.tensor(slice(0, 2)))
     except RuntimeError as exc:
         raise DataError(
             f"model {config.model!r} cannot take inputs of shape {dataset.x.shape[1:]} ({exc}); "
@@ -51,7 +51,7 @@ def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
             f"expected ({dataset.num_classes},) logits"
         )
     channels = sum(bn.num_features for _, bn in bn_layers(model))
-    return ModelFacts(gflop_per_image(model, torch.from_numpy(dataset.x[:1])), channels)
+    return ModelFacts(gflop_per_image(model, dataset.tensor(slice(0, 1))), channels)
 
 
 def check_shards(config: RunConfig, fold_of: np.ndarray) -> None:

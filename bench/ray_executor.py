@@ -113,7 +113,8 @@ class RayExecutor:
             bn_stats.flush()
             del members, bn_stats
         peak = sum(p["peak_rss_bytes"] or 0 for p in payloads) or None
-        return WorkerOutcome("ok", payloads, None, time.perf_counter() - start, peak)
+        anon = sum(p.get("peak_anon_bytes") or 0 for p in payloads) or None  # an upper bound: tasks may not overlap
+        return WorkerOutcome("ok", payloads, None, time.perf_counter() - start, peak, anon)
 
     def _stop(self, pending: dict, error: str, start: float, status: str) -> WorkerOutcome:
         for ref in pending:

@@ -19,7 +19,7 @@ from typing import Any
 from bench.errors import ResultsError
 from swag import checked
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -50,7 +50,11 @@ class TrialRow:
     predict_img_per_s, bn_img_per_s : float or None
         Steady-state images per second of predict and of the BatchNorm pass (warm-up calls excluded).
     peak_rss_bytes, rss_growth_bytes, baseline_rss_bytes : int or None
-        Peak resident memory of the trial's workers, its growth over their baseline after loading data.
+        Peak resident memory of the trial's workers, its growth over their baseline after loading data. RSS
+        counts the page cache of the memory-mapped data and member files too (shared, reclaimable).
+    peak_anon_bytes, parent_peak_anon_bytes : int or None
+        Peak anonymous memory (what would run out) of the trial's workers together, and of the harness process
+        over the run up to the end of this trial.
     calibration, calibration_given : dict
         ECE, MCE, NLL, Brier, accuracy vs the true labels (``calibration_labels == "true"``) and the given ones.
     calibration_vs_samples : list
@@ -98,6 +102,8 @@ class TrialRow:
     peak_rss_bytes: int | None = None
     rss_growth_bytes: int | None = None
     baseline_rss_bytes: int | None = None
+    peak_anon_bytes: int | None = None
+    parent_peak_anon_bytes: int | None = None
     strategy: str | None = None
     backend_info: dict[str, Any] | None = None
     versions: dict[str, str] | None = None
@@ -189,5 +195,11 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 2}
 
 
+def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 adds the anonymous-memory peaks (unknown, None, for older rows) and the ``data`` phase (absent
+    from older rows' ``phases_s``: their batches were in memory)."""
+    return {**raw, "schema_version": 3}
+
+
 # UPGRADES[v] turns a version-v row into a version v + 1 row.
-UPGRADES = {1: _v1_to_v2}
+UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3}

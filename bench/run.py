@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ import numpy as np
 
 from backends import get_backend
 from bench.config import RunConfig, TrialConfig
-from bench.dataset import Dataset, load_dataset
+from bench.dataset import Dataset, data_cache, load_dataset
 from bench.envinfo import environment
 from bench.errors import RunInterrupted
 from bench.executors import EXECUTORS, Executor
 from bench.fidelity import gate, is_reference, is_reference_row, tolerances_table
 from bench.folds import make_folds
+from bench.memory import AnonPeak
 from bench.posteriors import obtain_posteriors, user_posteriors
 from bench.prechecks import ModelFacts, check_model, check_shards, check_trials
 from bench.profile import host_mismatch
@@ -34,6 +36,7 @@ from bench.roofline import measure_peak, roofline
 from bench.row import TrialRow
 from bench.rundir import RunDir
 from bench.trial import RunFacts, base_row, repeated, run_one
+from swag.models.registry import resolve_model
 
 
 @dataclass
@@ -77,13 +80,14 @@ def execute(
     run_dirs: list[Path] = []  # the run folder, once there is one (for the resume hint on Ctrl-C)
     try:
         with contextlib.ExitStack() as held:  # the run folder's lock, released however this ends
+            parent = held.enter_context(AnonPeak())  # the harness's own anonymous memory, recorded per trial
             if resume is None:
                 opened = new_run(config, profile, log, run_dirs.append, held)
             else:
                 opened = resume_run(config, RunDir(resume), retry_failed, log, run_dirs.append, held)
             facts = obtain(opened, log)
             executor = held.enter_context(contextlib.closing(EXECUTORS[config.executor](opened.config, log)))
-            run_trials(opened, facts, executor, log)
+            run_trials(opened, facts, executor, log, parent)
             return finish_run(opened.run, log)
     except KeyboardInterrupt:
         if run_dirs:
@@ -93,16 +97,16 @@ def execute(
 
 def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitStack) -> Opened:
     """Check everything, then create and lock the run folder and store config, environment, data and folds."""
-    dataset = load_dataset(config.data)
+    resolve_model(config.model)  # a bad model spec fails before any data is read
+    RunDir.check_writable(Path(config.results_dir), "results_dir")
+    RunDir.check_writable(data_cache(config.resolved_cache_dir), "cache_dir")  # data stores live there
+    dataset = load_dataset(config.data, config.resolved_cache_dir, log)
     fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
     check_shards(config, fold_of)
     model = check_model(config, dataset)
     config = absolute_paths(config)
-    RunDir.check_writable(Path(config.results_dir), "results_dir")
     if config.posteriors_dir:
         user_posteriors(config, dataset, fold_of)
-    elif config.posterior_cache:
-        RunDir.check_writable(Path(config.resolved_cache_dir), "cache_dir")
     run = RunDir.create(config.results_dir, config.name)
     on_run_dir(run.path)
     held.enter_context(run.lock())
@@ -121,7 +125,7 @@ def resume_run(config: RunConfig, run: RunDir, retry_failed: bool, log, on_run_d
     """Lock an existing run folder and read back its data, folds, environment and recorded rows."""
     on_run_dir(run.path)
     held.enter_context(run.lock())
-    dataset = run.load_data()
+    dataset = run.load_data(rebuild=lambda: load_dataset(config.data, config.resolved_cache_dir, log))
     fold_of = run.load_folds()
     check_shards(config, fold_of)
     model = check_model(config, dataset)
@@ -158,6 +162,9 @@ def obtain(opened: Opened, log) -> RunFacts:
             "swagbench: timing-only run (synthetic data or posterior): calibration and label metrics are not meaningful"
         )
     return RunFacts(
+        data_file=dataset.store.x_path,
+        data_mean=dataset.mean,
+        data_std=dataset.std,
         n_examples=int(len(dataset.labels)),
         num_classes=dataset.num_classes,
         in_channels=int(dataset.x.shape[1]),
@@ -170,8 +177,9 @@ def obtain(opened: Opened, log) -> RunFacts:
     )
 
 
-def run_trials(opened: Opened, facts: RunFacts, executor: Executor, log) -> None:
-    """Run, gate and record every trial without a row; the reference (first) gates the others."""
+def run_trials(opened: Opened, facts: RunFacts, executor: Executor, log, parent: AnonPeak) -> None:
+    """Run, gate and record every trial without a row; the reference (first) gates the others. ``parent``
+    samples the harness's anonymous memory, recorded in each row."""
     config, run = opened.config, opened.run
     reference = next((r for r in opened.done.values() if is_reference_row(r)), None)
     for i, trial in enumerate(config.trials):
@@ -179,6 +187,7 @@ def run_trials(opened: Opened, facts: RunFacts, executor: Executor, log) -> None
         if trial_id in opened.done:
             continue
         row = trial_row(opened, facts, trial, base_row(config, trial, trial_id, run, facts), executor, log)
+        row = dataclasses.replace(row, parent_peak_anon_bytes=parent.peak)
         if reference is None and is_reference_row(row):
             reference = row
         append_row(run, gate(row, reference, run))
@@ -196,7 +205,7 @@ def trial_row(opened: Opened, facts: RunFacts, trial: TrialConfig, row: TrialRow
         log(f"swagbench: skipping {row.trial_id}: {reason}")
         return dataclasses.replace(row, error=reason)
     row = dataclasses.replace(row, python=python)
-    attempt = functools.partial(run_one, opened.config, trial, row, opened.run, facts, executor)
+    attempt = functools.partial(run_one, opened.config, trial, row, opened.run, facts, executor, opened.dataset)
     row = repeated(opened.config.repeats, attempt)
     if row.status != "ok":
         return row
@@ -212,11 +221,17 @@ def trial_row(opened: Opened, facts: RunFacts, trial: TrialConfig, row: TrialRow
 def finish_run(run: RunDir, log) -> Path:
     """Write the report (frames built once), print summary.md and end with the recommendation."""
     from bench.report import build_report, load
+    from bench.report.sections import issues_line
 
     data = load(run, warn=log)
+    reference = data.reference
+    if reference is not None:  # the job's output: the label issues, from the reference trial's probabilities
+        shutil.copyfile(run.trial(reference.trial_id).label_issues_csv, run.label_issues_csv)
     report = build_report(run, data)
     log(run.summary_md.read_text())
     log(f"swagbench: results in {run.path} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
+    if reference is not None:
+        log(f"swagbench: {issues_line(reference, run.label_issues_csv)}")
     log(f"swagbench: recommendation: {recommendation(data.df)}")
     return run.path
 

@@ -46,6 +46,11 @@ class TrialDir:
         return self.path / "label_issues.npy"
 
     @property
+    def label_issues_csv(self) -> Path:
+        """Every example ranked by label quality, worst first, with its given and suggested label."""
+        return self.path / "label_issues.csv"
+
+    @property
     def label_quality(self) -> Path:
         """(N,) float: cleanlab's label quality score of every example."""
         return self.path / "label_quality.npy"
@@ -76,7 +81,9 @@ class RunDir:
     CONFIG = "config.yaml"
     ENV = "env.json"
     TOLERANCES = "tolerances.json"
-    DATA = "data.npz"
+    DATA = "data.json"
+    LABELS = "labels.npz"
+    LABEL_ISSUES = "label_issues.csv"
     FOLDS = "folds.npy"
     POSTERIORS = "posteriors.json"
     ROWS = "results.jsonl"
@@ -166,7 +173,13 @@ class RunDir:
 
     @property
     def data_path(self) -> Path:
+        """data.json: which data store the run reads (its folder and SHA-256), never a copy of the data."""
         return self.path / self.DATA
+
+    @property
+    def label_issues_csv(self) -> Path:
+        """The label issues confident learning found with the reference trial (worst first)."""
+        return self.path / self.LABEL_ISSUES
 
     @property
     def folds_path(self) -> Path:
@@ -231,12 +244,32 @@ class RunDir:
         (self.path / self.POSTERIORS).write_text(json.dumps(record, indent=2))
 
     def save_data(self, dataset) -> None:
-        dataset.save(self.data_path)
+        """Record which data store the run reads (data.json) and the labels it sees (labels.npz: noisy and true)."""
+        import numpy as np
 
-    def load_data(self):
-        from bench.dataset import Dataset
+        meta = dataset.store.meta
+        record = {"store": str(dataset.store.folder.resolve()), "sha256": meta.sha256, "name": meta.name}
+        self.data_path.write_text(json.dumps({**record, "shape": meta.shape, "dtype": meta.dtype}, indent=2))
+        labels = {"y": dataset.labels} | ({} if dataset.true_labels is None else {"y_true": dataset.true_labels})
+        np.savez(self.path / self.LABELS, **labels)
 
-        return Dataset.load(self.data_path)
+    def load_data(self, rebuild=None):
+        """The run's data set, its store's bytes checked against the recorded SHA-256 (DataError if changed);
+        ``rebuild`` makes a store that is gone anew (see :func:`bench.dataset.open_recorded`)."""
+        import numpy as np
+
+        from bench.dataset import open_recorded
+
+        if not self.data_path.is_file():
+            old = " (it holds a data.npz: made by an older swagbench)" if (self.path / "data.npz").is_file() else ""
+            raise ResultsError(f"{self.path} records no data set{old}; start a new run")
+        try:
+            record = json.loads(self.data_path.read_text())
+            with np.load(self.path / self.LABELS, allow_pickle=False) as f:
+                labels, truth = f["y"], (f["y_true"] if "y_true" in f.files else None)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ResultsError(f"{self.data_path} or its labels are damaged ({exc}); start a new run") from exc
+        return open_recorded(record, labels, truth, rebuild)
 
     def save_folds(self, fold_of) -> None:
         import numpy as np

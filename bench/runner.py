@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.memory import peak_rss_bytes, tree_rss_bytes
+from bench.memory import anon_bytes, peak_rss_bytes, tree_rss_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The user's own choice, read before torch runs in this process: torch writes this variable into
@@ -30,13 +30,16 @@ class WorkerOutcome:
     succeeded. peak_rss_bytes: the sum over workers of each one's VmHWM (polled by the parent while
     it runs, so known even for a worker that crashed, and taken together with the worker's own
     final reading); with one worker, exactly its peak, with several an upper bound of their
-    combined peak."""
+    combined peak. peak_anon_bytes: the peak of the workers' anonymous memory together (what would run out;
+    RSS also counts the memory-mapped data's shared page cache), polled by the parent, or what the workers
+    measured themselves if that is more."""
 
     status: str
     payloads: list[dict[str, Any]] | None
     error: str | None
     wall_s: float
     peak_rss_bytes: int | None
+    peak_anon_bytes: int | None = None
 
 
 @dataclass
@@ -121,6 +124,7 @@ class _Watch:
         self.killed_for: str | None = None
         self.killed: set[int] = set()
         self.resident = 0
+        self.anon = 0  # peak of the workers' anonymous memory together
 
     def supervise(self) -> None:
         """Poll until every worker ended, or stop them all: a sibling failed, the time or the memory ran out."""
@@ -128,6 +132,7 @@ class _Watch:
             running = [(i, p) for i, p in enumerate(self.procs) if self.codes[i] is None]
             for i, proc in running:
                 self.peaks[i] = max(self.peaks[i], peak_rss_bytes(proc.pid) or 0)
+            self.anon = max(self.anon, sum(anon_bytes(p.pid) or 0 for _, p in running))
             if self.memory_limit_bytes is not None:
                 self.resident = max(self.resident, sum(tree_rss_bytes(p.pid) for _, p in running))
             for i, proc in running:
@@ -151,24 +156,24 @@ class _Watch:
         payloads = [json.loads(j.result_path.read_text()) if j.result_path.is_file() else None for j in jobs]
         peaks = zip(self.peaks, payloads, strict=True)
         peak = sum(max(pk, (pl or {}).get("peak_rss_bytes") or 0) for pk, pl in peaks) or None
+        anon = max(self.anon, sum((pl or {}).get("peak_anon_bytes") or 0 for pl in payloads)) or None
         if self.killed_for == "timeout":
-            return WorkerOutcome(
-                "timeout", None, f"timed out after {self.timeout_s:.0f} s (raise timeout_s)", wall, peak
-            )
+            error = f"timed out after {self.timeout_s:.0f} s (raise timeout_s)"
+            return WorkerOutcome("timeout", None, error, wall, peak, anon)
         if self.killed_for == "oom":
             error = (
                 f"stopped at {self.resident / 1e9:.2f} GB resident, over the {self.memory_limit_bytes / 1e9:.2f} GB "
                 "memory limit (memory_limit_gb / the profile's memory); use fewer workers, a smaller batch or a "
                 "bigger machine"
             )
-            return WorkerOutcome("oom", None, error, wall, max(peak or 0, self.resident))
+            return WorkerOutcome("oom", None, error, wall, max(peak or 0, self.resident), anon)
         if all(pl and pl.get("ok") for pl in payloads):
-            return WorkerOutcome("ok", payloads, None, wall, peak)
+            return WorkerOutcome("ok", payloads, None, wall, peak, anon)
         for i, (job, pl) in enumerate(zip(jobs, payloads, strict=True)):  # the first worker that failed by itself
             if i in self.killed:
                 continue
             reason = pl.get("error") if pl else _crash_reason(self.codes[i], job.log_path)
-            return WorkerOutcome("failed", None, _worker_name(i, len(jobs)) + reason, wall, peak)
+            return WorkerOutcome("failed", None, _worker_name(i, len(jobs)) + reason, wall, peak, anon)
         raise AssertionError("unreachable: a trial that did not succeed has a worker that failed")
 
 

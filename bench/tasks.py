@@ -29,6 +29,8 @@ from bench.timing import PhaseClock
 class TrialSpec:
     """Inputs of one worker (paths are absolute or relative to the worker's cwd).
 
+    data_path: the run's memory-mapped (N, C, H, W) data (``x.npy`` of its store), read batch by batch;
+    data_mean / data_std: the normalisation of uint8 pixels (None: the store holds normalised float32).
     tasks: ``[fold, first_sample, stop_sample]`` triples this worker computes. shard / shards:
     this worker predicts only part ``shard`` of ``shards`` equal parts of each fold's held-out
     examples (sampling and the BN update are repeated per shard). members: ``stream`` draws one
@@ -51,6 +53,8 @@ class TrialSpec:
     members_path: str | None
     tasks: list[list[int]]
     bn_stats_path: str | None = None
+    data_mean: list[float] | None = None
+    data_std: list[float] | None = None
     members: str = "stream"
     shard: int = 0
     shards: int = 1
@@ -81,8 +85,31 @@ def split_tasks(folds: int, samples: int, workers: int) -> list[list[list[int]]]
     return parts
 
 
-def _batches(x, size: int):
-    return [x[i : i + size] for i in range(0, x.shape[0], size)]
+class Batches:
+    """A fold's batches, read on demand from the memory-mapped data: never the fold's slice in memory. Iterating
+    reads every batch afresh; a batch asked for by index (an example batch, int8 calibration's first few) is
+    kept, so those stay the same objects for the fold (a backend recognises a new fold by a new sequence)."""
+
+    def __init__(self, read: Callable[[np.ndarray], Any], rows: np.ndarray, size: int) -> None:
+        self.read, self.rows, self.size = read, rows, size
+        self.kept: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.size)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = i + len(self) if i < 0 else i
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if i not in self.kept:
+            self.kept[i] = self.read(self.rows[i * self.size : (i + 1) * self.size])
+        return self.kept[i]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self.read(self.rows[i * self.size : (i + 1) * self.size])
 
 
 @dataclass
@@ -123,8 +150,8 @@ class _Fold:
     sampler: Any
     posterior: Any
     test_idx: np.ndarray
-    bn_batches: list
-    test_batches: list
+    bn_batches: Batches
+    test_batches: Batches
 
 
 class _Worker:
@@ -141,9 +168,8 @@ class _Worker:
         torch.set_num_threads(self.options.threads)
         self.backend = get_backend(spec.backend)
         self.backend.check(self.options)
-        with np.load(spec.data_path, allow_pickle=False) as f:
-            self.x_all = torch.from_numpy(f["x"])
-        self.fold_of = np.load(spec.folds_path)
+        self.x = np.load(spec.data_path, mmap_mode="r", allow_pickle=False)
+        self.fold_of = np.load(spec.folds_path, allow_pickle=False)
         self.outputs = _Outputs.open(spec)
         self.clock = PhaseClock()
         self.swap = self.backend.can_swap(self.options)
@@ -176,9 +202,20 @@ class _Worker:
             Sampler(posterior, self.scale, self.diag),
             posterior,
             test_idx,
-            _batches(self.x_all[bn_idx], int(spec.ensemble["bn_batch_size"])),
-            _batches(self.x_all[test_idx], self.options.batch_size),
+            Batches(self.read, bn_idx, int(spec.ensemble["bn_batch_size"])),
+            Batches(self.read, test_idx, self.options.batch_size),
         )
+
+    def read(self, rows: np.ndarray):
+        """Examples ``rows`` of the memory-mapped data as a normalised float32 tensor (timed as ``data``)."""
+        import torch
+
+        from bench.dataset.store import read_batch
+
+        with self.clock("data"):
+            batch = torch.empty((len(rows), *self.x.shape[1:]), dtype=torch.float32)  # torch-aligned memory
+            read_batch(self.x, rows, self.spec.data_mean, self.spec.data_std, out=batch.numpy())
+            return batch
 
     def sample(self, data: _Fold, s: int, held: dict) -> None:
         """Draw sample ``s`` of the fold, set BatchNorm over the fold's BN batches, predict its held-out part."""
@@ -207,7 +244,7 @@ class _Worker:
         self.outputs.put(s, data.fold, data.test_idx, probs, statistics_vector(model))
         clock.end_sample(data.fold, s)
 
-    def bind_runner(self, bn_batches: list, example) -> None:
+    def bind_runner(self, bn_batches: Batches, example) -> None:
         """Build the inference runner (first sample, or every sample where it cannot swap) or swap weights in."""
         backend, options = self.backend, self.options
         if self.runner is None or not self.swap:
@@ -217,7 +254,7 @@ class _Worker:
         else:
             self.runner = backend.update(self.runner, self.model, options, calibration=bn_batches)
 
-    def predict(self, batches: list) -> np.ndarray:
+    def predict(self, batches: Batches) -> np.ndarray:
         import torch
 
         member = []
@@ -237,13 +274,21 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     batch shape after a runner was built is timed apart as ``warmup``. A backend that cannot compute
     statistics gets them from eager fp32, recorded in ``bn_update``.
     """
+    from bench.memory import AnonPeak
+
+    start_wall = time.time()
+    with AnonPeak() as anon:
+        worker = _Worker(spec)
+        payload = _loop(worker, spec, progress, start_wall)
+    return {**payload, "peak_anon_bytes": anon.peak}
+
+
+def _loop(worker: _Worker, spec: TrialSpec, progress, start_wall: float) -> dict[str, Any]:
     import psutil
     import torch
 
     from bench.memory import peak_rss_bytes
 
-    start_wall = time.time()
-    worker = _Worker(spec)
     baseline_rss = psutil.Process().memory_info().rss
     total = sum(stop - first for _, first, stop in spec.tasks)
     done, loop_start = 0, time.time()

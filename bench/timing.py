@@ -1,9 +1,11 @@
 """Timing bookkeeping: a worker's seconds per phase (:class:`PhaseClock`) and the merging of a trial's
 workers' timings into the trial's (:func:`merge_timings`).
 
-Phases, in the order a sample runs them: ``sample`` (draw and load the weights), ``bn_update`` (the BatchNorm
-pass), ``prepare`` (build or re-bind runners), ``warmup`` (the first call per batch shape after a runner was
-built), ``predict``, and, once per trial in the parent, ``confident_learning``.
+Phases, in the order a sample runs them: ``sample`` (draw and load the weights), ``data`` (read batches from the
+memory-mapped data set and normalise them), ``bn_update`` (the BatchNorm pass), ``prepare`` (build or re-bind
+runners), ``warmup`` (the first call per batch shape after a runner was built), ``predict``, and, once per trial
+in the parent, ``confident_learning``. A phase timed inside another (a batch read while preparing) counts once,
+in the inner phase.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-PHASES = ("sample", "bn_update", "prepare", "warmup", "predict", "confident_learning")
+PHASES = ("sample", "data", "bn_update", "prepare", "warmup", "predict", "confident_learning")
 WORKER_PHASES = PHASES[:-1]
 
 
@@ -26,34 +28,44 @@ class PhaseClock:
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(WORKER_PHASES, 0.0)
+        self._inner: list[float] = []  # per open block: seconds of the blocks timed inside it
         self.images = {"predict": 0, "bn_update": 0}
         self.batches: dict[str, list[float]] = {"predict": []}
         self.per_sample: list[list] = []  # [fold, sample, {phase: seconds}]
         self._before = dict(self.seconds)
 
     @contextlib.contextmanager
-    def __call__(self, phase: str):
+    def _block(self):
+        """Time a block; yields a one-item list that holds its own seconds (less those of blocks inside it)."""
         t0 = time.perf_counter()
+        self._inner.append(0.0)
+        own = [0.0]
         try:
-            yield
+            yield own
         finally:
-            self.seconds[phase] += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            own[0] = dt - self._inner.pop()
+            if self._inner:
+                self._inner[-1] += dt
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        with self._block() as own:
+            yield
+        self.seconds[phase] += own[0]
 
     @contextlib.contextmanager
     def call(self, phase: str, fresh: set[int], images: int):
         warm = images not in fresh
-        t0 = time.perf_counter()
-        try:
+        with self._block() as own:
             yield
-        finally:
-            dt = time.perf_counter() - t0
-            if warm:
-                fresh.add(images)
-                self.seconds["warmup"] += dt
-            else:
-                self.seconds[phase] += dt
-                self.images[phase] += images
-                self.batches.get(phase, []).append(dt)
+        if warm:
+            fresh.add(images)
+            self.seconds["warmup"] += own[0]
+        else:
+            self.seconds[phase] += own[0]
+            self.images[phase] += images
+            self.batches.get(phase, []).append(own[0])
 
     def start_sample(self) -> None:
         """A (fold, sample) pair begins: what follows until :meth:`end_sample` is its cost."""

@@ -37,10 +37,13 @@ def trial_options(config: RunConfig, trial: TrialConfig) -> BackendOptions:
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What every trial of a run shares: the data's size and name, the model's BatchNorm width, where the
-    posteriors are and where they came from, the profile. (``bn_channels``: channels over all BatchNorm layers
-    with running statistics, the width of a trial's recorded statistics.)"""
+    """What every trial of a run shares: the data (its memory-mapped file, normalisation, size and name), the
+    model's BatchNorm width, where the posteriors are and where they came from, the profile. (``bn_channels``:
+    channels over all BatchNorm layers with running statistics, the width of a trial's recorded statistics.)"""
 
+    data_file: Path
+    data_mean: list[float] | None
+    data_std: list[float] | None
     n_examples: int
     num_classes: int
     in_channels: int
@@ -103,7 +106,9 @@ def worker_specs(config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunD
             model=config.model,
             num_classes=facts.num_classes,
             in_channels=facts.in_channels,
-            data_path=str(run.data_path.resolve()),
+            data_path=str(facts.data_file.resolve()),
+            data_mean=facts.data_mean,
+            data_std=facts.data_std,
             folds_path=str(run.folds_path.resolve()),
             posterior_paths=[str(p.resolve()) for p in facts.posterior_paths],
             ensemble={**dataclasses.asdict(config.ensemble), "bn_examples": row.bn_examples},
@@ -130,10 +135,10 @@ def open_outputs(trial_dir: TrialDir, config: RunConfig, facts: RunFacts) -> Non
 
 
 def run_one(
-    config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunDir, facts: RunFacts, executor: Executor
+    config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunDir, facts: RunFacts, executor: Executor, dataset
 ) -> TrialRow:
-    """Run one trial's worker parts on the run's ``executor`` (see ``bench.executors``), finish it, and return
-    ``row`` with the outcome and the measurements."""
+    """Run one trial's worker parts on the run's ``executor`` (see ``bench.executors``), finish it with the run's
+    ``dataset`` (labels, class names, paths), and return ``row`` with the outcome and the measurements."""
     from bench.finish import finish_trial
 
     trial_dir = run.trial(row.trial_id).reset()  # empties what an interrupted attempt left
@@ -150,12 +155,17 @@ def run_one(
             on_progress=lambda done: bar.update_to(done // shards),  # samples, counted once per shard
         )
     row = dataclasses.replace(
-        row, status=outcome.status, error=outcome.error, wall_s=outcome.wall_s, peak_rss_bytes=outcome.peak_rss_bytes
+        row,
+        status=outcome.status,
+        error=outcome.error,
+        wall_s=outcome.wall_s,
+        peak_rss_bytes=outcome.peak_rss_bytes,
+        peak_anon_bytes=outcome.peak_anon_bytes,
     )
     if not outcome.payloads:
         return row
     try:
-        measured = finish_trial(trial_dir, run.data_path, dataclasses.asdict(config.cleanlab), outcome.payloads)
+        measured = finish_trial(trial_dir, dataset, dataclasses.asdict(config.cleanlab), outcome.payloads)
     except Exception as exc:  # e.g. cleanlab rejecting degenerate probabilities: a failed trial, not a crash
         return dataclasses.replace(row, status="failed", error=f"finishing the trial: {type(exc).__name__}: {exc}")
     if outcome.peak_rss_bytes is not None:

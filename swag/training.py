@@ -70,7 +70,7 @@ class TrainConfig:
 
 def train_swag(
     model: nn.Module,
-    x: torch.Tensor,
+    x: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
     y: torch.Tensor,
     config: TrainConfig,
     seed: int,
@@ -78,8 +78,9 @@ def train_swag(
 ) -> Posterior:
     """Train ``model`` on (x, y) with SGD and return its SWAG posterior.
 
-    x: (N, C, H, W) float32; y: (N,) int64 labels (possibly noisy). With ``config.synthesize``
-    no training happens (see :func:`swag.posterior.synthesize_posterior`).
+    x: (N, C, H, W) float32, or a function from example positions (a LongTensor) to those examples (streaming
+    them from a file); y: (N,) int64 labels (possibly noisy). With ``config.synthesize`` no training happens (see
+    :func:`swag.posterior.synthesize_posterior`).
     """
     if config.synthesize:
         return synthesize_posterior(model, max_rank=config.max_rank, seed=seed)
@@ -88,7 +89,8 @@ def train_swag(
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     collector = SwagCollector(model, max_rank=config.max_rank)
     loss_fn = nn.CrossEntropyLoss()
-    n = x.shape[0]
+    rows = x if callable(x) else x.__getitem__
+    n = y.shape[0]
     steps = max(n // config.batch_size, 1)  # drop the last partial batch (BatchNorm needs >1)
     snap_at = {round((i + 1) * steps / config.snapshots_per_epoch) - 1 for i in range(config.snapshots_per_epoch)}
     for epoch in range(config.epochs):
@@ -99,7 +101,7 @@ def train_swag(
         for step in range(steps):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(x[idx]), y[idx]).backward()
+            loss_fn(model(rows(idx)), y[idx]).backward()
             opt.step()
             if epoch >= config.swa_start and step in snap_at:
                 collector.collect(model)

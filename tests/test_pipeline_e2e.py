@@ -38,7 +38,15 @@ def test_tiny_run_end_to_end(tiny_overrides, tmp_path, capsys):
     assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
     fp32, bf16, cl = rows
     for r in rows:
-        assert set(r["phases_s"]) == {"sample", "bn_update", "prepare", "warmup", "predict", "confident_learning"}
+        assert set(r["phases_s"]) == {
+            "sample",
+            "data",
+            "bn_update",
+            "prepare",
+            "warmup",
+            "predict",
+            "confident_learning",
+        }
         assert all(v >= 0 for v in r["phases_s"].values()) and r["phases_s"]["predict"] > 0
         assert r["peak_rss_bytes"] > r["baseline_rss_bytes"] > 0 and r["threads"] == 1
         assert [p["samples"] for p in r["calibration_vs_samples"]] == [1, 2]

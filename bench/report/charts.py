@@ -25,8 +25,8 @@ BACKEND_COLOURS = {
 _EXTRA = ["#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
 # Phase colours from the Okabe-Ito palette (distinct for colour-blind readers too): no two phases share a hue.
 PHASE_COLOURS = dict(
-    zip(PHASES, ["#F0E442", "#D55E00", "#CC79A7", "#999999", "#0072B2", "#009E73"], strict=True)
-)  # sample yellow, bn_update vermillion, prepare purple, warm-up grey, predict blue, confident learning green
+    zip(PHASES, ["#F0E442", "#56B4E9", "#D55E00", "#CC79A7", "#999999", "#0072B2", "#009E73"], strict=True)
+)  # sample yellow, data sky blue, bn_update vermillion, prepare purple, warm-up grey, predict blue, CL green
 # Marker per precision, filled for contiguous and hollow for channels_last, in the speed-vs-quality chart.
 PRECISION_MARKERS = {"fp32": "o", "bf16": "s", "int8": "^"}
 # Every chart of the report: file stem -> title on the page (write_charts draws them in this order).
@@ -91,14 +91,20 @@ def time_by_phase(df: pd.DataFrame, path: Path) -> Path:
 
 
 def peak_memory(df: pd.DataFrame, path: Path) -> Path:
+    """Per trial, the workers' peak anonymous memory (solid: what would run out) over their peak RSS (light: it
+    also counts the memory-mapped data's page cache, which is shared and reclaimable)."""
     if _nothing_succeeded(df) or df.peak_rss_gb.isna().all():
         return _empty(path, "Peak memory per trial", NO_TRIAL)
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(df) + 1.6))
-    ax.barh(range(len(df)), df.peak_rss_gb.fillna(0.0), color=[backend_colour(b) for b in df.backend])
-    ax.set_yticks(range(len(df)), [_label(r) for r in df.itertuples()])
+    fig, ax = plt.subplots(figsize=(10, 0.4 * len(df) + 1.8))
+    colours = [backend_colour(b) for b in df.backend]
+    rows = range(len(df))
+    ax.barh(rows, df.peak_rss_gb.fillna(0.0), color=colours, alpha=0.3, label="peak RSS (incl. mapped data)")
+    ax.barh(rows, df.peak_anon_gb.fillna(0.0), color=colours, label="peak anonymous (what would run out)")
+    ax.set_yticks(rows, [_label(r) for r in df.itertuples()])
     ax.invert_yaxis()
-    ax.set_xlabel("peak RSS of the trial's worker process (GB)")
-    ax.set_title("Peak memory per trial")
+    ax.set_xlabel("the trial's workers together (GB)")
+    ax.set_title("Peak memory per trial: anonymous (solid) within RSS (light)")
+    ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
 
 

@@ -82,6 +82,8 @@ def _timing(r: TrialRow) -> dict[str, Any]:
         **setup_costs(r.sample_phases_s or []),
         "bn_pct_of_peak": roof_bn.get("pct_of_peak"),
         "peak_rss_gb": r.peak_rss_bytes / 1e9 if r.peak_rss_bytes else None,
+        "peak_anon_gb": r.peak_anon_bytes / 1e9 if r.peak_anon_bytes else None,
+        "parent_anon_gb": r.parent_peak_anon_bytes / 1e9 if r.parent_peak_anon_bytes else None,
         "rss_growth_gb": r.rss_growth_bytes / 1e9 if r.rss_growth_bytes is not None else None,
     }
 
@@ -184,6 +186,11 @@ class ReportData:
     def of(cls, run, rows: list[TrialRow]) -> ReportData:
         """From a :class:`bench.rundir.RunDir` and its rows."""
         return cls(run.name, rows, summary_frame(rows), calibration_frame(rows), run.read_env(), run.config_text())
+
+    @property
+    def reference(self) -> TrialRow | None:
+        """The row of the trial every other is judged against (successful eager fp32), if there is one."""
+        return next((r for r in self.rows if is_reference_row(r)), None)
 
     @property
     def flagged(self) -> pd.DataFrame:

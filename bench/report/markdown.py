@@ -16,6 +16,8 @@ def render(data: ReportData) -> str:
         parts += ["(no trials)", ""]
     else:
         parts += [sections.workload(data.rows[0])]
+        if data.reference is not None and data.reference.n_label_issues_found is not None:
+            parts += ["", sections.issues_line(data.reference, sections.LABEL_ISSUES_FILE)]
         for section in sections.TABLES:
             if section is sections.QUALITY and not data.has_quality:
                 continue

@@ -41,17 +41,34 @@ QUALITY = Section(
     "detection is scored against the injected truth.",
     tables.QUALITY,
 )
-TABLES = (TRIALS, PHASES, QUALITY)
+MEMORY = Section(
+    "memory",
+    "Memory",
+    "Peaks of the trial's workers together: anonymous memory (what would run out and be OOM-killed) and RSS, which "
+    "also counts the page cache of the memory-mapped data and member files (shared, reclaimable); harness: the "
+    "parent process's anonymous peak over the run so far.",
+    tables.MEMORY,
+)
+TABLES = (TRIALS, PHASES, MEMORY, QUALITY)
 NO_QUALITY = "Not measured: a timing-only run, or no trial succeeded."
 FLAGGED = "Failed, skipped or INVALID"
 NOTES = "Notes"
 RECOMMENDATION = "Recommendation"
+LABEL_ISSUES_FILE = "label_issues.csv in this folder"
 BY_SAMPLES = (("ece", "ECE"), ("nll", "NLL"), ("brier", "Brier score"))
 
 
 def by_samples_title(title: str) -> str:
     """Heading of a metric-vs-S table."""
     return f"{title} vs number of SWAG samples S per fold: vs given labels (vs true labels)"
+
+
+def issues_line(reference, csv_path) -> str:
+    """How many label issues the job found (from the reference trial's probabilities) and where they are listed."""
+    return (
+        f"label issues: {reference.n_label_issues_found} found by confident learning on the reference trial's "
+        f"({reference.trial_id}) probabilities; every example, worst label quality first, in {csv_path}"
+    )
 
 
 def workload(first) -> str:

@@ -44,6 +44,8 @@ COLUMNS: dict[str, tuple[str, Callable]] = {
     "ensemble_min": ("ensemble min", _amount),
     "ensemble_spread": ("spread", _PERCENT),
     "repeats": ("repeats", "{:.0f}".format),
+    "workers": ("workers", "{:.0f}".format),
+    "batch": ("batch", "{:.0f}".format),
     "speedup": ("speedup", "{:.2f}x".format),
     "predict_speedup": ("predict speedup", "{:.2f}x".format),
     "img_per_s": ("predict img/s", "{:,.0f}".format),
@@ -54,6 +56,8 @@ COLUMNS: dict[str, tuple[str, Callable]] = {
     "sample_prepare_share": ("sample+prepare share", _PERCENT),
     "peak_rss_gb": ("peak RSS GB", _amount),
     "rss_growth_gb": ("RSS growth GB", _amount),
+    "peak_anon_gb": ("peak anon GB", _amount),
+    "parent_anon_gb": ("harness anon GB", _amount),
     "max_abs_dp": ("max |dp|", _small),
     "argmax_agree": ("argmax agree", _fixed(4)),
     "issue_jaccard": ("issue Jaccard", _fixed(3)),
@@ -77,7 +81,10 @@ COLUMNS: dict[str, tuple[str, Callable]] = {
     "bn_examples": ("BN examples", "{:,.0f}".format),
     # swagbench estimate
     "measured_min": ("measured min", _amount),
-    **{f"proj_{p}_min": (f"{p.replace('_', ' ')} min", _amount) for p in ("sample", "bn_update", "setup", "predict")},
+    **{
+        f"proj_{p}_min": (f"{p.replace('_', ' ')} min", _amount)
+        for p in ("sample", "data", "bn_update", "setup", "predict")
+    },
     "proj_confident_learning_min": ("CL min", _amount),
     "proj_ensemble_min": ("projected ensemble min", _amount),
     "proj_speedup": ("speedup", "{:.2f}x".format),
@@ -109,6 +116,7 @@ PHASE_TABLE = (
     + tuple(f"{p}_min" for p in PHASES)
     + ("ensemble_min", "first_setup_s", "fold_setup_s", "sample_setup_s")
 )
+MEMORY = ("trial", "peak_anon_gb", "peak_rss_gb", "rss_growth_gb", "parent_anon_gb", "workers", "batch")
 QUALITY = (
     "trial",
     "ece_given",

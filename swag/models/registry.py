@@ -20,16 +20,21 @@ BUILTIN = {
 MODEL_NAMES = tuple(BUILTIN)
 
 
-def build_model(spec: str, num_classes: int, in_channels: int) -> nn.Module:
-    """Build the model named by ``spec`` for ``num_classes`` outputs and ``in_channels`` inputs."""
+def resolve_model(spec: str):
+    """The factory ``spec`` names (ModelSpecError if there is none): checked before any data is read."""
     target = BUILTIN.get(spec, spec)
     if ":" not in target:
         raise ModelSpecError(f"unknown model {spec!r}; use one of {', '.join(MODEL_NAMES)} or 'package.module:factory'")
     try:
-        factory = load_object(target)
+        return load_object(target)
     except (ImportError, AttributeError) as exc:
         raise ModelSpecError(f"cannot load model factory {target!r} ({exc}); check the module is importable") from exc
-    model = factory(num_classes=num_classes, in_channels=in_channels)
+
+
+def build_model(spec: str, num_classes: int, in_channels: int) -> nn.Module:
+    """Build the model named by ``spec`` for ``num_classes`` outputs and ``in_channels`` inputs."""
+    target = BUILTIN.get(spec, spec)
+    model = resolve_model(spec)(num_classes=num_classes, in_channels=in_channels)
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"model factory {target!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
