@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="swagbench-decode-") as tmp:
         root = Path(tmp) / "jpegs"
         write_jpegs(root, args.images, args.width, args.height)
-        print(f"| decode processes | images | seconds | images/s | images/s per process |\n|--:|--:|--:|--:|--:|")
+        print("| decode processes | images | seconds | images/s | images/s per process |\n|--:|--:|--:|--:|--:|")
         for workers in (int(w) for w in args.workers.split(",")):
             config = DataConfig(source=str(root), image_size=args.size, decode_workers=workers)
             start = time.perf_counter()
