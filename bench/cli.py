@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
             "--resume",
             metavar="RUN_DIR",
             help="continue an interrupted run in RUN_DIR with its stored config (a sweep's trials included): "
-            "trials with a recorded row are kept",
+            "trials with a recorded row are kept; only timeout_s=... and memory_limit_gb=... may be given with it",
         )
         cmd.add_argument(
             "--retry-failed", action="store_true", help="with --resume: also rerun failed, timed-out and skipped trials"
@@ -142,13 +142,15 @@ def _reading_commands(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.config import RunConfig, build, expand_sweep, load_config, parse_grid
+    from bench.config import RESUME_FREE, RunConfig, build, expand_sweep, load_config, parse_grid
     from bench.errors import ConfigError
     from bench.profile import host_mismatch, load_profile, profile_overrides
     from bench.run import execute
     from bench.rundir import RunDir
 
     if getattr(args, "resume", None):
+        free = [o for o in args.overrides if o.partition("=")[0] in RESUME_FREE[2:]]  # cannot change results
+        args.overrides = [o for o in args.overrides if o not in free]
         given = [
             f
             for f, v in (
@@ -169,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         run = RunDir.existing(args.resume)
         # Everything the run stores resolves against its folder, wherever it is now and whatever the cwd:
         # its results_dir is the folder it lives in (so the default posterior cache is found beside it).
-        stored = load_config(run.config_path, [f"results_dir={run.path.parent}"])
+        stored = load_config(run.config_path, [f"results_dir={run.path.parent}", *free])
         return _outcome(execute(stored, resume=run.path, retry_failed=args.retry_failed))
     if getattr(args, "retry_failed", False):
         raise ConfigError("--retry-failed only applies with --resume RUN_DIR")

@@ -78,3 +78,20 @@ class AnonPeak:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, anon_bytes() or 0)
+
+
+MMAP_THRESHOLD = 4 << 20  # bytes: larger allocations get their own mapping, returned to the kernel when freed
+
+
+def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc malloc's mmap threshold (``mallopt(M_MMAP_THRESHOLD)``) for this process; True where it was set.
+
+    By default glibc raises the threshold after a large block is freed (up to 32 MB), so the next batches and
+    activations of that size come from its heap, which fragments and keeps growing: measured here, a worker's
+    anonymous memory climbed from 0.6 to 1.0 GB over 20,000 images. A fixed threshold keeps it flat."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).mallopt(-3, int(nbytes)))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False  # not glibc

@@ -91,8 +91,12 @@ class TreeSampler:
         self._thread.join()
 
 
-def measure(images: int, workers: int, size: int, cache: Path, results: Path) -> dict:
-    """One run of ``images`` synthetic size x size RGB images with ``workers`` workers; its peaks and time."""
+def measure(
+    images: int, workers: int, size: int, cache: Path, results: Path, model: str, repo: str | None, extra=()
+) -> dict:
+    """One run of ``images`` synthetic size x size RGB images with ``workers`` workers; its peaks and time.
+    ``repo``: run another checkout of swagbench (its folder first on PYTHONPATH), e.g. an older commit;
+    ``extra``: more ``key=value`` settings."""
     argv = [
         sys.executable,
         "-m",
@@ -107,15 +111,19 @@ def measure(images: int, workers: int, size: int, cache: Path, results: Path) ->
         "data.source=synthetic",
         f"data.max_examples={images}",
         f"data.synthetic_shape=[3, {size}, {size}]",
-        "model=bench.memory_bench:probe_model",
+        f"model={model}",
         "train.synthesize=true",
         "ensemble.folds=2",
         "ensemble.samples=1",
         f"workers={workers}",
         f"cache_dir={cache}",
+        *extra,
     ]
+    env = dict(os.environ)
+    if repo:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=repo)
     with TreeSampler(proc.pid) as sampler:
         _, err = proc.communicate()
     if proc.returncode != 0:
@@ -126,7 +134,7 @@ def measure(images: int, workers: int, size: int, cache: Path, results: Path) ->
 def table(points: list[dict], size: int) -> str:
     gb = 1e9
     lines = [
-        f"| images (3x{size}x{size}) | workers | data file GB | tree peak anon GB | parent peak anon GB | "
+        f"| images (3x{size}x{size}) | workers | their uint8 pixels GB | tree peak anon GB | parent peak anon GB | "
         "workers peak anon GB | tree peak RSS GB | run s |",
         "|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
@@ -145,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2", help="comma list of worker counts")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--out", default="results/memory", help="folder for memory.md and memory.json")
+    parser.add_argument("--model", default="bench.memory_bench:probe_model", help="model spec of the runs")
+    parser.add_argument("--repo", help="run this checkout of swagbench instead (e.g. an older commit's worktree)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more run settings")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,14 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="swagbench-memory-") as tmp:
         for images in (int(v) for v in args.sizes.split(",")):
             for workers in (int(v) for v in args.workers.split(",")):
-                points.append(measure(images, workers, args.image_size, Path(tmp) / "cache", Path(tmp) / "runs"))
+                cache, runs = Path(tmp) / "cache", Path(tmp) / "runs"
+                point = measure(images, workers, args.image_size, cache, runs, args.model, args.repo, args.set)
+                points.append(point)
                 print(json.dumps(points[-1]), flush=True)
-            for run in (Path(tmp) / "runs").iterdir():  # keep the disk free: each size's data store goes too
-                subprocess.run(["rm", "-rf", str(run)], check=False)
-            subprocess.run(["rm", "-rf", str(Path(tmp) / "cache")], check=False)
+            for folder in (runs, cache):  # keep the disk free: each size's runs and data store go
+                subprocess.run(["rm", "-rf", str(folder)], check=False)
     text = table(points, args.image_size)
     (out / "memory.md").write_text(text + "\n")
-    (out / "memory.json").write_text(json.dumps({"cpu": os.uname().machine, "points": points}, indent=1))
+    (out / "memory.json").write_text(json.dumps({"args": vars(args), "points": points}, indent=1))
     print(text)
     return 0
 

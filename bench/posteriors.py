@@ -143,9 +143,13 @@ def obtain_posteriors(
 
 def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> list[Path]:
     """Check ``posteriors_dir/fold{k}.safetensors`` (k < folds) fully before any trial runs: the model, the
-    data and fold split they were trained on, and that every value is finite."""
+    data and fold split they were trained on, that their tensors hold exactly the model's parameters, and that
+    every value is finite."""
     from swag.io import check_finite, load_posterior
+    from swag.models import build_model
+    from swag.sampling import check_layout
 
+    model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
     root = Path(config.posteriors_dir)
     if not root.is_dir():
         raise ConfigError(f"posteriors_dir {root} is not a directory; give the folder with fold0.safetensors ...")
@@ -156,7 +160,9 @@ def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) ->
             for key, value in posterior_meta(config, dataset, fold_of, k).items()
             if key not in ("dataset", "input_hw")  # names and sizes are checked through the digests
         }
-        check_finite(load_posterior(path, expect=expect), str(path))  # PosteriorError names the file and the fix
+        posterior = load_posterior(path, expect=expect)  # PosteriorError names the file and the fix
+        check_layout(model, posterior, f"posterior {path}")
+        check_finite(posterior, str(path))
     return paths
 
 

@@ -62,3 +62,22 @@ def check_shards(config: RunConfig, fold_of: np.ndarray) -> None:
             f"data_shards={config.data_shards} but the smallest fold holds {smallest_fold} examples; "
             f"use at most {smallest_fold} shards"
         )
+
+
+def check_room(config: RunConfig, dataset: Dataset, model: ModelFacts) -> None:
+    """Every trial keeps its (S, N, C) member probabilities and (S, K, 2, channels) BatchNorm statistics on disk
+    (float32 memory maps): refuse a run whose trials would not fit on the results folder's disk."""
+    import shutil
+    from pathlib import Path
+
+    samples, folds = config.ensemble.samples, config.ensemble.folds
+    per_trial = 4 * samples * (len(dataset.labels) * dataset.num_classes + folds * 2 * model.bn_channels)
+    need = per_trial * len(config.trials)
+    free = shutil.disk_usage(Path(config.results_dir)).free
+    if need > free:
+        raise DataError(
+            f"ensemble.samples={samples} x {len(dataset.labels):,} images x {dataset.num_classes} classes needs "
+            f"{per_trial / 1e9:.2f} GB of member probabilities per trial, {need / 1e9:.2f} GB for the run's "
+            f"{len(config.trials)} trials, but {config.results_dir} has {free / 1e9:.2f} GB free; use fewer samples "
+            "or trials, or free disk space"
+        )

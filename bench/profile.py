@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.config import SWEEP_DIMENSIONS
+from bench.config.loading import read_yaml
 from bench.errors import ConfigError
 from swag import checked
 
@@ -76,10 +75,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown profile {name_or_path!r}; choose from {', '.join(profile_names())} or give a path")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"profile {path} is not valid YAML: {exc}") from exc
+    raw = read_yaml(path.read_text(), f"profile {path}")
     if not isinstance(raw, dict):
         raise ConfigError(f"profile {path} must hold a mapping")
     checked.build(ProfileSpec, raw, "", ConfigError, root=f"profile {path}")

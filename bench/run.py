@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 
 from backends import get_backend
-from bench.config import RunConfig, TrialConfig
+from bench.config import RESUME_FREE, RunConfig, TrialConfig, setting_digests
 from bench.dataset import Dataset, data_cache, load_dataset
 from bench.envinfo import environment
-from bench.errors import RunInterrupted
+from bench.errors import ConfigError, RunInterrupted
 from bench.executors import EXECUTORS, Executor
 from bench.fidelity import gate, is_reference, is_reference_row, tolerances_table
 from bench.folds import make_folds
 from bench.memory import AnonPeak
 from bench.posteriors import obtain_posteriors, user_posteriors
-from bench.prechecks import ModelFacts, check_model, check_shards, check_trials
+from bench.prechecks import ModelFacts, check_model, check_room, check_shards, check_trials
 from bench.profile import host_mismatch
 from bench.progress import Progress
 from bench.recommend import recommendation
@@ -104,27 +104,34 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
     check_shards(config, fold_of)
     model = check_model(config, dataset)
+    check_room(config, dataset, model)
     config = absolute_paths(config)
     if config.posteriors_dir:
         user_posteriors(config, dataset, fold_of)
-    run = RunDir.create(config.results_dir, config.name)
+    env = {"profile": None if profile is None else {**profile, "host_mismatch": host_mismatch(profile)}}
+    env.update(environment(config.resolved_threads))
+
+    def fill(run: RunDir) -> None:
+        run.write_config(config.to_dict())
+        run.write_settings(setting_digests(config))
+        run.write_env(env)
+        run.write_tolerances(tolerances_table())
+        run.save_data(dataset)
+        run.save_folds(fold_of)
+
+    run = RunDir.create(config.results_dir, config.name, fill)
     on_run_dir(run.path)
     held.enter_context(run.lock())
     log(f"swagbench: run directory {run.path}")
-    run.write_config(config.to_dict())
-    env = {"profile": None if profile is None else {**profile, "host_mismatch": host_mismatch(profile)}}
-    env.update(environment(config.resolved_threads))
-    run.write_env(env)
-    run.write_tolerances(tolerances_table())
-    run.save_data(dataset)
-    run.save_folds(fold_of)
     return Opened(config, run, dataset, fold_of, model, env, {})
 
 
 def resume_run(config: RunConfig, run: RunDir, retry_failed: bool, log, on_run_dir, held) -> Opened:
-    """Lock an existing run folder and read back its data, folds, environment and recorded rows."""
+    """Lock an existing run folder, check its settings are those it was made with, and read back its data, folds,
+    environment and recorded rows."""
     on_run_dir(run.path)
     held.enter_context(run.lock())
+    check_unchanged(run, config)
     dataset = run.load_data(rebuild=lambda: load_dataset(config.data, config.resolved_cache_dir, log))
     fold_of = run.load_folds()
     check_shards(config, fold_of)
@@ -140,6 +147,23 @@ def resume_run(config: RunConfig, run: RunDir, retry_failed: bool, log, on_run_d
         + (f", running the other {left}" if left else "; nothing left to run, rebuilding the summary")
     )
     return Opened(config, run, dataset, fold_of, model, env, done)
+
+
+def check_unchanged(run: RunDir, config: RunConfig) -> None:
+    """Refuse to resume a run whose settings differ from those it was created with (an edited config.yaml):
+    its recorded trials were made, and would be judged, under the old ones."""
+    recorded = run.read_settings()
+    if recorded is None:
+        return  # made before settings were recorded: nothing to compare with
+    now = setting_digests(config)
+    changed = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
+    if changed:
+        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        raise ConfigError(
+            f"{run.config_path} differs from the settings the run was made with ({shown}); a run's settings are fixed "
+            f"when it is created: undo the edit, or start a new run with the new settings "
+            f"(only {', '.join(RESUME_FREE[2:])} may change on resume: swagbench run --resume RUN timeout_s=...)"
+        )
 
 
 def obtain(opened: Opened, log) -> RunFacts:
@@ -182,6 +206,7 @@ def run_trials(opened: Opened, facts: RunFacts, executor: Executor, log, parent:
     samples the harness's anonymous memory, recorded in each row."""
     config, run = opened.config, opened.run
     reference = next((r for r in opened.done.values() if is_reference_row(r)), None)
+    new_reference = False
     for i, trial in enumerate(config.trials):
         trial_id = f"{i:02d}-{trial.label}"
         if trial_id in opened.done:
@@ -189,8 +214,20 @@ def run_trials(opened: Opened, facts: RunFacts, executor: Executor, log, parent:
         row = trial_row(opened, facts, trial, base_row(config, trial, trial_id, run, facts), executor, log)
         row = dataclasses.replace(row, parent_peak_anon_bytes=parent.peak)
         if reference is None and is_reference_row(row):
-            reference = row
+            reference, new_reference = row, True
         append_row(run, gate(row, reference, run))
+    if new_reference:  # trials recorded before it (without a reference, or against an earlier one): judge them now
+        regate(opened, reference, log)
+
+
+def regate(opened: Opened, reference: TrialRow, log) -> None:
+    """Gate every successful recorded trial again against ``reference`` and record its new verdict."""
+    for row in opened.done.values():
+        if row.status == "ok" and row.trial_id != reference.trial_id:
+            judged = gate(row, reference, opened.run)
+            if (judged.validity, judged.fidelity) != (row.validity, row.fidelity):
+                log(f"swagbench: {row.trial_id}: {row.validity} -> {judged.validity} against the new reference")
+                append_row(opened.run, judged)
 
 
 def trial_row(opened: Opened, facts: RunFacts, trial: TrialConfig, row: TrialRow, executor: Executor, log) -> TrialRow:

@@ -9,6 +9,7 @@ file holds: results/README.md.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -81,6 +82,7 @@ class RunDir:
     CONFIG = "config.yaml"
     ENV = "env.json"
     TOLERANCES = "tolerances.json"
+    SETTINGS = "settings.json"
     DATA = "data.json"
     LABELS = "labels.npz"
     LABEL_ISSUES = "label_issues.csv"
@@ -105,19 +107,29 @@ class RunDir:
     # -- creating and opening -------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, results_dir: str | Path, name: str) -> RunDir:
-        """Create ``results_dir/<UTC timestamp>-<name>`` (a new name if taken) and return it."""
+    def create(cls, results_dir: str | Path, name: str, fill) -> RunDir:
+        """Create ``results_dir/<UTC timestamp>-<name>`` (a new name if taken) whole or not at all: ``fill(run)``
+        writes the run's first files into a hidden staging folder, which is then renamed into place; if anything
+        fails (a full disk), the staging folder is removed and no run folder exists."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         base = Path(results_dir) / f"{stamp}-{name}"
-        path, i = base, 1
-        while path.exists():
-            path, i = Path(f"{base}-{i}"), i + 1
+        staging = cls(Path(results_dir) / f".{base.name}.partial-{os.getpid()}")
         try:
-            path.mkdir(parents=True)
+            staging.path.mkdir(parents=True)
+            fill(staging)
+            path, i = base, 1
+            while path.exists():
+                path, i = Path(f"{base}-{i}"), i + 1
+            os.rename(staging.path, path)
         except OSError as exc:
+            shutil.rmtree(staging.path, ignore_errors=True)
             raise ResultsError(
-                f"cannot create results directory {path} ({exc.strerror}); pass a writable --results-dir"
+                f"cannot create a run folder in {results_dir} ({exc.strerror or exc}); free disk space or pass a "
+                "writable --results-dir, then run again"
             ) from exc
+        except BaseException:
+            shutil.rmtree(staging.path, ignore_errors=True)
+            raise
         return cls(path)
 
     @classmethod
@@ -219,6 +231,15 @@ class RunDir:
         import yaml
 
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def write_settings(self, digests: dict[str, str]) -> None:
+        """settings.json: each setting's digest when the run was created (``bench.config.setting_digests``)."""
+        (self.path / self.SETTINGS).write_text(json.dumps(digests, indent=1, sort_keys=True))
+
+    def read_settings(self) -> dict[str, str] | None:
+        """The digests the run was created with, or None for a run made before they were recorded."""
+        path = self.path / self.SETTINGS
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def config_text(self) -> str:
         """The stored config as written (``(missing)`` where a folder has none)."""

@@ -168,7 +168,10 @@ class _Worker:
         torch.set_num_threads(self.options.threads)
         self.backend = get_backend(spec.backend)
         self.backend.check(self.options)
+        from bench.dataset.store import BatchReader
+
         self.x = np.load(spec.data_path, mmap_mode="r", allow_pickle=False)
+        self.reader = BatchReader(self.x, spec.data_mean, spec.data_std)
         self.fold_of = np.load(spec.folds_path, allow_pickle=False)
         self.outputs = _Outputs.open(spec)
         self.clock = PhaseClock()
@@ -210,11 +213,9 @@ class _Worker:
         """Examples ``rows`` of the memory-mapped data as a normalised float32 tensor (timed as ``data``)."""
         import torch
 
-        from bench.dataset.store import read_batch
-
         with self.clock("data"):
             batch = torch.empty((len(rows), *self.x.shape[1:]), dtype=torch.float32)  # torch-aligned memory
-            read_batch(self.x, rows, self.spec.data_mean, self.spec.data_std, out=batch.numpy())
+            self.reader.read(rows, out=batch.numpy())
             return batch
 
     def sample(self, data: _Fold, s: int, held: dict) -> None:
@@ -274,8 +275,9 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     batch shape after a runner was built is timed apart as ``warmup``. A backend that cannot compute
     statistics gets them from eager fp32, recorded in ``bn_update``.
     """
-    from bench.memory import AnonPeak
+    from bench.memory import AnonPeak, fix_mmap_threshold
 
+    fix_mmap_threshold()
     start_wall = time.time()
     with AnonPeak() as anon:
         worker = _Worker(spec)

@@ -51,23 +51,34 @@ def sample_parameters(posterior: Posterior, seed: int, scale: float = 0.5, diag_
     return Sampler(posterior, scale, diag_only).draw(seed)
 
 
-def load_flat_parameters(model: nn.Module, flat: torch.Tensor, posterior: Posterior) -> None:
-    """Copy a flat vector into ``model``'s parameters, checking the layout matches."""
+def check_layout(model: nn.Module, posterior: Posterior, where: str = "posterior") -> None:
+    """Raise PosteriorError unless ``posterior`` holds exactly ``model``'s parameters: the same names in the same
+    order, each of the same shape (checked before any trial, so a file whose metadata lies fails at once)."""
     params = list(model.named_parameters())
     names = [n for n, _ in params]
     if names != posterior.param_names:
+        pairs = zip(names, posterior.param_names, strict=False)
+        differ = next((f"{a!r} vs {b!r}" for a, b in pairs if a != b), None)
         raise PosteriorError(
-            f"posterior was collected for a different model ({len(posterior.param_names)} parameter tensors, "
-            f"model has {len(names)}); use the same --model that trained it"
+            f"{where} was collected for a different model ({len(posterior.param_names)} parameter tensors, "
+            f"model has {len(names)}" + (f"; first difference {differ}" if differ else "") + "); use the same "
+            "--model that trained it"
         )
+    for (name, p), shape in zip(params, posterior.param_shapes, strict=True):
+        if tuple(p.shape) != tuple(shape):
+            raise PosteriorError(
+                f"parameter {name!r} has shape {tuple(p.shape)} in the model but {tuple(shape)} in {where}; use "
+                "the same --model and dataset shape that trained it"
+            )
+
+
+def load_flat_parameters(model: nn.Module, flat: torch.Tensor, posterior: Posterior) -> None:
+    """Copy a flat vector into ``model``'s parameters, checking the layout matches."""
+    check_layout(model, posterior)
+    params = list(model.named_parameters())
     offset = 0
     with torch.no_grad():
-        for (name, p), shape in zip(params, posterior.param_shapes, strict=True):
-            if tuple(p.shape) != tuple(shape):
-                raise PosteriorError(
-                    f"parameter {name!r} has shape {tuple(p.shape)} in the model but {tuple(shape)} in the "
-                    "posterior; use the same --model and dataset shape that trained it"
-                )
+        for _, p in params:
             n = p.numel()
             p.copy_(flat[offset : offset + n].view_as(p))
             offset += n

@@ -69,7 +69,7 @@ def _npz(tmp_path, **arrays):
     return path
 
 
-def _posteriors(tmp_path, model="digits_cnn", truncate=False, poison=False, missing=None):
+def _posteriors(tmp_path, model="digits_cnn", truncate=False, poison=False, missing=None, tensors_of="digits_cnn"):
     """Two folds' posteriors for the embedded default data split into 2 folds, with the metadata a swagbench
     training run writes (so each case below has exactly one defect)."""
     from bench.config import load_config
@@ -85,7 +85,7 @@ def _posteriors(tmp_path, model="digits_cnn", truncate=False, poison=False, miss
     fold_of = make_folds(dataset.labels, 2, config.ensemble.seed)
     root = tmp_path / "posteriors"
     for k in range(2):
-        post = synthesize_posterior(build_model("digits_cnn", 10, 1), max_rank=2, seed=k)
+        post = synthesize_posterior(build_model(tensors_of, 10, 1), max_rank=2, seed=k)
         post.meta.update({**posterior_meta(config, dataset, fold_of, k), "model": model})
         path = save_posterior(post, root / f"fold{k}.safetensors")
         if truncate:
@@ -114,6 +114,10 @@ BAD_INPUTS = {
     "posterior of another architecture": (
         lambda t: [f"posteriors_dir={_posteriors(t, model='resnet18')}", "ensemble.folds=2"],
         "has model='resnet18' but this run needs model='digits_cnn'",
+    ),
+    "posterior whose metadata lies": (  # says digits_cnn, holds resnet8's tensors: caught before any trial
+        lambda t: [f"posteriors_dir={_posteriors(t, tensors_of='resnet8')}", "ensemble.folds=2"],
+        "was collected for a different model",
     ),
     "truncated posterior": (
         lambda t: [f"posteriors_dir={_posteriors(t, truncate=True)}", "ensemble.folds=2"],

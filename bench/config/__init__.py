@@ -6,11 +6,13 @@ from bench.config.settings import (
     FILTER_BY,
     MEMBERS,
     QUALITY_METHODS,
+    RESUME_FREE,
     CleanlabConfig,
     DataConfig,
     EnsembleConfig,
     RunConfig,
     TrialConfig,
+    setting_digests,
 )
 from bench.config.sweeps import SWEEP_DIMENSIONS, expand_sweep, parse_grid, parse_plan
 
@@ -25,6 +27,8 @@ __all__ = [
     "EnsembleConfig",
     "RunConfig",
     "TrialConfig",
+    "RESUME_FREE",
+    "setting_digests",
     "apply_override",
     "build",
     "expand_sweep",

@@ -11,6 +11,39 @@ from backends.precisions import PRECISIONS
 from bench.config.settings import RunConfig
 from bench.errors import ConfigError
 from swag import checked
+from swag.checked import quoted
+
+MAX_YAML_VALUES = 100_000  # values a config may expand to; aliases (&a / *a) that multiply past it are refused
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """``text`` parsed as YAML (safe: plain data only), refused with a ConfigError when it is not valid YAML or its
+    aliases expand to more than :data:`MAX_YAML_VALUES` values (a "billion laughs" document would otherwise hang
+    whatever walks it), before anything is built from it."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None and _expanded_size(root, {}) > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"{where} expands to more than {MAX_YAML_VALUES:,} values through YAML aliases; write the values out"
+            )
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from exc
+
+
+def _expanded_size(node, seen: dict) -> int:
+    """How many values ``node`` stands for with every alias expanded (counted without expanding them)."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = 1  # a node that refers to itself (a recursive alias) counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, seen) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    else:
+        size = 1
+    seen[id(node)] = min(size, MAX_YAML_VALUES + 1)
+    return seen[id(node)]
 
 
 def build(cls, raw: Any, where: str = ""):
@@ -45,10 +78,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     key, sep, text = assignment.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {assignment!r} is not key=value (e.g. ensemble.samples=4)")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {assignment!r} has an unreadable value: {exc}") from exc
+    value = read_yaml(text, f"override {quoted(assignment)}")
     node = raw
     parts = key.split(".")
     for part in parts[:-1]:
@@ -74,10 +104,7 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        loaded = read_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at top level")
         raw.update(loaded)

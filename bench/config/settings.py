@@ -13,6 +13,7 @@ from typing import Any
 
 from backends.precisions import PRECISIONS
 from bench.errors import ConfigError
+from swag.checked import quoted
 from swag.training import TrainConfig
 
 # Executor names as config, CLI and rows spell them; bench.executors.EXECUTORS implements exactly these
@@ -234,7 +235,7 @@ class TrialConfig:
     def label(self) -> str:
         """Backend, precision and every setting that differs from the run's defaults."""
         name = self.backend.rsplit(":", 1)[-1]  # module:Class specs -> Class
-        opts = "".join(f"-{k}" if v is True else f"-{k}={v}" for k, v in sorted(self.options.items()))
+        opts = "".join(f"-{k}" if v is True else f"-{k}={quoted(v, 40)}" for k, v in sorted(self.options.items()))
         plan = ""
         if self.workers or self.threads:
             plan = f"-{self.workers or ''}x{self.threads or ''}"
@@ -385,3 +386,27 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Settings that cannot change a run's results, so a resume may differ in them (and set them on the command line):
+# where the run lives, how long a trial may take and how much memory it may use.
+RESUME_FREE = ("name", "results_dir", "timeout_s", "memory_limit_gb")
+
+
+def setting_digests(config: RunConfig) -> dict[str, str]:
+    """SHA-256 (16 hex) of every setting by dotted key (lists, e.g. ``trials``, as one value): stored when a run is
+    created, compared when it is resumed, so an edited config.yaml is caught and the changed keys named."""
+    import hashlib
+    import json
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    return {
+        key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        for key, value in flat(config.to_dict()).items()
+        if key not in RESUME_FREE
+    }

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.config import DataConfig
-from bench.dataset.store import CHUNK_BYTES, Store, StoreWriter, content_key, open_store, read_batch
+from bench.dataset.store import CHUNK_BYTES, BatchReader, Store, StoreWriter, content_key, open_store
 from bench.errors import DataError
+
+if TYPE_CHECKING:  # the decode workers import this package: keep it free of torch (bench.config imports it)
+    from bench.config import DataConfig
 
 __all__ = ["Dataset", "inject_label_noise", "load_dataset"]
 
@@ -31,6 +34,7 @@ class Dataset:
     num_classes: int
     name: str
     _x_hash: object = field(default=None, repr=False)
+    _reader: BatchReader | None = field(default=None, repr=False)
 
     @property
     def x(self) -> np.ndarray:
@@ -62,7 +66,7 @@ class Dataset:
         """Examples ``rows`` (indices or a slice), in that order, as a normalised float32 (n, C, H, W) array."""
         if isinstance(rows, slice):
             rows = np.arange(*rows.indices(len(self.labels)))
-        return read_batch(self.x, np.asarray(rows), self.mean, self.std)
+        return self.reader.read(np.asarray(rows))
 
     def tensor(self, rows):
         """:meth:`batch` as a torch tensor in torch's own (aligned) memory: numerical kernels can take another code
@@ -71,8 +75,14 @@ class Dataset:
 
         rows = np.arange(*rows.indices(len(self.labels))) if isinstance(rows, slice) else np.asarray(rows)
         out = torch.empty((len(rows), *self.x.shape[1:]), dtype=torch.float32)
-        read_batch(self.x, rows, self.mean, self.std, out=out.numpy())
+        self.reader.read(rows, out=out.numpy())
         return out
+
+    @property
+    def reader(self) -> BatchReader:
+        if self._reader is None:
+            self._reader = BatchReader(self.x, self.mean, self.std)
+        return self._reader
 
     def digest(self, *more: np.ndarray) -> str:
         """SHA-256 (hex, 24 chars) of the pixels' dtype, shape and bytes, then of each of ``more`` likewise (the

@@ -78,9 +78,33 @@ def normalise(raw: np.ndarray, mean: list[float] | None, std: list[float] | None
     return out
 
 
+class BatchReader:
+    """Reads rows of a store's memory map as normalised float32 batches, gathering them straight into the output
+    (float32 stores) or through one reused uint8 buffer: a reader allocates nothing per batch but the batch itself.
+    (A fresh copy per batch is not only slower: glibc's malloc raises its mmap threshold after freeing a big block
+    and then serves such copies from its heap, which fragments and grows with every batch read.)"""
+
+    def __init__(self, x: np.ndarray, mean: list[float] | None, std: list[float] | None) -> None:
+        self.x, self.mean, self.std = x, mean, std
+        self._raw: np.ndarray | None = None
+
+    def read(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``rows`` (in that order) as a normalised float32 (n, C, H, W) batch, into ``out`` if given."""
+        shape = (len(rows), *self.x.shape[1:])
+        out = np.empty(shape, dtype=np.float32) if out is None else out
+        if self.x.dtype == np.float32:
+            np.take(self.x, rows, axis=0, out=out, mode="clip")  # "clip": unbuffered (rows are valid)
+            return out
+        if self._raw is None or len(self._raw) < len(rows):
+            self._raw = np.empty(shape, dtype=self.x.dtype)
+        raw = self._raw[: len(rows)]
+        np.take(self.x, rows, axis=0, out=raw, mode="clip")
+        return normalise(raw, self.mean, self.std, out)
+
+
 def read_batch(x: np.ndarray, rows: np.ndarray, mean, std, out: np.ndarray | None = None) -> np.ndarray:
     """Rows ``rows`` (in that order) of store array ``x`` as a normalised float32 batch (N, C, H, W)."""
-    return normalise(x[rows], mean, std, out)
+    return BatchReader(x, mean, std).read(rows, out)
 
 
 class StoreWriter:

@@ -18,7 +18,7 @@ def compare(run_a: str | Path, run_b: str | Path) -> str:
     run_a, run_b = RunDir(run_a), RunDir(run_b)
     if run_a.path.resolve() == run_b.path.resolve():
         raise ResultsError(f"compare needs two different runs; both are {run_a.path}")
-    a, b = (summary_frame(read_rows(r)) for r in (run_a, run_b))
+    a, b = (_frame(r) for r in (run_a, run_b))
     diffs = _differences(run_a, run_b)
     parts = [f"# swagbench compare\n\nA: {run_a.name}\nB: {run_b.name}\n", "## Differences (A -> B)\n"]
     parts += [f"- {d}" for d in diffs] or ["- none in config or machine"]
@@ -57,3 +57,19 @@ def _differences(run_a: RunDir, run_b: RunDir) -> list[str]:
                 shown = [f"{len(v)} trials" if key == "trials" else v for v in (x.get(key), y.get(key))]
                 out.append(f"{key}: {shown[0]} -> {shown[1]}")
     return out
+
+
+def _frame(run: RunDir):
+    """The run's summary frame; a run without one readable row is one error (its damaged lines counted)."""
+    import sys
+
+    warnings: list[str] = []
+    rows = read_rows(run, warn=warnings.append)
+    if not rows:
+        raise ResultsError(
+            f"{run.path} has no readable trial row ({len(warnings)} damaged line(s) in {run.rows_path.name}); "
+            "pass another run"
+        )
+    for line in warnings:
+        print(line, file=sys.stderr)
+    return summary_frame(rows)

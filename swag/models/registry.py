@@ -32,9 +32,19 @@ def resolve_model(spec: str):
 
 
 def build_model(spec: str, num_classes: int, in_channels: int) -> nn.Module:
-    """Build the model named by ``spec`` for ``num_classes`` outputs and ``in_channels`` inputs."""
+    """Build the model named by ``spec`` for ``num_classes`` outputs and ``in_channels`` inputs; a factory that
+    cannot be called so, or raises, is a ModelSpecError naming it (never a traceback)."""
     target = BUILTIN.get(spec, spec)
-    model = resolve_model(spec)(num_classes=num_classes, in_channels=in_channels)
+    factory = resolve_model(spec)
+    try:
+        model = factory(num_classes=num_classes, in_channels=in_channels)
+    except TypeError as exc:
+        raise ModelSpecError(
+            f"model factory {target!r} cannot be called as factory(num_classes=..., in_channels=...) ({exc}); "
+            "give it those keyword arguments"
+        ) from exc
+    except Exception as exc:
+        raise ModelSpecError(f"model factory {target!r} raised {type(exc).__name__}: {exc}; fix the factory") from exc
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"model factory {target!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
