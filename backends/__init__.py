@@ -4,7 +4,7 @@ The names below load on first use, so importing a light submodule (``backends.er
 does not import torch.
 """
 
-import importlib
+from swag.imports import lazy_exports
 
 _EXPORTS = {
     "Backend": "backends.base",
@@ -14,9 +14,4 @@ _EXPORTS = {
     "get_backend": "backends.registry",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'backends' has no attribute {name!r}")
+__getattr__ = lazy_exports(_EXPORTS)

@@ -10,17 +10,25 @@ space created by ``exec`` and is exact.
 from __future__ import annotations
 
 
-def peak_rss_bytes(pid: int | str = "self") -> int | None:
-    """High-water RSS of process ``pid`` since its exec, in bytes; None if it cannot be read
-    (process gone, or not Linux)."""
+def status_bytes(pid: int | str, *keys: str) -> dict[str, int]:
+    """The ``/proc/<pid>/status`` fields ``keys`` (e.g. ``VmHWM``, ``VmRSS``, ``RssAnon``) in bytes; those that
+    cannot be read (process gone, not Linux) are left out."""
+    out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                key, _, value = line.partition(":")
+                if key in keys:
+                    out[key] = int(value.split()[0]) * 1024
     except OSError:
-        return None
-    return None
+        pass
+    return out
+
+
+def peak_rss_bytes(pid: int | str = "self") -> int | None:
+    """High-water RSS of process ``pid`` since its exec, in bytes; None if it cannot be read
+    (process gone, or not Linux)."""
+    return status_bytes(pid, "VmHWM").get("VmHWM")
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -45,14 +53,7 @@ def anon_bytes(pid: int | str = "self") -> int | None:
     """Current anonymous resident memory (``RssAnon``: heap, stacks, private maps; what would run out and be
     OOM-killed) of process ``pid``, in bytes; None if it cannot be read. Unlike RSS it leaves out the page cache
     of memory-mapped files (the data set, the member map), which the kernel can drop and processes share."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return status_bytes(pid, "RssAnon").get("RssAnon")
 
 
 class AnonPeak:

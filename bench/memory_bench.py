@@ -22,6 +22,8 @@ from pathlib import Path
 
 from torch import nn
 
+from bench.memory import status_bytes
+
 
 def probe_model(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     """A model whose compute is negligible at 224x224 (stride-8 convolution, BatchNorm, pooling, linear)."""
@@ -33,19 +35,6 @@ def probe_model(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
         nn.Flatten(),
         nn.Linear(16, num_classes),
     )
-
-
-def _status(pid: int) -> dict[str, int]:
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("RssAnon", "VmRSS"):
-                    out[key] = int(value.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
 
 
 def _tree(pid: int) -> list[int]:
@@ -70,7 +59,7 @@ class TreeSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             pids = _tree(self.pid)
-            stats = {p: _status(p) for p in pids}
+            stats = {p: status_bytes(p, "RssAnon", "VmRSS") for p in pids}
             now = {
                 "tree_anon": sum(s.get("RssAnon", 0) for s in stats.values()),
                 "tree_rss": sum(s.get("VmRSS", 0) for s in stats.values()),

@@ -4,7 +4,7 @@ No backend code lives here; see ``backends/`` for inference strategies. The name
 light submodule (``swag.errors``, ``swag.checked``) imports without torch.
 """
 
-import importlib
+from swag.imports import lazy_exports
 
 _EXPORTS = {
     "Posterior": "swag.posterior",
@@ -14,9 +14,4 @@ _EXPORTS = {
     "recompute_batchnorm": "swag.sampling",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'swag' has no attribute {name!r}")
+__getattr__ = lazy_exports(_EXPORTS)

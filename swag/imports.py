@@ -13,3 +13,15 @@ def load_object(target: str) -> Any:
     """
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def lazy_exports(exports: dict[str, str]):
+    """A module ``__getattr__`` that imports ``exports`` (name -> module) on first use, so a package can offer its
+    main names without importing them (and torch) whenever one of its light submodules is imported."""
+
+    def __getattr__(name: str):
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(f"module has no attribute {name!r}")
+
+    return __getattr__

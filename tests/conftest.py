@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 
 DIGITS = ["data.source=digits", "model=digits_cnn"]  # sklearn digits and a 3-conv CNN: fast to load and run
@@ -23,3 +25,39 @@ def the_run(results_dir):
     """The one run folder under ``results_dir`` (the posterior cache beside it is not a run)."""
     (run_dir,) = [p for p in results_dir.iterdir() if (p / "config.yaml").is_file()]
     return run_dir
+
+
+def start_run(args):
+    """``swagbench run ARGS`` in its own process (output discarded), from the repository root: a run to kill."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@contextlib.contextmanager
+def small_tmpfs(path, free_kib: int):
+    """A real 64 KiB tmpfs mounted at ``path`` with ``free_kib`` KiB left free (skips where one cannot be
+    mounted, e.g. not root); unmounted after the block."""
+    import subprocess
+
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); the /dev/full test covers the write path")
+    try:
+        try:
+            (path / "ballast").write_bytes(b"\0" * (64 - free_kib) * 1024)
+        except OSError:
+            pass  # full already
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)

@@ -4,7 +4,6 @@ memory limits and a full disk. Each fault is injected for real."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from bench.folds import make_folds
 from bench.posteriors import obtain_posteriors
 from bench.results import append_row, read_rows
 from bench.run import execute
-from tests.conftest import the_run
+from tests.conftest import small_tmpfs, start_run, the_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,13 +33,7 @@ def _quiet(*_):
 def _kill_9_once(args, results: Path, when: str, settle_s: float = 0.0) -> Path:
     """Start ``swagbench run ARGS`` in a process, SIGKILL it once ``results`` holds a path matching ``when`` (and
     ``settle_s`` more seconds have passed), and return the run folder it left."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_run(args)
     deadline = time.time() + 180
     while not list(results.glob(when)) and time.time() < deadline:
         time.sleep(0.05)
@@ -84,19 +77,9 @@ def test_full_disk_is_one_clear_error(tmp_path):
 
 
 def test_run_on_a_full_filesystem_exits_2_with_one_line(tmp_path, tiny_overrides, capsys):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root); the /dev/full test covers the write path")
-    try:
-        (mnt / "ballast").write_bytes(b"\0" * 64 * 1024)  # fill it
-    except OSError:
-        pass
-    try:
+    with small_tmpfs(tmp_path / "small", free_kib=0) as mnt:  # full from the start
         code = main(["run", *tiny_overrides, "--results-dir", str(mnt), "--backends", "eager"])
         err = capsys.readouterr().err.strip().splitlines()
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
     assert code == 2 and len(err) == 1, err
     assert "No space left on device" in err[0] and "free disk space" in err[0]
 

@@ -4,7 +4,6 @@ YAML alias bomb, a factory that cannot be called, a full disk at the start, an i
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import yaml
 
 from bench.cli import main
 from bench.results import read_rows
-from tests.conftest import the_run
+from tests.conftest import small_tmpfs, start_run, the_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,13 +63,7 @@ def _worker_pids(trial: str) -> list[int]:
 def test_a_reference_that_crashed_is_rerun_and_every_trial_gated_again(tiny_overrides, tmp_path):
     results = tmp_path / "results"
     args = ["--backends", "eager,eager:bf16", *tiny_overrides, "train.synthesize=true"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_run(args)
     deadline, killed = time.time() + 120, False
     while time.time() < deadline and not killed:  # kill the reference trial's worker for real, once it runs
         for pid in _worker_pids("00-eager-fp32"):
@@ -121,17 +114,10 @@ def test_a_model_factory_that_cannot_be_used_is_one_line(factory, message, tmp_p
 
 
 def test_a_full_disk_at_the_start_leaves_no_run_folder(tmp_path, tiny_overrides, capsys):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        (mnt / "ballast").write_bytes(b"\0" * 52 * 1024)  # room for about three small files
+    with small_tmpfs(tmp_path / "small", free_kib=12) as mnt:  # room for about three small files
         code = main(["run", *tiny_overrides, "--results-dir", str(mnt), f"cache_dir={tmp_path / 'cache'}"])
         err = capsys.readouterr().err.strip().splitlines()
         left = sorted(p.name for p in mnt.iterdir())
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
     assert code == 2 and len(err) == 1 and "free disk space" in err[0], err
     assert left == ["ballast"]  # no run folder, no half-made staging folder
 
