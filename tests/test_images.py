@@ -195,6 +195,7 @@ def test_a_folder_run_equals_an_npz_run_of_the_same_pixels_and_writes_the_label_
     assert first.path == ds.paths[first["index"]] and first.given_class == ds.class_names[first.given_label]
     assert f"label issues: {int(issues.sum())} found" in out and str(folder_run / "label_issues.csv") in out
     assert "label issues:" in (folder_run / "summary.md").read_text()
+    assert 'id="label-issues"' in (folder_run / "report.html").read_text()
     # the run folder records the data store, never a copy of the data
     record = json.loads((folder_run / "data.json").read_text())
     assert record["store"] == str(ds.store.folder) and not (folder_run / "data.npz").exists()

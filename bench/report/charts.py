@@ -95,16 +95,22 @@ def peak_memory(df: pd.DataFrame, path: Path) -> Path:
     also counts the memory-mapped data's page cache, which is shared and reclaimable)."""
     if _nothing_succeeded(df) or df.peak_rss_gb.isna().all():
         return _empty(path, "Peak memory per trial", NO_TRIAL)
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(df) + 1.8))
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=(10, 0.4 * len(df) + 2.2))
     colours = [backend_colour(b) for b in df.backend]
     rows = range(len(df))
-    ax.barh(rows, df.peak_rss_gb.fillna(0.0), color=colours, alpha=0.3, label="peak RSS (incl. mapped data)")
-    ax.barh(rows, df.peak_anon_gb.fillna(0.0), color=colours, label="peak anonymous (what would run out)")
+    ax.barh(rows, df.peak_rss_gb.fillna(0.0), color=colours, alpha=0.3)
+    ax.barh(rows, df.peak_anon_gb.fillna(0.0), color=colours)
     ax.set_yticks(rows, [_label(r) for r in df.itertuples()])
     ax.invert_yaxis()
     ax.set_xlabel("the trial's workers together (GB)")
     ax.set_title("Peak memory per trial: anonymous (solid) within RSS (light)")
-    ax.legend(fontsize=8, loc="lower right")
+    key = [
+        Patch(color="#555555", label="peak anonymous memory: what would run out"),
+        Patch(color="#555555", alpha=0.3, label="peak RSS: also the memory-mapped data's page cache"),
+    ]
+    ax.legend(handles=key, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     return _save(fig, path)
 
 

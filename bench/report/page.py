@@ -39,6 +39,14 @@ def _answer(data: ReportData) -> str:
     return f'<p class="{css}" id="what-to-use">{html.escape(recommendation(data.df))}</p>'
 
 
+def _issues(data: ReportData) -> str:
+    """How many label issues the job found and where they are listed (the job's own output)."""
+    ref = data.reference
+    if ref is None or ref.n_label_issues_found is None:
+        return ""
+    return f'<p id="label-issues">{html.escape(sections.issues_line(ref, sections.LABEL_ISSUES_FILE))}</p>'
+
+
 def _tables(data: ReportData) -> str:
     out = []
     for section in sections.TABLES:
@@ -93,6 +101,7 @@ def render(data: ReportData, charts: dict[str, Path]) -> str:
 <style>{STYLE}</style></head><body>
 <h1>swagbench report: {name}</h1>
 {_answer(data)}
+{_issues(data)}
 {_tables(data)}
 {_problems(data)}
 <h2>Charts</h2>
