@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.config import RunConfig
 from bench.dataset import Dataset
+from bench.dataset.store import file_sha256
 from bench.errors import ConfigError
 from bench.folds import fold_split
 from bench.seeds import fold_seed
@@ -85,14 +86,6 @@ def content_key(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> str
         ).encode()
     )
     return h.hexdigest()[:24]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _store_ok(store: Path, key: str, folds: int) -> dict | None:

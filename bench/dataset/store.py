@@ -4,7 +4,7 @@ Images decoded from files are stored as uint8 and normalised per batch (``(x / 2
 batch is read; arrays that come as floats (the packaged data sets, a user's ``.npz``) are stored as float32,
 already normalised. A store is written once, chunk by chunk, under a content key in the data cache
 (``<cache_dir>/data/<key>/``), and reused by every later run: nothing ever holds the whole array in memory,
-parent or worker; readers take batches (:func:`read_batch`). ``meta.json`` is written last, so a store without
+parent or worker; readers take batches (:class:`BatchReader`). ``meta.json`` is written last, so a store without
 it (killed while writing) is never used; it records the SHA-256 of ``x.npy``'s bytes, checked again when a run
 is resumed.
 """
@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +100,6 @@ class BatchReader:
         raw = self._raw[: len(rows)]
         np.take(self.x, rows, axis=0, out=raw, mode="clip")
         return normalise(raw, self.mean, self.std, out)
-
-
-def read_batch(x: np.ndarray, rows: np.ndarray, mean, std, out: np.ndarray | None = None) -> np.ndarray:
-    """Rows ``rows`` (in that order) of store array ``x`` as a normalised float32 batch (N, C, H, W)."""
-    return BatchReader(x, mean, std).read(rows, out)
 
 
 class StoreWriter:
@@ -212,7 +207,3 @@ def file_sha256(path: Path) -> str:
 def content_key(*parts: Any) -> str:
     """A store's key: SHA-256 (24 hex) of JSON-able parts (what the store's contents depend on)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def as_meta(meta: StoreMeta) -> dict[str, Any]:
-    return asdict(meta)
