@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import sys
 
@@ -257,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
-        return _command(args)
+        with _terminate_like_ctrl_c():
+            return _command(args)
     except USER_ERRORS as exc:
         print(f"swagbench: error: {exc}", file=sys.stderr)
         return 2
@@ -267,11 +269,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swagbench: error: {exc.strerror or exc}{where}; {fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        from bench.errors import RunInterrupted
+        from bench.errors import RunInterrupted, Terminated
 
         hint = f"; finish it with: swagbench run --resume {exc.run_dir}" if isinstance(exc, RunInterrupted) else ""
-        print(f"swagbench: interrupted; rows already written are kept{hint}", file=sys.stderr)
-        return 130
+        terminated = isinstance(exc, Terminated) or getattr(exc, "terminated", False)
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        print(f"swagbench: {how}; rows already written are kept{hint}", file=sys.stderr)
+        return 143 if terminated else 130
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c():
+    """While the command runs, SIGTERM raises :class:`bench.errors.Terminated` (a KeyboardInterrupt): workers are
+    stopped, rows kept and the resume hint printed, as for Ctrl-C (main thread only; the old handler comes back)."""
+    import signal
+    import threading
+
+    from bench.errors import Terminated
+
+    def terminated(_signum, _frame):
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _command(args: argparse.Namespace) -> int:

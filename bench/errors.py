@@ -19,12 +19,17 @@ class ResultsError(SwagbenchError, OSError):
     """The results directory cannot be written or read."""
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run that has a folder: ``run_dir`` is where it can be resumed."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a VM's shutdown, a batch scheduler's stop): handled like Ctrl-C, so the workers are stopped
+    and the resume hint is printed."""
 
-    def __init__(self, run_dir) -> None:
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM: ``terminated``) during a run that has a folder: ``run_dir`` is where it can be resumed."""
+
+    def __init__(self, run_dir, terminated: bool = False) -> None:
         super().__init__(str(run_dir))
-        self.run_dir = run_dir
+        self.run_dir, self.terminated = run_dir, terminated
 
 
 USER_ERRORS = (SwagbenchError,)
@@ -37,6 +42,7 @@ __all__ = [
     "PosteriorError",
     "ResultsError",
     "RunInterrupted",
+    "Terminated",
     "SwagbenchError",
     "UnknownBackendError",
 ]

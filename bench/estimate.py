@@ -90,7 +90,8 @@ def estimate(
     if not ok:
         raise ConfigError(f"{run_dir} has no successful trial to project from; pass a run where one succeeded")
     first = ok[0]
-    folds, samples = folds or first.folds, samples or first.samples
+    folds = first.folds if folds is None else folds  # 0 is a mistake to refuse, not "the run's"
+    samples = first.samples if samples is None else samples
     if folds < 2 or samples < 1 or images < 2 * folds:
         raise ConfigError(
             f"--images {images} --folds {folds} --samples {samples}: need folds >= 2, samples >= 1 "

@@ -18,7 +18,11 @@ def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
         raise DataError(
             f"class {cls} has only {present.min()} examples by its given labels (after any injected noise) but "
             f"ensemble.folds={folds}; "
-            f"use at most {present.min()} folds or more data"
+            + (
+                f"use at most {present.min()} folds or more data"
+                if present.min() >= 2
+                else "every class needs at least 2 examples (folds must be >= 2): add examples of it or remove it"
+            )
         )
     fold_of = np.empty(len(labels), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

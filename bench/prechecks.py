@@ -15,6 +15,22 @@ from bench.trial import trial_options
 from swag.models import build_model
 
 
+def thread_warnings(config: RunConfig) -> list[str]:
+    """Thread plans that ask for more threads than this machine has CPUs: allowed (a plan may be meant for the
+    target VM), but oversubscribed threads time slower than the plan would on its machine, so say so."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    out = []
+    if config.threads > cpus:
+        out.append(f"threads={config.threads} but this machine has {cpus} logical CPUs")
+    for trial in config.trials:
+        total = (trial.threads or 0) * (trial.workers or config.workers)
+        if total > cpus:
+            out.append(f"trial {trial.label} runs {total} threads (workers x threads) on {cpus} logical CPUs")
+    return [f"{w}: oversubscribed threads run slower than on a machine that has them" for w in out]
+
+
 def check_trials(config: RunConfig) -> None:
     """Fail before any work on unknown backends or impossible options (raises a USER_ERRORS type)."""
     for trial in config.trials:
@@ -24,17 +40,19 @@ def check_trials(config: RunConfig) -> None:
 @dataclasses.dataclass(frozen=True)
 class ModelFacts:
     """gflop: GFLOPs of one forward pass per image (roofline); bn_channels: channels over all BatchNorm
-    layers with running statistics (the width of a trial's recorded statistics)."""
+    layers with running statistics (the width of a trial's recorded statistics); bn_notes: what the model's
+    BatchNorm layers mean for the results (:meth:`swag.batchnorm.BatchNormFacts.notes`)."""
 
     gflop: float
     bn_channels: int
+    bn_notes: tuple[str, ...] = ()
 
 
 def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
     """Build the model and run two examples through it, so a bad spec fails before any work."""
     import torch
 
-    from swag.batchnorm import bn_layers
+    from swag.batchnorm import batchnorm_facts, bn_layers
 
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1]).eval()
     try:
@@ -51,7 +69,8 @@ def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
             f"expected ({dataset.num_classes},) logits"
         )
     channels = sum(bn.num_features for _, bn in bn_layers(model))
-    return ModelFacts(gflop_per_image(model, dataset.tensor(slice(0, 1))), channels)
+    notes = tuple(batchnorm_facts(model, dataset.tensor(slice(0, 2))).notes())
+    return ModelFacts(gflop_per_image(model, dataset.tensor(slice(0, 1))), channels, notes)
 
 
 def check_shards(config: RunConfig, fold_of: np.ndarray) -> None:

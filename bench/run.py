@@ -21,13 +21,13 @@ from backends import get_backend
 from bench.config import RESUME_FREE, RunConfig, TrialConfig, setting_digests
 from bench.dataset import Dataset, data_cache, load_dataset
 from bench.envinfo import environment
-from bench.errors import ConfigError, RunInterrupted
+from bench.errors import ConfigError, RunInterrupted, Terminated
 from bench.executors import EXECUTORS, Executor
 from bench.fidelity import gate, is_reference, is_reference_row, tolerances_table
 from bench.folds import make_folds
 from bench.memory import AnonPeak
 from bench.posteriors import obtain_posteriors, user_posteriors
-from bench.prechecks import ModelFacts, check_model, check_room, check_shards, check_trials
+from bench.prechecks import ModelFacts, check_model, check_room, check_shards, check_trials, thread_warnings
 from bench.profile import host_mismatch
 from bench.progress import Progress
 from bench.recommend import recommendation
@@ -76,6 +76,8 @@ def execute(
     is recorded in env.json with whether this host matches it.
     """
     check_trials(config)
+    for warning in thread_warnings(config):
+        log(f"swagbench: warning: {warning}")
     config = dataclasses.replace(config, trials=with_reference(config.trials, log))
     run_dirs: list[Path] = []  # the run folder, once there is one (for the resume hint on Ctrl-C)
     try:
@@ -89,9 +91,9 @@ def execute(
             executor = held.enter_context(contextlib.closing(EXECUTORS[config.executor](opened.config, log)))
             run_trials(opened, facts, executor, log, parent)
             return finish_run(opened.run, log)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if run_dirs:
-            raise RunInterrupted(run_dirs[0]) from None
+            raise RunInterrupted(run_dirs[0], terminated=isinstance(exc, Terminated)) from None
         raise
 
 
@@ -104,6 +106,8 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
     check_shards(config, fold_of)
     model = check_model(config, dataset)
+    for note in model.bn_notes:
+        log(f"swagbench: note: BatchNorm: {note}")
     check_room(config, dataset, model)
     config = absolute_paths(config)
     if config.posteriors_dir:

@@ -172,7 +172,11 @@ class _Watch:
         for i, (job, pl) in enumerate(zip(jobs, payloads, strict=True)):  # the first worker that failed by itself
             if i in self.killed:
                 continue
-            reason = pl.get("error") if pl else _crash_reason(self.codes[i], job.log_path)
+            reason = (
+                pl.get("error")
+                if pl
+                else _crash_reason(self.codes[i], job.log_path, self.peaks[i], self.memory_limit_bytes)
+            )
             return WorkerOutcome("failed", None, _worker_name(i, len(jobs)) + reason, wall, peak, anon)
         raise AssertionError("unreachable: a trial that did not succeed has a worker that failed")
 
@@ -201,13 +205,29 @@ def _read_progress(stream, index: int, report: Callable[[int, int], None]) -> No
             report(index, int(parts[1]))
 
 
-def _crash_reason(code: int, log_path: Path) -> str:
+# A SIGKILLed worker is blamed on the kernel's OOM killer only when its memory came this close to the limit (or to
+# the machine's memory): a kill -9 from outside is not an out-of-memory verdict.
+OOM_NEAR = 0.8
+
+
+def _crash_reason(code: int, log_path: Path, peak_bytes: int = 0, limit_bytes: int | None = None) -> str:
+    """Why a worker ended without a result; ``peak_bytes``: its peak resident memory, ``limit_bytes``: the trial's
+    memory limit (None: this machine's memory)."""
     if code < 0:
         name = signal.Signals(-code).name
-        hint = {
-            signal.SIGKILL: " (likely out of memory: the kernel's OOM killer)",
-            signal.SIGBUS: " (often a full disk under a memory-mapped file: free space in the results folder)",
-        }.get(-code, "")
+        hint = ""
+        if -code == signal.SIGKILL:
+            import psutil
+
+            limit = limit_bytes or psutil.virtual_memory().total
+            used = f"{peak_bytes / 1e9:.2f} GB resident of {limit / 1e9:.2f} GB"
+            hint = (
+                f" (likely out of memory: the kernel's OOM killer; {used})"
+                if peak_bytes >= OOM_NEAR * limit
+                else f" (from outside this run, not for memory: {used})"
+            )
+        elif -code == signal.SIGBUS:
+            hint = " (often a full disk under a memory-mapped file: free space in the results folder)"
         reason = f"worker killed by {name}{hint}"
     else:
         reason = f"worker exited with code {code} and no result"

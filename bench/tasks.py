@@ -230,12 +230,13 @@ class _Worker:
             load_flat_parameters(model, flat, data.posterior)
         with clock("prepare"):
             self.statistics.bind(model, data.bn_batches[0])
-        accumulator = StatisticsAccumulator()
-        for batch in data.bn_batches:
-            with clock.call("bn_update", self.statistics.fresh, batch.shape[0]):
-                accumulator.add(self.statistics.runner(batch))
-        with clock("bn_update"):
-            load_statistics(model, accumulator.result(), accumulator.batches)
+        if self.statistics.runner is not None:  # None: the model has no BatchNorm layer to set
+            accumulator = StatisticsAccumulator()
+            for batch in data.bn_batches:
+                with clock.call("bn_update", self.statistics.fresh, batch.shape[0]):
+                    accumulator.add(self.statistics.runner(batch))
+            with clock("bn_update"):
+                load_statistics(model, accumulator.result(), accumulator.batches)
         with clock("prepare"):
             self.bind_runner(data.bn_batches, data.test_batches[0])
         probs = self.predict(data.test_batches)
@@ -334,16 +335,21 @@ class StatisticsStep:
     def bind(self, model, example) -> None:
         """Build the runner (first sample) or move it to the weights now in ``model``."""
         from backends.torch_helpers import native_statistics
-        from swag.batchnorm import StatisticsUnsupported
+        from swag.batchnorm import StatisticsUnsupported, batchnorm_facts
 
-        if self.runner is None:
+        if not self.info:  # the trial's first sample
+            facts = batchnorm_facts(model, example[:2])
+            notes = {"notes": facts.notes()} if facts.notes() else {}
+            if not facts.layers:
+                self.info = {"where": "none", "precision": self.options.precision, **notes}
+                return
             try:
                 self.runner = self.backend.statistics(model, example, self.options)
-                self.info = {"where": "backend", **getattr(self.runner, "info", {})}
+                self.info = {"where": "backend", **getattr(self.runner, "info", {}), **notes}
             except StatisticsUnsupported as exc:
                 reference = dataclasses.replace(self.options, precision="fp32", channels_last=False, extra={})
                 self.runner = native_statistics(model, reference)
-                self.info = {"where": "eager", **self.runner.info, "reason": str(exc)}
+                self.info = {"where": "eager", **self.runner.info, "reason": str(exc), **notes}
             self.fresh = set()
         elif self.info["where"] == "backend":
             self.runner = self.backend.update_statistics(self.runner, model, example, self.options)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,6 +41,80 @@ class StatisticsUnsupported(RuntimeError):
 def bn_layers(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
     """The BatchNorm layers whose running statistics ``update_bn`` recomputes, in ``model.modules()`` order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+
+
+@dataclass(frozen=True)
+class BatchNormFacts:
+    """What a model's BatchNorm layers mean for the BatchNorm pass (see :func:`batchnorm_facts`).
+
+    Attributes
+    ----------
+    layers : int
+        BatchNorm layers with running statistics: the ones the pass recomputes (0: there is no pass).
+    batch_dependent : list of str
+        BatchNorm layers without running statistics (``track_running_stats=False``): they normalise every batch
+        with its own statistics, at prediction too, so probabilities depend on the batch size and on which
+        examples share a batch.
+    dropout_before : list of str
+        Dropout modules that run before a BatchNorm layer in the forward pass: as in ``update_bn``, they are
+        active (train mode) during the pass, so the statistics are those of randomly dropped activations.
+    """
+
+    layers: int
+    batch_dependent: list[str] = field(default_factory=list)
+    dropout_before: list[str] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        """One sentence per fact a reader of the results must know (none for an ordinary model)."""
+        out = []
+        if not self.layers:
+            out.append("the model has no BatchNorm layer with running statistics, so there is no BatchNorm pass")
+        if self.batch_dependent:
+            out.append(
+                f"{len(self.batch_dependent)} BatchNorm layer(s) without running statistics "
+                f"({_names(self.batch_dependent)}) normalise each batch with its own statistics, at prediction too: "
+                "probabilities depend on the batch size and on which images share a batch"
+            )
+        if self.dropout_before:
+            out.append(
+                f"dropout ({_names(self.dropout_before)}) runs before BatchNorm layers and is active during the "
+                "BatchNorm pass, as in torch's update_bn: the statistics are those of randomly dropped activations"
+            )
+        return out
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    return ", ".join(repr(n) for n in names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def batchnorm_facts(model: nn.Module, example: torch.Tensor) -> BatchNormFacts:
+    """Inspect ``model``'s BatchNorm layers, running ``example`` (one or two images) through it once in eval mode
+    to see which dropout modules run before a BatchNorm layer. Dropout called as a function inside ``forward``
+    is not a module and cannot be seen."""
+    tracked = {id(m) for _, m in bn_layers(model)}
+    untracked = [n for n, m in model.named_modules() if isinstance(m, _BatchNorm) and not m.track_running_stats]
+    order: list[tuple[str, nn.Module]] = []
+    watched = [
+        (n, m)
+        for n, m in model.named_modules()
+        if id(m) in tracked or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+    ]
+    hooks = [m.register_forward_pre_hook(lambda mod, _i, n=n: order.append((n, mod))) for n, m in watched]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    last_bn = max((i for i, (_, m) in enumerate(order) if id(m) in tracked), default=-1)
+    dropout = []
+    for name, m in order[:last_bn]:
+        if id(m) not in tracked and name not in dropout:
+            dropout.append(name)
+    return BatchNormFacts(len(tracked), untracked, dropout)
 
 
 def unbiased(var: torch.Tensor, count: int) -> torch.Tensor:

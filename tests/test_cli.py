@@ -20,7 +20,7 @@ def _one_error_line(capsys) -> str:
         (["run", "--config", "no/such.yaml"], "config file no/such.yaml does not exist"),
         (["run", "--backends", "nope"], "unknown backend 'nope'; choose from eager"),
         (["run", "--backends", "eager:int8"], "no int8 mode"),
-        (["run", "data.source=/no/such.npz"], "dataset file /no/such.npz does not exist"),
+        (["run", "data.source=/no/such.npz"], "data.source /no/such.npz does not exist"),
         (["run", "ensemble.smaples=3"], "unknown key(s) ['smaples'] in ensemble"),
         (["run", "ensemble.folds=500"], "but ensemble.folds=500"),
         (["run", "model=vgg"], "unknown model 'vgg'"),

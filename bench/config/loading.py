@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from backends.precisions import PRECISIONS
+from backends.registry import backend_names
 from bench.config.settings import RunConfig
 from bench.errors import ConfigError
 from swag import checked
@@ -28,7 +29,8 @@ def read_yaml(text: str, where: str) -> Any:
             )
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where} is not valid YAML: {exc}") from exc
+        detail = " ".join(str(exc).split())  # PyYAML's messages span lines (a mark with a caret); one line here
+        raise ConfigError(f"{where} is not valid YAML: {detail[:300]}") from exc
 
 
 def _expanded_size(node, seen: dict) -> int:
@@ -53,10 +55,14 @@ def build(cls, raw: Any, where: str = ""):
 
 
 def parse_backends(spec: str) -> list[dict[str, Any]]:
-    """``eager,eager:bf16,eager:fp32:cl`` -> trial dicts (backend[:precision][:cl])."""
+    """``eager,eager:bf16,eager:fp32:cl,my_pkg.mod:MyBackend:bf16`` -> trial dicts (backend[:precision][:cl], where
+    backend is a registered name or ``module:Class``)."""
     trials = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         parts = item.split(":")
+        if parts[0] not in backend_names() and len(parts) > 1 and parts[1] not in (*PRECISIONS, "cl"):
+            # module:Class, as in a config's trials (a registered name's second part must be a precision or cl)
+            parts = [f"{parts[0]}:{parts[1]}", *parts[2:]]
         trial: dict[str, Any] = {"backend": parts[0]}
         for part in parts[1:]:
             if part == "cl":
@@ -65,7 +71,8 @@ def parse_backends(spec: str) -> list[dict[str, Any]]:
                 trial["precision"] = part
             else:
                 raise ConfigError(
-                    f"cannot read {part!r} in --backends item {item!r}; use backend[:{'|'.join(PRECISIONS)}][:cl]"
+                    f"cannot read {part!r} in --backends item {item!r}; use backend[:{'|'.join(PRECISIONS)}][:cl] "
+                    "(backend: a name from swagbench list-backends, or module:Class)"
                 )
         trials.append(trial)
     if not trials:

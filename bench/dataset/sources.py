@@ -154,7 +154,10 @@ def _npz(path: Path, root: Path, log) -> Store:
     """A user's ``.npz`` (x (N, C, H, W) float, y (N,) int, optionally y_true and num_classes), checked and copied
     into a float32 store chunk by chunk: x is never loaded whole."""
     if not path.is_file():
-        raise DataError(f"dataset file {path} does not exist; pass an .npz with x (N,C,H,W) and y (N,) or use 'mnist'")
+        raise DataError(
+            f"data.source {path} does not exist; give an image folder (root/<class>/<image>), a .csv manifest, an "
+            ".npz with x (N,C,H,W) and y (N,), or one of mnist, digits, synthetic"
+        )
     if not zipfile.is_zipfile(path):  # numpy would try to unpickle it and talk about allow_pickle
         raise DataError(f"dataset file {path} is not an .npz archive; save x and y with numpy.savez(path, x=x, y=y)")
     return _cached(root, content_key("npz", file_sha256(path), STORE_VERSION), lambda f: _copy_npz(path, f), log)

@@ -150,6 +150,8 @@ def bn_description(info: dict[str, Any] | None) -> str | None:
     """Where and how a trial's BatchNorm pass ran, for tables: ``backend bf16 cl`` or ``eager fp32 (fallback)``."""
     if not info:
         return None  # rows recorded before the BatchNorm pass ran in backends
+    if info["where"] == "none":
+        return "none (no BatchNorm)"
     text = f"{info['where']} {info['precision']}" + (" cl" if info.get("layout") == "channels_last" else "")
     return text + (" (fallback)" if info["where"] == "eager" and info.get("reason") else "")
 

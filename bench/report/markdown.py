@@ -16,6 +16,7 @@ def render(data: ReportData) -> str:
         parts += ["(no trials)", ""]
     else:
         parts += [sections.workload(data.rows[0])]
+        parts += [f"\n{note}" for note in sections.batchnorm_notes(data.rows)]
         if data.reference is not None and data.reference.n_label_issues_found is not None:
             parts += ["", sections.issues_line(data.reference, sections.LABEL_ISSUES_FILE)]
         for section in sections.TABLES:

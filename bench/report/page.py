@@ -40,11 +40,13 @@ def _answer(data: ReportData) -> str:
 
 
 def _issues(data: ReportData) -> str:
-    """How many label issues the job found and where they are listed (the job's own output)."""
+    """How many label issues the job found and where they are listed (the job's own output), and what the model's
+    BatchNorm layers mean for the numbers."""
     ref = data.reference
+    notes = "".join(f'<p class="batchnorm-note">{html.escape(n)}</p>' for n in sections.batchnorm_notes(data.rows))
     if ref is None or ref.n_label_issues_found is None:
-        return ""
-    return f'<p id="label-issues">{html.escape(sections.issues_line(ref, sections.LABEL_ISSUES_FILE))}</p>'
+        return notes
+    return f'<p id="label-issues">{html.escape(sections.issues_line(ref, sections.LABEL_ISSUES_FILE))}</p>{notes}'
 
 
 def _tables(data: ReportData) -> str:

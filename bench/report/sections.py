@@ -80,3 +80,14 @@ def workload(first) -> str:
     return line + (
         "; timing-only: calibration and label metrics not meaningful" if not first.metrics_meaningful else ""
     )
+
+
+def batchnorm_notes(rows) -> list[str]:
+    """What the model's BatchNorm layers mean for every trial's numbers (no BatchNorm pass, layers that normalise
+    each batch with its own statistics, dropout active during the pass), as the trials' workers found them."""
+    notes: list[str] = []
+    for row in rows:
+        for note in (row.bn_update or {}).get("notes", []):
+            if note not in notes:
+                notes.append(note)
+    return [f"BatchNorm: {n}." for n in notes]
