@@ -34,6 +34,12 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
         help="replace the config's trials: comma list of backend[:fp32|bf16|int8][:cl], "
         "cl = channels_last (e.g. eager,eager:bf16,eager:fp32:cl)",
     )
+    cmd.add_argument(
+        "--strategy",
+        metavar="JSON",
+        help="run the strategy a run recommended (its recommendation.json) as the trial (the eager fp32 reference "
+        "is added to judge it); replaces the config's trials",
+    )
     cmd.add_argument("--results-dir", metavar="DIR", help="where run folders are created (default: results)")
     cmd.add_argument("--name", help="run name, appended to the run folder's timestamp")
     cmd.add_argument(
@@ -157,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
             for f, v in (
                 ("--config", args.config),
                 ("--backends", args.backends),
+                ("--strategy", args.strategy),
                 ("--name", args.name),
                 ("--results-dir", args.results_dir),
                 ("--profile", args.profile),
@@ -187,7 +194,15 @@ def _run(args: argparse.Namespace) -> int:
         overrides.append(f"ray_address={args.ray_address}")
     sweeping = args.command == "sweep"
     profile = load_profile(args.profile or "local") if args.profile or sweeping else None
-    config = load_config(args.config, overrides, args.backends, base=profile_overrides(profile) if profile else None)
+    if args.strategy and args.backends:
+        raise ConfigError("--strategy and --backends both choose the trials; give one")
+    config = load_config(
+        args.config,
+        overrides,
+        args.backends,
+        base=profile_overrides(profile) if profile else None,
+        strategy=args.strategy,
+    )
     if profile:
         mismatch = host_mismatch(profile)
         print(f"swagbench: profile {profile['name']}" + (f": {mismatch}" if mismatch else " (this host matches it)"))

@@ -35,3 +35,65 @@ def fold_split(fold_of: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
     """(train_idx, test_idx) of ``fold``: its posterior trains (and updates BN) on train_idx only
     and is the only model that predicts test_idx."""
     return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+
+
+def assign_folds(spec: str | None, dataset, folds: int, seed: int, source: str) -> np.ndarray:
+    """The run's fold assignment (N,): the user's (``spec``, see :func:`read_folds`) where given, else stratified
+    folds drawn from ``seed``."""
+    if spec is None:
+        return make_folds(dataset.labels, folds, seed)
+    return check_folds(read_folds(spec, dataset, source), len(dataset.labels), folds, spec)
+
+
+def read_folds(spec: str, dataset, source: str) -> np.ndarray:
+    """Fold ids from an ``.npy`` file (N,), or from column ``spec`` of CSV manifest ``source``, matched to the data's
+    images by path (so a subset, ``data.max_examples``, takes its examples' folds)."""
+    from pathlib import Path
+
+    if spec.endswith(".npy"):
+        if not Path(spec).is_file():
+            raise DataError(f"data.folds file {spec} does not exist; save the fold ids with numpy.save(path, ids)")
+        try:
+            return np.load(spec, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"data.folds file {spec} is not a plain .npy array ({exc}); save it with numpy.save"
+            ) from exc
+    if not source.endswith(".csv"):
+        raise DataError(
+            f"data.folds={spec!r}: give an .npy file of fold ids, or (with a CSV manifest as data.source) the name of "
+            "its fold column"
+        )
+    import pandas as pd
+
+    table = pd.read_csv(source, dtype=str, keep_default_na=False)
+    if spec not in table.columns:
+        raise DataError(
+            f"manifest {source} has no column {spec!r} (data.folds); its columns: {', '.join(table.columns)}"
+        )
+    base = Path(source).parent
+    by_path = {str(p if Path(p).is_absolute() else base / p): v for p, v in zip(table.path, table[spec], strict=True)}
+    values = [by_path.get(p, "") for p in dataset.paths or []]
+    if any(not v.strip().lstrip("-").isdigit() for v in values):
+        raise DataError(f"manifest {source}: column {spec!r} must hold an integer fold id on every row")
+    return np.asarray([int(v) for v in values], dtype=np.int64)
+
+
+def check_folds(fold_of: np.ndarray, n: int, folds: int, where: str) -> np.ndarray:
+    """``fold_of`` as (N,) int64 after checking it is one fold id in 0..folds-1 per example with no fold empty."""
+    if fold_of.ndim != 1 or len(fold_of) != n:
+        raise DataError(
+            f"data.folds {where} holds {fold_of.shape} fold ids but the data has {n} examples; give one id per example "
+            "in the data's order (and no data.max_examples subset with an .npy)"
+        )
+    if not np.issubdtype(fold_of.dtype, np.integer):
+        raise DataError(f"data.folds {where} holds {fold_of.dtype} values; fold ids must be integers 0..K-1")
+    if len(fold_of) and (fold_of.min() < 0 or fold_of.max() >= folds):
+        raise DataError(
+            f"data.folds {where} has fold ids {int(fold_of.min())}..{int(fold_of.max())} but ensemble.folds={folds}; "
+            f"use ids 0..{folds - 1} or set ensemble.folds to the number of folds the posteriors were trained with"
+        )
+    empty = [k for k in range(folds) if not (fold_of == k).any()]
+    if empty:
+        raise DataError(f"data.folds {where}: fold {empty[0]} has no example; every fold needs held-out examples")
+    return fold_of.astype(np.int64)

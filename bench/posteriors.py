@@ -81,6 +81,7 @@ def content_key(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> str
                 "train": dataclasses.asdict(config.train),
                 "seed": config.data.seed,
                 "torch": torch.__version__,
+                "checkpoint": file_sha256(Path(config.model_checkpoint)) if config.model_checkpoint else None,
             },
             sort_keys=True,
         ).encode()
@@ -115,7 +116,11 @@ def obtain_posteriors(
     cache, or in run folder ``run``'s own store, a :class:`bench.rundir.RunDir`, when ``posterior_cache`` is off)."""
     folds = config.ensemble.folds
     if config.posteriors_dir:  # checked by user_posteriors before the run started
-        paths = [Path(config.posteriors_dir) / f"fold{k}.safetensors" for k in range(folds)]
+        paths = user_posterior_files(config)
+        if paths[0].suffix != ".safetensors":  # reference format: converted once into the run's own store
+            paths = [
+                import_reference(config, dataset, fold_of, k, path, run.own_posteriors) for k, path in enumerate(paths)
+            ]
         return Posteriors(paths, "user", 0.0, None)
     key = content_key(config, dataset, fold_of)
     store = Path(config.resolved_cache_dir) / key if config.posterior_cache else run.own_posteriors
@@ -134,19 +139,78 @@ def obtain_posteriors(
     return Posteriors(paths, "trained", train_s, key)
 
 
+REFERENCE_SUFFIXES = (".pt", ".pth")  # the reference implementation's torch.save files
+
+
+def user_posterior_files(config: RunConfig) -> list[Path]:
+    """``posteriors_dir``'s ``fold{k}.safetensors`` (swagbench's) or ``fold{k}.pt`` / ``.pth`` (the reference
+    implementation's), k < folds, all of one kind (ConfigError naming what is missing otherwise)."""
+    root = Path(config.posteriors_dir)
+    if not root.is_dir():
+        raise ConfigError(f"posteriors_dir {root} is not a directory; give the folder with fold0.safetensors ...")
+    folds = range(config.ensemble.folds)
+    for suffix in (".safetensors", *REFERENCE_SUFFIXES):
+        paths = [root / f"fold{k}{suffix}" for k in folds]
+        if paths[0].is_file():
+            missing = [p.name for p in paths if not p.is_file()]
+            if missing:
+                raise ConfigError(
+                    f"posteriors_dir {root} has fold0{suffix} but not {', '.join(missing)}; ensemble.folds="
+                    f"{config.ensemble.folds} needs one file per fold"
+                )
+            return paths
+    raise ConfigError(
+        f"posteriors_dir {root} has no fold0.safetensors (swagbench's) or fold0.pt (the reference SWAG "
+        "implementation's state_dict); name the files fold0, fold1, ... by the fold they were trained without"
+    )
+
+
+def reference_posterior(config: RunConfig, dataset: Dataset, path: Path):
+    """The reference-format posterior in ``path`` over the run's model, checked to be finite."""
+    from swag.io import check_finite
+    from swag.models import build_model
+    from swag.reference_format import load_reference_posterior
+
+    model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
+    posterior = load_reference_posterior(path, model, config.posteriors_max_num_models)
+    check_finite(posterior, str(path))
+    return posterior
+
+
+def import_reference(
+    config: RunConfig, dataset: Dataset, fold_of: np.ndarray, fold: int, path: Path, store: Path
+) -> Path:
+    """Write fold ``fold``'s reference-format posterior as a swagbench posterior file in ``store`` (the run's own
+    posteriors folder), with the metadata of this run's data and folds (``data.folds``) and its source file's
+    SHA-256; return its path."""
+    from swag.io import save_posterior
+
+    posterior = reference_posterior(config, dataset, path)
+    posterior.meta.update(posterior_meta(config, dataset, fold_of, fold))
+    posterior.meta.update({"source_sha256": file_sha256(path), "max_num_models": str(posterior.max_rank)})
+    return save_posterior(posterior, store / f"fold{fold}.safetensors")
+
+
 def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> list[Path]:
-    """Check ``posteriors_dir/fold{k}.safetensors`` (k < folds) fully before any trial runs: the model, the
-    data and fold split they were trained on, that their tensors hold exactly the model's parameters, and that
-    every value is finite."""
+    """Check the posteriors in ``posteriors_dir`` fully before any trial runs. swagbench's own files: the model,
+    the data and fold split they were trained on, that their tensors hold exactly the model's parameters, and that
+    every value is finite. Reference-format files: that ``data.folds`` says which examples each was trained on,
+    that their parameters are exactly the model's, and that every value is finite."""
     from swag.io import check_finite, load_posterior
     from swag.models import build_model
     from swag.sampling import check_layout
 
+    paths = user_posterior_files(config)
+    if paths[0].suffix != ".safetensors":
+        if config.data.folds is None:
+            raise ConfigError(
+                "posteriors from the reference SWAG implementation need data.folds (an .npy of each example's fold, "
+                "or the manifest's fold column): which examples each fold's posterior was trained without"
+            )
+        for path in paths:
+            reference_posterior(config, dataset, path)
+        return paths
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
-    root = Path(config.posteriors_dir)
-    if not root.is_dir():
-        raise ConfigError(f"posteriors_dir {root} is not a directory; give the folder with fold0.safetensors ...")
-    paths = [root / f"fold{k}.safetensors" for k in range(config.ensemble.folds)]
     for k, path in enumerate(paths):
         expect = {
             key: value
@@ -175,6 +239,9 @@ def train_posteriors(
 
     torch.set_num_threads(config.resolved_threads)
     y = torch.from_numpy(dataset.labels)
+    # From a trained checkpoint every epoch collects SWAG moments at the SWA learning rate (fine-tuning, as SWAG
+    # is usually run from a pretrained solution); from scratch the schedule trains first.
+    schedule = dataclasses.replace(config.train, swa_start=0) if config.model_checkpoint else config.train
     paths, start = [], time.perf_counter()
     for fold in range(config.ensemble.folds):
         train = fold_split(fold_of, fold)[0]
@@ -184,9 +251,9 @@ def train_posteriors(
 
         seed = fold_seed(config.data.seed, fold)
         torch.manual_seed(seed)
-        model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
+        model = build_model(config.model, dataset.num_classes, dataset.x.shape[1], config.model_checkpoint)
         labels = y[torch.from_numpy(train)]
-        posterior = train_swag(model, rows, labels, config.train, seed=seed, on_epoch=lambda _e: on_epoch())
+        posterior = train_swag(model, rows, labels, schedule, seed=seed, on_epoch=lambda _e: on_epoch())
         check_finite(posterior, f"of fold {fold} (just trained)")
         posterior.meta.update(posterior_meta(config, dataset, fold_of, fold))
         paths.append(save_posterior(posterior, out_dir / f"fold{fold}.safetensors"))

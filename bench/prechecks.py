@@ -54,7 +54,7 @@ def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
 
     from swag.batchnorm import batchnorm_facts, bn_layers
 
-    model = build_model(config.model, dataset.num_classes, dataset.x.shape[1]).eval()
+    model = build_model(config.model, dataset.num_classes, dataset.x.shape[1], config.model_checkpoint).eval()
     try:
         with torch.no_grad():
             out = model(dataset.tensor(slice(0, 2)))

@@ -1,14 +1,25 @@
-"""The run's answer in one line: which strategy to use, what it saves and what it costs in calibration.
+"""The run's answer: which strategy to use, what it saves and what it costs in calibration, as one line and as data.
 
-It is computed from the summary (``bench.results.summary_frame``) and printed as the last line of
-``swagbench run``, the last section of summary.md and the box at the top of report.html.
+It is computed from the summary (``bench.report.frames.summary_frame``): the line is the last of ``swagbench run``,
+the last section of summary.md and the box at the top of report.html; :func:`recommendation_record` is
+``recommendation.json``, which ``swagbench run --strategy`` and the Python predictor (``bench.api``) take as the
+strategy to run.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 
+from bench.errors import ConfigError
 from bench.metrics import HEADLINE_LABELS
+
+FORMAT = "swagbench-recommendation-v1"
+# The settings of a trial that make its strategy (TrialConfig fields), as recommendation.json's "strategy" holds them.
+STRATEGY_KEYS = ("backend", "precision", "channels_last", "threads", "workers", "batch_size", "members", "options")
 
 
 def describe(trial: pd.Series) -> str:
@@ -21,6 +32,24 @@ def describe(trial: pd.Series) -> str:
     return text
 
 
+def ranked(df: pd.DataFrame) -> pd.DataFrame:
+    """Successful VALID trials, fastest (median whole-ensemble minutes) first, each marked with whether its thread
+    plan differs from the reference's (``plan_differs``) and whether it is within the fastest's measured noise
+    (``tie``: min-max ranges over repeats overlap; never with one repeat, which has no range)."""
+    if df.empty or "validity" not in df:
+        return df.iloc[0:0]
+    valid = df[(df.status == "ok") & (df.validity == "VALID")].sort_values("ensemble_min")
+    if valid.empty:
+        return valid
+    ref_plan = df[df.is_reference].plan.tolist()
+    valid = valid.assign(plan_differs=valid.plan != ref_plan[0] if ref_plan else False)
+    best = valid.iloc[0]
+    measured = (valid.repeats > 1) & (best.repeats > 1)
+    tie = measured & (valid.ensemble_min_lo <= best.ensemble_min_hi)
+    tie.iloc[0] = False
+    return valid.assign(tie=tie)
+
+
 def recommendation(df: pd.DataFrame) -> str:
     """A plain-language "what to use" line from a summary frame.
 
@@ -30,15 +59,10 @@ def recommendation(df: pd.DataFrame) -> str:
     """
     if df.empty or not (df.status == "ok").any():
         return "No trial succeeded, so there is nothing to recommend; each trial's error is listed above."
-    valid = df[(df.status == "ok") & (df.validity == "VALID")].sort_values("ensemble_min")
+    valid = ranked(df)
     if valid.empty:
         return "No trial was both successful and VALID, so there is nothing to recommend from this run."
-    ref_plan = df[df.is_reference].plan.tolist()
-    valid = valid.assign(plan_differs=valid.plan != ref_plan[0] if ref_plan else False)
-    best = valid.iloc[0]
-    others = valid.iloc[1:]
-    measured = (others.repeats > 1) & (best.repeats > 1)  # one repeat has no range to overlap
-    ties = others[measured & (others.ensemble_min_lo <= best.ensemble_min_hi)]
+    best, ties = valid.iloc[0], valid[valid.tie]
     if len(ties):
         names = ", ".join(f"{describe(t)} ({t.ensemble_min:.3g} min)" for _, t in ties.iterrows())
         line = (
@@ -70,3 +94,59 @@ def _noise_note(best: pd.Series) -> str:
     if best.repeats > 1:
         return f" (spread over {int(best.repeats)} repeats: {best.ensemble_spread:.0%})."
     return " (one repeat per trial: run-to-run noise not measured; repeats=3 measures it)."
+
+
+def recommendation_record(df: pd.DataFrame, rows: list, run_name: str) -> dict[str, Any]:
+    """recommendation.json: the winning trial's strategy (its TrialConfig settings, ``strategy`` None when no trial
+    was successful and VALID), its measured speedup and calibration cost, the trials tied with it, the size it was
+    measured at, and the one-line answer."""
+    valid = ranked(df)
+    record: dict[str, Any] = {"format": FORMAT, "run": run_name, "answer": recommendation(df), "strategy": None}
+    if valid.empty:
+        return record
+    best = valid.iloc[0]
+    row = next(r for r in rows if r.trial_id == best.trial)
+
+    def number(key: str) -> float | None:
+        value = best.get(key)
+        return None if value is None or pd.isna(value) else float(value)
+
+    record.update(
+        trial_id=row.trial_id,
+        strategy={
+            **{key: getattr(row, key) for key in STRATEGY_KEYS},
+            # the run's own thread plan is left to the machine that runs the strategy (its CPUs / workers)
+            **({} if best.plan_differs else {"threads": None, "workers": None}),
+            "bn_examples": row.trial_bn_examples,
+        },
+        measured={
+            "ensemble_min": number("ensemble_min"),
+            "speedup_vs_eager_fp32": number("speedup"),
+            "delta_ece": number("delta_ece"),
+            "delta_nll": number("delta_nll"),
+            "issue_jaccard": number("issue_jaccard"),
+            "repeats": int(best.repeats or 1),
+            "images": row.n_examples,
+            "folds": row.folds,
+            "samples": row.samples,
+        },
+        ties=[str(t) for t in valid[valid.tie].trial],
+    )
+    return record
+
+
+def read_strategy(path: str | Path) -> dict[str, Any]:
+    """The trial settings in a recommendation.json (ConfigError naming the file when it is not one, or recommends
+    nothing)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"strategy file {path} cannot be read as JSON ({exc}); give a run's recommendation.json"
+        ) from exc
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ConfigError(f"strategy file {path} is not a swagbench recommendation.json (format {FORMAT})")
+    if not isinstance(record.get("strategy"), dict):
+        raise ConfigError(f"strategy file {path} recommends no strategy (its run had no VALID trial)")
+    return record["strategy"]

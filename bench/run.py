@@ -24,13 +24,13 @@ from bench.envinfo import environment
 from bench.errors import ConfigError, RunInterrupted, Terminated
 from bench.executors import EXECUTORS, Executor
 from bench.fidelity import gate, is_reference, is_reference_row, tolerances_table
-from bench.folds import make_folds
+from bench.folds import assign_folds
 from bench.memory import AnonPeak
 from bench.posteriors import obtain_posteriors, user_posteriors
 from bench.prechecks import ModelFacts, check_model, check_room, check_shards, check_trials, thread_warnings
 from bench.profile import host_mismatch
 from bench.progress import Progress
-from bench.recommend import recommendation
+from bench.recommend import recommendation, recommendation_record
 from bench.results import append_row, has_rows, read_rows
 from bench.roofline import measure_peak, roofline
 from bench.row import TrialRow
@@ -103,7 +103,8 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     RunDir.check_writable(Path(config.results_dir), "results_dir")
     RunDir.check_writable(data_cache(config.resolved_cache_dir), "cache_dir")  # data stores live there
     dataset = load_dataset(config.data, config.resolved_cache_dir, log)
-    fold_of = make_folds(dataset.labels, config.ensemble.folds, config.ensemble.seed)
+    ens = config.ensemble
+    fold_of = assign_folds(config.data.folds, dataset, ens.folds, ens.seed, config.data.source)
     check_shards(config, fold_of)
     model = check_model(config, dataset)
     for note in model.bn_notes:
@@ -269,10 +270,12 @@ def finish_run(run: RunDir, log) -> Path:
     if reference is not None:  # the job's output: the label issues, from the reference trial's probabilities
         shutil.copyfile(run.trial(reference.trial_id).label_issues_csv, run.label_issues_csv)
     report = build_report(run, data)
+    run.write_recommendation(recommendation_record(data.df, data.rows, run.name))
     log(run.summary_md.read_text())
     log(f"swagbench: results in {run.path} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
     if reference is not None:
         log(f"swagbench: {issues_line(reference, run.label_issues_csv)}")
+    log(f"swagbench: the recommended strategy as data (--strategy, bench.api.predictor): {run.recommendation_json}")
     log(f"swagbench: recommendation: {recommendation(data.df)}")
     return run.path
 
@@ -282,8 +285,11 @@ def absolute_paths(config: RunConfig) -> RunConfig:
     from any working directory (the results folder itself is the run folder's parent when resumed)."""
     absolute: dict[str, Any] = {
         key: str(Path(getattr(config, key)).resolve())
-        for key in ("cache_dir", "posteriors_dir")
+        for key in ("cache_dir", "posteriors_dir", "model_checkpoint")
         if getattr(config, key) is not None
     }
     trials = [dataclasses.replace(t, python=str(Path(t.python).absolute())) if t.python else t for t in config.trials]
-    return dataclasses.replace(config, **absolute, trials=trials)
+    data = config.data
+    if data.folds is not None and data.folds.endswith(".npy"):
+        data = dataclasses.replace(data, folds=str(Path(data.folds).resolve()))
+    return dataclasses.replace(config, **absolute, data=data, trials=trials)

@@ -88,6 +88,7 @@ class RunDir:
     LABEL_ISSUES = "label_issues.csv"
     FOLDS = "folds.npy"
     POSTERIORS = "posteriors.json"
+    RECOMMENDATION = "recommendation.json"
     ROWS = "results.jsonl"
     SUMMARY_CSV = "summary.csv"
     SUMMARY_MD = "summary.md"
@@ -263,6 +264,21 @@ class RunDir:
     def write_posteriors(self, record: dict[str, Any]) -> None:
         """posteriors.json: where the run's per-fold posteriors are and where they came from."""
         (self.path / self.POSTERIORS).write_text(json.dumps(record, indent=2))
+
+    def read_posteriors(self) -> dict[str, Any]:
+        """posteriors.json (ResultsError where the run has none yet: it never finished training)."""
+        path = self.path / self.POSTERIORS
+        if not path.is_file():
+            raise ResultsError(f"{self.path} records no posteriors (training never finished); resume the run first")
+        return json.loads(path.read_text())
+
+    @property
+    def recommendation_json(self) -> Path:
+        """The run's answer as data (``bench.recommend.recommendation_record``)."""
+        return self.path / self.RECOMMENDATION
+
+    def write_recommendation(self, record: dict[str, Any]) -> None:
+        self.recommendation_json.write_text(json.dumps(record, indent=2))
 
     def save_data(self, dataset) -> None:
         """Record which data store the run reads (data.json) and the labels it sees (labels.npz: noisy and true)."""

@@ -16,3 +16,7 @@ class PosteriorError(SwagbenchError, ValueError):
 
 class ModelSpecError(SwagbenchError, ValueError):
     """The ``model`` spec cannot be resolved to a model factory."""
+
+
+class CheckpointError(PosteriorError):
+    """A model checkpoint (or posterior file) is missing, unreadable, unsafe, or does not fit the model."""

@@ -53,6 +53,8 @@ class TrainConfig:
             raise ValueError(f"train.snapshots_per_epoch must be >= 1 (got {self.snapshots_per_epoch})")
         if self.max_rank < 2:
             raise ValueError(f"train.max_rank must be >= 2 (got {self.max_rank})")
+        if not self.lr > 0 or not self.swa_lr >= 0:
+            raise ValueError(f"train.lr must be > 0 and train.swa_lr >= 0 (got lr={self.lr}, swa_lr={self.swa_lr})")
         if self.batch_size < 2:
             raise ValueError(f"train.batch_size must be >= 2 for BatchNorm (got {self.batch_size})")
 

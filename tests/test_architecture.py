@@ -81,6 +81,7 @@ RUN_FILES = (
     "label_issues.csv",
     "folds.npy",
     "posteriors.json",
+    "recommendation.json",
     "results.jsonl",
     "summary.csv",
     "summary.md",

@@ -125,7 +125,7 @@ BAD_INPUTS = {
     ),
     "missing posterior": (
         lambda t: [f"posteriors_dir={_posteriors(t, missing=1)}", "ensemble.folds=2"],
-        "fold1.safetensors does not exist",
+        "but not fold1.safetensors",
     ),
     "negative memory limit": (lambda t: ["memory_limit_gb=-1"], "memory_limit_gb must be > 0"),
     "non-finite posterior": (

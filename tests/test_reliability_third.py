@@ -99,7 +99,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys):
 @pytest.mark.parametrize(
     "factory, message",
     [
-        ("def make(num_classes):\n    return None\n", "cannot be called as factory(num_classes=..., in_channels=...)"),
+        ("def make(n_classes):\n    return None\n", "cannot be called as factory(num_classes=...)"),
         ("def make(num_classes, in_channels):\n    raise RuntimeError('no weights here')\n", "raised RuntimeError"),
     ],
     ids=["other argument names", "raises"],

@@ -60,7 +60,7 @@ def parse_backends(spec: str) -> list[dict[str, Any]]:
     trials = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         parts = item.split(":")
-        if parts[0] not in backend_names() and len(parts) > 1 and parts[1] not in (*PRECISIONS, "cl"):
+        if len(parts) > 1 and _module_class(parts[0], parts[1]):
             # module:Class, as in a config's trials (a registered name's second part must be a precision or cl)
             parts = [f"{parts[0]}:{parts[1]}", *parts[2:]]
         trial: dict[str, Any] = {"backend": parts[0]}
@@ -78,6 +78,19 @@ def parse_backends(spec: str) -> list[dict[str, Any]]:
     if not trials:
         raise ConfigError("--backends is empty; e.g. --backends eager,eager:bf16")
     return trials
+
+
+def _module_class(module: str, attr: str) -> bool:
+    """Whether ``module:attr`` names a backend class (``my_pkg.mod:MyBackend``) rather than a registered backend and
+    its precision or layout."""
+    import re
+
+    return (
+        module not in backend_names()
+        and attr not in (*PRECISIONS, "cl")
+        and re.fullmatch(r"[A-Za-z_][\w.]*", module) is not None
+        and attr.isidentifier()
+    )
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
@@ -103,9 +116,10 @@ def load_config(
     overrides: list[str] | None = None,
     backends: str | None = None,
     base: dict[str, Any] | None = None,
+    strategy: str | Path | None = None,
 ) -> RunConfig:
-    """Load a run config: defaults <- ``base`` (a profile's run settings) <- YAML file <- ``--backends``
-    <- ``key=value`` overrides."""
+    """Load a run config: defaults <- ``base`` (a profile's run settings) <- YAML file <- ``--backends`` or
+    ``strategy`` (a recommendation.json: its trial) <- ``key=value`` overrides."""
     raw: dict[str, Any] = dict(base or {})
     if path is not None:
         path = Path(path)
@@ -117,6 +131,10 @@ def load_config(
         raw.update(loaded)
     if backends is not None:  # --backends "" (an unset shell variable) is an error, not "all trials"
         raw["trials"] = parse_backends(backends)
+    if strategy is not None:
+        from bench.recommend import read_strategy
+
+        raw["trials"] = [read_strategy(strategy)]
     for item in overrides or []:
         apply_override(raw, item)
     return build(RunConfig, raw)

@@ -56,6 +56,10 @@ class DataConfig:
         (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) for RGB, their averages 0.449 / 0.226 for grey.
     decode_workers : int
         Processes that decode images (0 = all CPUs).
+    folds : str or None
+        Which fold each example belongs to, where the posteriors were trained elsewhere: an ``.npy`` of N fold ids
+        in 0..K-1 (in the data's order), or the name of a column of the CSV manifest (``data.source``); None:
+        stratified folds drawn from ``ensemble.seed``.
     """
 
     source: str = "mnist"
@@ -69,6 +73,7 @@ class DataConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     decode_workers: int = 0
+    folds: str | None = None
 
     def __post_init__(self) -> None:
         if self.noise_rate is not None and not 0.0 <= self.noise_rate < 1.0:
@@ -294,8 +299,17 @@ class RunConfig:
     posterior_cache : bool
         Reuse trained posteriors across runs by a content hash, stored under ``cache_dir`` (default
         ``<results_dir>/cache``); false keeps them in the run folder.
+    model_checkpoint : str or None
+        A trained state_dict of ``model`` (``torch.save(model.state_dict())``, loaded with ``weights_only=True``; a
+        ``module.`` prefix is stripped; keys and shapes must match): SWAG collection fine-tunes from it (every
+        ``train.epochs`` epoch is then a SWAG epoch at ``train.swa_lr``), and timing-only runs synthesise around it.
     posteriors_dir : str or None
-        Use these ``fold{k}.safetensors`` (trained elsewhere) instead of training.
+        Use these posteriors (trained elsewhere) instead of training: ``fold{k}.safetensors`` written by swagbench,
+        or ``fold{k}.pt`` in the reference implementation's SWAG state_dict format (wjmaddox/swa_gaussian; then
+        ``data.folds`` says which examples each fold's posterior was trained on).
+    posteriors_max_num_models : int or None
+        K in the low-rank term's divisor sqrt(K - 1) for reference-format posteriors (the reference run's
+        ``--max_num_models``, which its files do not store); None: the number of stored deviation rows.
     executor : str
         ``local`` (worker processes on this machine) or ``ray`` (Ray tasks; ``ray_address`` None starts a
         local Ray instance, ``auto`` joins this machine's cluster, ``ray://host:10001`` a remote one; a lost
@@ -318,7 +332,9 @@ class RunConfig:
     memory_limit_gb: float | None = None
     posterior_cache: bool = True
     cache_dir: str | None = None
+    model_checkpoint: str | None = None
     posteriors_dir: str | None = None
+    posteriors_max_num_models: int | None = None
     executor: str = "local"
     ray_address: str | None = None
     ray_max_retries: int = 2
@@ -364,6 +380,17 @@ class RunConfig:
             raise ConfigError(f"memory_limit_gb must be > 0 or null (got {self.memory_limit_gb})")
         if self.posteriors_dir is not None and self.train.synthesize:
             raise ConfigError("posteriors_dir and train.synthesize=true exclude each other; drop one")
+        if self.posteriors_dir is not None and self.model_checkpoint is not None:
+            raise ConfigError(
+                "model_checkpoint is where SWAG training starts, and posteriors_dir means nothing is trained; drop one"
+            )
+        if self.model_checkpoint is not None and not Path(self.model_checkpoint).is_file():
+            raise ConfigError(f"model_checkpoint {self.model_checkpoint} does not exist; give a saved state_dict file")
+        if self.posteriors_max_num_models is not None and self.posteriors_max_num_models < 2:
+            raise ConfigError(
+                "posteriors_max_num_models must be >= 2 (the divisor is sqrt(K - 1); "
+                f"got {self.posteriors_max_num_models})"
+            )
         if not self.trials:
             raise ConfigError("no trials configured; add at least one under 'trials' or pass --backends eager")
         labels = [t.label for t in self.trials]  # a label names every setting, options included
