@@ -40,6 +40,14 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
         help="run the strategy a run recommended (its recommendation.json) as the trial (the eager fp32 reference "
         "is added to judge it); replaces the config's trials",
     )
+    for key, what in (("images", "images in your data set"), ("folds", "its folds K"), ("samples", "SWAG samples S")):
+        cmd.add_argument(
+            f"--target-{key}",
+            type=int,
+            metavar="N",
+            help=f"the job the answer is for: {what} (default: target.{key} of the config, see config --show); "
+            "tables project every trial to it and the recommendation ranks by the projection",
+        )
     cmd.add_argument("--results-dir", metavar="DIR", help="where run folders are created (default: results)")
     cmd.add_argument("--name", help="run name, appended to the run folder's timestamp")
     cmd.add_argument(
@@ -169,6 +177,10 @@ def _run(args: argparse.Namespace) -> int:
                 ("--profile", args.profile),
                 ("--executor", args.executor),
                 ("--ray-address", args.ray_address),
+                (
+                    "--target-images/--target-folds/--target-samples",
+                    args.target_images or args.target_folds or args.target_samples,
+                ),
                 ("--grid", getattr(args, "grid", None)),
                 ("KEY=VALUE", args.overrides),
             )
@@ -192,6 +204,9 @@ def _run(args: argparse.Namespace) -> int:
         overrides.append(f"executor={args.executor}")
     if args.ray_address:
         overrides.append(f"ray_address={args.ray_address}")
+    for key in ("images", "folds", "samples"):
+        if getattr(args, f"target_{key}") is not None:
+            overrides.append(f"target.{key}={getattr(args, f'target_{key}')}")
     sweeping = args.command == "sweep"
     profile = load_profile(args.profile or "local") if args.profile or sweeping else None
     if args.strategy and args.backends:

@@ -1,19 +1,8 @@
 """Project a run's measured costs onto the user's own data size: ``swagbench estimate RUN --images N``.
 
-Each trial's whole-ensemble time is rebuilt phase by phase from what the run measured, each phase scaled by
-what drives it:
-
-- ``sample`` (drawing a SWAG sample's weights): per sample, K x S of them;
-- ``data`` (reading batches from the memory-mapped data): per image read, the BatchNorm pass's and predict's;
-- ``bn_update``: per image of the BatchNorm pass, S x K x (the fold's training images, or the trial's subset);
-- ``predict``: per image predicted, S x N;
-- prepare + warm-up: the trial's first sample once, each further fold's first sample (K - 1), every other
-  sample (K x (S - 1)), as ``bench.report.frames.setup_costs`` splits them;
-- confident learning: per image, N.
-
-Workers run side by side, so the worker-seconds are turned into wall-clock by the ratio the run measured.
-Training (shared by all trials) scales with the training images of all folds, epochs unchanged. The
-projection is validated against a real run at another size in README ("Estimating your own run").
+Each trial's whole-ensemble time is rebuilt phase by phase by :func:`bench.projection.project`. Training (shared
+by all trials) scales with the training images of all folds, epochs unchanged. The projection is validated
+against a real run at another size in README ("Estimating your own run").
 """
 
 from __future__ import annotations
@@ -21,53 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench.errors import ConfigError
-from bench.report.frames import setup_costs, summary_frame
+from bench.projection import project
+from bench.report.frames import summary_frame
 from bench.results import read_rows
-from bench.row import TrialRow
 from bench.rundir import RunDir
-
-
-def bn_images(images: int, folds: int, subset: int | None) -> float:
-    """Images one sample's BatchNorm pass sees in one fold: the fold's training images or the subset."""
-    train = images * (folds - 1) / folds
-    return min(train, subset) if subset else train
-
-
-def project(row: TrialRow, images: int, folds: int, samples: int) -> dict[str, float]:
-    """Projected wall-clock seconds of one successful trial's ensemble, per phase and in total."""
-    n0, k0, s0 = row.n_examples, row.folds, row.samples
-    phases = row.phases_s
-    entries = row.sample_phases_s or []
-    if not entries:
-        raise ConfigError(f"trial {row.trial_id} has no per-sample timings (recorded by an older swagbench)")
-    setup = setup_costs(entries)
-    first = setup["first_setup_s"]
-    fold = setup["fold_setup_s"] if setup["fold_setup_s"] is not None else setup["sample_setup_s"] or 0.0
-    each = setup["sample_setup_s"] if setup["sample_setup_s"] is not None else fold
-    pairs = folds * samples
-    subset = row.bn_examples
-    read_before = s0 * (k0 * bn_images(n0, k0, subset) + n0)  # images read: every BN pass's and predict's
-    read_after = samples * (folds * bn_images(images, folds, subset) + images)
-    worker = {
-        "sample": float(np.mean([p["sample"] for _, _, p in entries])) * pairs,
-        "data": phases.get("data", 0.0) / read_before * read_after,  # rows of older runs have no data phase
-        "bn_update": phases["bn_update"]
-        / (s0 * k0 * bn_images(n0, k0, subset))
-        * pairs
-        * bn_images(images, folds, subset),
-        "setup": first + (folds - 1) * fold + folds * (samples - 1) * each,
-        "predict": phases["predict"] / (s0 * n0) * samples * images,
-    }
-    measured_worker = sum(v for k, v in phases.items() if k != "confident_learning")
-    wall_ratio = (row.ensemble_s - phases["confident_learning"]) / measured_worker if measured_worker else 1.0
-    out = {k: v * wall_ratio for k, v in worker.items()}
-    out["confident_learning"] = phases["confident_learning"] / n0 * images
-    out["ensemble"] = sum(out.values())
-    return out
 
 
 def estimate(

@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.metrics import HEADLINE_LABELS
+from bench.projection import PROJECTION_ERROR
 
 FORMAT = "swagbench-recommendation-v1"
 # The settings of a trial that make its strategy (TrialConfig fields), as recommendation.json's "strategy" holds them.
@@ -33,28 +34,42 @@ def describe(trial: pd.Series) -> str:
 
 
 def ranked(df: pd.DataFrame) -> pd.DataFrame:
-    """Successful VALID trials, fastest (median whole-ensemble minutes) first, each marked with whether its thread
-    plan differs from the reference's (``plan_differs``) and whether it is within the fastest's measured noise
-    (``tie``: min-max ranges over repeats overlap; never with one repeat, which has no range)."""
+    """Successful VALID trials, fastest first at the target size (``target_min``, the projection to the user's job;
+    measured minutes where a trial has no projection), each marked with whether its thread plan differs from the
+    reference's (``plan_differs``) and whether it is within the fastest's measured noise (``tie``: min-max ranges
+    over repeats, scaled to the target, overlap; never with one repeat, which has no range). ``rank_min`` holds the
+    minutes ranked by, ``rank_speedup`` the speedup over eager fp32 there."""
     if df.empty or "validity" not in df:
         return df.iloc[0:0]
-    valid = df[(df.status == "ok") & (df.validity == "VALID")].sort_values("ensemble_min")
+    valid = df[(df.status == "ok") & (df.validity == "VALID")]
     if valid.empty:
         return valid
+    # at the run's own size the measured minutes are the answer; a projection only where the target differs
+    at_target = "target_min" in valid and valid.target_min.notna().all() and (valid.target_size != valid.run_size).all()
+    minutes = valid.target_min if at_target else valid.ensemble_min
+    speedup = valid.target_speedup if at_target else valid.speedup
+    valid = valid.assign(rank_min=minutes, rank_speedup=speedup).sort_values("rank_min")
     ref_plan = df[df.is_reference].plan.tolist()
     valid = valid.assign(plan_differs=valid.plan != ref_plan[0] if ref_plan else False)
+    scale = valid.rank_min / valid.ensemble_min
     best = valid.iloc[0]
     measured = (valid.repeats > 1) & (best.repeats > 1)
-    tie = measured & (valid.ensemble_min_lo <= best.ensemble_min_hi)
+    tie = measured & (valid.ensemble_min_lo * scale <= best.ensemble_min_hi * scale.iloc[0])
     tie.iloc[0] = False
     return valid.assign(tie=tie)
+
+
+def _projected(best: pd.Series) -> bool:
+    """Whether the answer is made at a target size other than the run's own."""
+    return pd.notna(best.get("target_min")) and best.get("target_size") != best.get("run_size")
 
 
 def recommendation(df: pd.DataFrame) -> str:
     """A plain-language "what to use" line from a summary frame.
 
-    The fastest VALID trial by (median) whole-ensemble minutes, its speedup over eager fp32 and its
-    calibration cost; when other VALID trials' measured ranges overlap its own (``repeats`` > 1), they are
+    The fastest VALID trial for the target job (by its whole-ensemble minutes projected there, see
+    :mod:`bench.projection`; by the measured ones where the target is the run itself), its speedup over eager fp32
+    and its calibration cost; when other VALID trials' measured ranges overlap its own (``repeats`` > 1), they are
     named as ties instead of crowning one; with one repeat per trial it says that the noise was not measured.
     """
     if df.empty or not (df.status == "ok").any():
@@ -63,23 +78,26 @@ def recommendation(df: pd.DataFrame) -> str:
     if valid.empty:
         return "No trial was both successful and VALID, so there is nothing to recommend from this run."
     best, ties = valid.iloc[0], valid[valid.tie]
+    where = f" for a job of {best.target_size}" if _projected(best) else ""
     if len(ties):
-        names = ", ".join(f"{describe(t)} ({t.ensemble_min:.3g} min)" for _, t in ties.iterrows())
+        names = ", ".join(f"{describe(t)} ({t.rank_min:.3g} min)" for _, t in ties.iterrows())
         line = (
-            f"No single winner: {describe(best)} ({best.ensemble_min:.3g} min, {best.speedup:.2f}x eager fp32) and "
-            f"{names} are within this run's measured noise (their min-max ranges over {int(best.repeats)} repeats "
-            "overlap); choose among them by calibration and memory below, or rerun with more repeats"
+            f"No single winner{where}: {describe(best)} ({best.rank_min:.3g} min, {best.rank_speedup:.2f}x eager "
+            f"fp32) and {names} are within this run's measured noise (their min-max ranges over {int(best.repeats)} "
+            "repeats overlap); choose among them by calibration and memory below, or rerun with more repeats"
         )
     elif best.is_reference:
         return (
-            f"Stay on eager fp32 ({best.ensemble_min:.3g} min for the ensemble): no other VALID trial was faster on "
-            "this workload" + _noise_note(best)
+            f"Stay on eager fp32{where} ({best.rank_min:.3g} min for the ensemble): no other VALID trial was faster"
+            + _measured_note(best)
+            + _noise_note(best)
         )
     else:
         line = (
-            f"Use {describe(best)} ({best.strategy}): the fastest VALID trial, {best.ensemble_min:.3g} min for the "
-            f"ensemble, {best.speedup:.2f}x eager fp32"
+            f"Use {describe(best)} ({best.strategy}): the fastest VALID trial{where}, {best.rank_min:.3g} min for "
+            f"the ensemble, {best.rank_speedup:.2f}x eager fp32"
         )
+    line += _measured_note(best)
     if pd.notna(best.get("delta_ece")):
         line += (
             f"; calibration cost vs eager fp32 (vs {HEADLINE_LABELS} labels): ECE {best.delta_ece:+.4f}, "
@@ -90,6 +108,16 @@ def recommendation(df: pd.DataFrame) -> str:
     return line + _noise_note(best)
 
 
+def _measured_note(best: pd.Series) -> str:
+    """What the run itself measured, where the answer is a projection, and how far to trust the projection."""
+    if not _projected(best):
+        return ""
+    return (
+        f" (projected from this run's {best.run_size}, good to about +-{PROJECTION_ERROR:.0%}; measured there: "
+        f"{best.ensemble_min:.3g} min, {best.speedup:.2f}x)"
+    )
+
+
 def _noise_note(best: pd.Series) -> str:
     if best.repeats > 1:
         return f" (spread over {int(best.repeats)} repeats: {best.ensemble_spread:.0%})."
@@ -98,8 +126,9 @@ def _noise_note(best: pd.Series) -> str:
 
 def recommendation_record(df: pd.DataFrame, rows: list, run_name: str) -> dict[str, Any]:
     """recommendation.json: the winning trial's strategy (its TrialConfig settings, ``strategy`` None when no trial
-    was successful and VALID), its measured speedup and calibration cost, the trials tied with it, the size it was
-    measured at, and the one-line answer."""
+    was successful and VALID) for the target job, its minutes and speedup there (``target``: projected, with the
+    projection's expected relative error, unless the target is the run itself), what the run measured (speedup,
+    calibration cost, the size), the trials tied with it, and the one-line answer."""
     valid = ranked(df)
     record: dict[str, Any] = {"format": FORMAT, "run": run_name, "answer": recommendation(df), "strategy": None}
     if valid.empty:
@@ -118,6 +147,13 @@ def recommendation_record(df: pd.DataFrame, rows: list, run_name: str) -> dict[s
             # the run's own thread plan is left to the machine that runs the strategy (its CPUs / workers)
             **({} if best.plan_differs else {"threads": None, "workers": None}),
             "bn_examples": row.trial_bn_examples,
+        },
+        target={
+            "size": best.get("target_size"),
+            "projected": bool(_projected(best)),
+            "ensemble_min": number("rank_min"),
+            "speedup_vs_eager_fp32": number("rank_speedup"),
+            "expected_error": PROJECTION_ERROR if _projected(best) else 0.0,
         },
         measured={
             "ensemble_min": number("ensemble_min"),

@@ -5,7 +5,8 @@ import pytest
 from bench.cli import main
 from bench.config import load_config
 from bench.errors import ConfigError
-from bench.estimate import bn_images, estimate, render
+from bench.estimate import estimate, render
+from bench.projection import bn_images
 from bench.results import read_rows
 from bench.run import execute
 from tests.conftest import DIGITS
@@ -91,3 +92,51 @@ def test_money_only_for_a_run_on_the_priced_machine(tmp_path):
     )
     df, facts = estimate(elsewhere, images=10_000)
     assert "usd_on_demand" not in df and "was not on a n2-highcpu-32" in render(df, facts)
+
+
+def test_the_reports_target_projection_equals_the_estimate_commands(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from bench.report import load
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", run)
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    stored["target"] = {"images": 3000, "folds": None, "samples": 8}
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    data = load(run)
+    table, _ = estimate(run, 3000, None, 8)
+    ok = data.df[data.df.status == "ok"].set_index("trial")
+    assert len(ok) >= 2
+    for trial, projected in table.set_index("trial").proj_ensemble_min.items():
+        assert ok.target_min[trial] == pytest.approx(projected, rel=1e-9)
+    assert ok.target_size.iloc[0] == "3,000 images x 2 folds x 8 samples"
+
+
+def test_the_recommendation_is_made_at_the_target_not_at_the_proxy(tmp_path):
+    from pathlib import Path
+
+    from bench.recommend import recommendation, recommendation_record
+    from bench.report.frames import summary_frame
+
+    rows = read_rows(Path(__file__).parent / "fixtures" / "run_small")
+    df = summary_frame(rows, {"images": 3000, "samples": 8})
+    df["validity"] = "VALID"
+    ok = df[(df.status == "ok") & ~df.is_reference]
+    slow_here, fast_there = ok.trial.iloc[0], ok.trial.iloc[1]
+    ref = df.is_reference
+    df.loc[ref, ["ensemble_min", "target_min"]] = [1.0, 100.0]
+    df.loc[df.trial == slow_here, ["ensemble_min", "target_min"]] = [0.5, 80.0]  # wins the proxy
+    df.loc[df.trial == fast_there, ["ensemble_min", "target_min"]] = [2.0, 20.0]  # wins the job
+    df.loc[~ref & ~df.trial.isin([slow_here, fast_there]), "target_min"] = 500.0
+    df["speedup"] = 1.0 / df.ensemble_min
+    df["target_speedup"] = 100.0 / df.target_min
+    line = recommendation(df)
+    assert "for a job of 3," in line and "20 min for the ensemble, 5.00x eager fp32" in line, line
+    assert "good to about +-25%" in line
+    record = recommendation_record(df, rows, "r")
+    assert record["trial_id"] == fast_there and record["target"]["projected"] is True
+    assert record["target"]["speedup_vs_eager_fp32"] == pytest.approx(5.0)

@@ -227,3 +227,18 @@ def test_resume_with_changed_or_missing_data_is_refused(tmp_path, capsys):
     shutil.rmtree(root)  # or are gone
     assert main(["run", "--resume", str(run)]) == 2
     assert "is gone and cannot be made again" in capsys.readouterr().err
+
+
+def test_fold_ids_from_a_manifest_column_follow_the_images(tmp_path):
+    from bench.folds import assign_folds
+
+    _folder(tmp_path / "pets")
+    rows = [(f"pets/{c}/{i:02d}.png", c, i % 2) for c in ("cat", "dog") for i in range(1, 5)]
+    csv = tmp_path / "manifest.csv"
+    pd.DataFrame(rows, columns=["path", "label", "fold"]).to_csv(csv, index=False)
+    ds = load_dataset(DataConfig(source=str(csv), image_size=SIZE), tmp_path / "cache")
+    fold_of = assign_folds("fold", ds, 2, 0, str(csv))
+    expected = {str(tmp_path / p): f for p, _, f in rows}
+    assert fold_of.tolist() == [expected[p] for p in ds.paths]
+    with pytest.raises(DataError, match="has no column 'split'"):
+        assign_folds("split", ds, 2, 0, str(csv))

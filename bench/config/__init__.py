@@ -11,6 +11,7 @@ from bench.config.settings import (
     DataConfig,
     EnsembleConfig,
     RunConfig,
+    TargetConfig,
     TrialConfig,
     setting_digests,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "DataConfig",
     "EnsembleConfig",
     "RunConfig",
+    "TargetConfig",
     "TrialConfig",
     "RESUME_FREE",
     "setting_digests",

@@ -158,6 +158,34 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class TargetConfig:
+    """The job the answer is for: a run here is a proxy of it, and its one-off costs (exports, compiles,
+    calibration) weigh far less at the job's size. Tables show every trial's whole-ensemble minutes projected to
+    this size beside the measured ones, and the recommendation ranks trials by the projection
+    (``bench.projection``; read it to about +-25%, see README "Estimating your own run").
+
+    Attributes
+    ----------
+    images : int or None
+        Images in the job's data set (None: the run's own).
+    folds, samples : int or None
+        K folds and S SWAG samples per fold of the job (None: the run's own).
+    """
+
+    images: int | None = 50_000
+    folds: int | None = None
+    samples: int | None = 16
+
+    def __post_init__(self) -> None:
+        for key, least in (("images", 4), ("folds", 2), ("samples", 1)):
+            value = getattr(self, key)
+            if value is not None and value < least:
+                raise ConfigError(f"target.{key} must be >= {least} or null (the run's own; got {value})")
+        if self.images is not None and self.folds is not None and self.images < 2 * self.folds:
+            raise ConfigError(f"target.images={self.images} is fewer than 2 per fold (target.folds={self.folds})")
+
+
+@dataclass(frozen=True)
 class CleanlabConfig:
     """Confident learning.
 
@@ -344,6 +372,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     cleanlab: CleanlabConfig = field(default_factory=CleanlabConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
     trials: list[TrialConfig] = field(default_factory=_default_trials)
 
     def __post_init__(self) -> None:
@@ -418,6 +447,9 @@ class RunConfig:
 # Settings that cannot change a run's results, so a resume may differ in them (and set them on the command line):
 # where the run lives, how long a trial may take and how much memory it may use.
 RESUME_FREE = ("name", "results_dir", "timeout_s", "memory_limit_gb")
+# The target size changes what the report projects, not what a trial measures (the report reads it from the
+# stored config), so it is not among the settings whose digests a resume compares either.
+ANSWER_ONLY = ("target.images", "target.folds", "target.samples")
 
 
 def setting_digests(config: RunConfig) -> dict[str, str]:
@@ -435,5 +467,5 @@ def setting_digests(config: RunConfig) -> dict[str, str]:
     return {
         key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
         for key, value in flat(config.to_dict()).items()
-        if key not in RESUME_FREE
+        if key not in RESUME_FREE and key not in ANSWER_ONLY
     }

@@ -6,25 +6,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench.fidelity import is_reference_row
 from bench.metrics import CALIBRATION_KEYS
+from bench.projection import setup_costs, target_minutes, target_sizes
 from bench.row import TrialRow, as_row
 from bench.timing import PHASES
 
 
-def summary_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
+def summary_frame(rows: list[TrialRow | dict[str, Any]], target: dict[str, Any] | None = None) -> pd.DataFrame:
     """One flat row per trial: minutes per phase, throughput, memory, calibration, detection, speedup.
 
     ``ensemble_min`` is the per-trial wall-clock cost (sample + BN update + prepare + warm-up +
     predict over all workers, then confident learning); phase minutes are worker-minutes summed
     over a trial's workers; ``train_min`` is shared by all trials of the run and listed apart.
     ``speedup`` is eager-fp32 ensemble_min divided by this trial's; ``predict_speedup`` the
-    same for steady-state predict throughput (img/s).
+    same for steady-state predict throughput (img/s). ``target_min`` is ``ensemble_min`` projected to ``target``
+    (the config's ``target`` mapping: the user's job, see :mod:`bench.projection`) and ``target_speedup`` the
+    speedup there.
     """
-    df = pd.DataFrame([{**_settings(r), **_timing(r), **_quality(r)} for r in map(as_row, rows)])
+    df = pd.DataFrame([{**_settings(r), **_timing(r), **_quality(r), **_target(r, target)} for r in map(as_row, rows)])
     if df.empty:
         return df
     # The reference is the first such row, as the run's fidelity gate took it (bench.run); another eager fp32
@@ -33,6 +35,7 @@ def summary_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
     ref = df[df.is_reference]
     df["speedup"] = ref.ensemble_min.iloc[0] / df.ensemble_min if len(ref) else None
     df["predict_speedup"] = df.img_per_s / ref.img_per_s.iloc[0] if len(ref) else None
+    df["target_speedup"] = ref.target_min.iloc[0] / df.target_min if len(ref) else None
     return df
 
 
@@ -121,19 +124,21 @@ def flagged_trials(df: pd.DataFrame) -> pd.Series:
     return (df.status != "ok") | (df.validity == "INVALID")
 
 
-def setup_costs(sample_phases: list) -> dict[str, float | None]:
-    """Prepare + warm-up seconds split by when they are paid, from a row's ``sample_phases_s``:
-    ``first_setup_s`` by the trial's first sample (exports, compilation: once per trial and worker),
-    ``fold_setup_s`` by each further fold's first sample (median; int8 calibration), ``sample_setup_s`` by every
-    other sample (median; binding, re-preparing). None where the trial had no such sample."""
-    cost = [(fold, sample, p["prepare"] + p["warmup"]) for fold, sample, p in sample_phases]
-    folds = [c for i, (_, s, c) in enumerate(cost) if s == 0 and i > 0]
-    later = [c for _, s, c in cost if s > 0]
+def _target(r: TrialRow, target: dict[str, Any] | None) -> dict[str, Any]:
+    """The job size the answer is for (the run's own where the config names none) and the trial's minutes there."""
+    if not r.n_examples:
+        return {"target_min": None, "run_size": None, "target_size": None}
+    images, folds, samples = target_sizes(r, target)
     return {
-        "first_setup_s": cost[0][2] if cost else None,
-        "fold_setup_s": float(np.median(folds)) if folds else None,
-        "sample_setup_s": float(np.median(later)) if later else None,
+        "target_min": target_minutes(r, target),
+        "run_size": size_text(r.n_examples, r.folds, r.samples),
+        "target_size": size_text(images, folds, samples),
     }
+
+
+def size_text(images: int, folds: int, samples: int) -> str:
+    """``50,000 images x 5 folds x 16 samples``."""
+    return f"{images:,} images x {folds} folds x {samples} samples"
 
 
 def _untimed(row: TrialRow) -> str | None:
@@ -183,11 +188,14 @@ class ReportData:
     cal: pd.DataFrame
     env: dict[str, Any]
     config_text: str
+    target: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, run, rows: list[TrialRow]) -> ReportData:
-        """From a :class:`bench.rundir.RunDir` and its rows."""
-        return cls(run.name, rows, summary_frame(rows), calibration_frame(rows), run.read_env(), run.config_text())
+        """From a :class:`bench.rundir.RunDir` and its rows (and the target size its config names)."""
+        target = run.config_dict().get("target") if run.config_path.is_file() else None
+        df = summary_frame(rows, target)
+        return cls(run.name, rows, df, calibration_frame(rows), run.read_env(), run.config_text(), target)
 
     @property
     def reference(self) -> TrialRow | None:

@@ -39,6 +39,12 @@ def _answer(data: ReportData) -> str:
     return f'<p class="{css}" id="what-to-use">{html.escape(recommendation(data.df))}</p>'
 
 
+def _target(data: ReportData) -> str:
+    """Which job the answer is for (nothing where it is the run itself)."""
+    line = sections.target_line(data.df) if len(data.df) else None
+    return f'<p id="target">{html.escape(line)}</p>' if line else ""
+
+
 def _issues(data: ReportData) -> str:
     """How many label issues the job found and where they are listed (the job's own output), and what the model's
     BatchNorm layers mean for the numbers."""
@@ -103,6 +109,7 @@ def render(data: ReportData, charts: dict[str, Path]) -> str:
 <style>{STYLE}</style></head><body>
 <h1>swagbench report: {name}</h1>
 {_answer(data)}
+{_target(data)}
 {_issues(data)}
 {_tables(data)}
 {_problems(data)}

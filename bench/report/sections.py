@@ -23,8 +23,8 @@ TRIALS = Section(
     "trials",
     "Trials",
     "Minutes are wall-clock per trial (training is shared and listed apart); speedup = eager fp32 ensemble minutes "
-    "/ this trial's; spread = (max - min) / median over repeats; fidelity is against the eager fp32 reference on "
-    "the same SWAG samples.",
+    "/ this trial's; spread = (max - min) / median over repeats; at target: the same, projected to the job named "
+    "above (the recommendation ranks by it); fidelity is against the eager fp32 reference on the same SWAG samples.",
     tables.OVERVIEW,
 )
 PHASES = Section(
@@ -91,3 +91,18 @@ def batchnorm_notes(rows) -> list[str]:
             if note not in notes:
                 notes.append(note)
     return [f"BatchNorm: {n}." for n in notes]
+
+
+def target_line(df) -> str | None:
+    """Which job the answer is for, and that its minutes are projections (None where the target is the run)."""
+    from bench.projection import PROJECTION_ERROR
+
+    rows = df[df.target_size.notna()] if "target_size" in df else df.iloc[0:0]
+    if rows.empty or rows.target_size.iloc[0] == rows.run_size.iloc[0]:
+        return None
+    return (
+        f"Target: the answer is for a job of {rows.target_size.iloc[0]} (config target:, --target-images/-folds/"
+        f"-samples); this run measured {rows.run_size.iloc[0]}. Minutes at the target are projected phase by phase "
+        f"from the steady-state costs measured here, good to about +-{PROJECTION_ERROR:.0%} (README: Estimating "
+        "your own run)."
+    )

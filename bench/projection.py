@@ -1,0 +1,97 @@
+"""A trial's whole-ensemble time at another size (the user's job) from what its run measured, phase by phase.
+
+- ``sample`` (drawing a SWAG sample's weights): per sample, K x S of them;
+- ``data`` (reading batches from the memory-mapped data): per image read, the BatchNorm pass's and predict's;
+- ``bn_update``: per image of the BatchNorm pass, S x K x (the fold's training images, or the trial's subset);
+- ``predict``: per image predicted, S x N;
+- prepare + warm-up: the trial's first sample once, each further fold's first sample (K - 1), every other
+  sample (K x (S - 1)), as :func:`setup_costs` splits them;
+- confident learning: per image, N.
+
+Workers run side by side, so the worker-seconds are turned into wall-clock by the ratio the run measured. Used by
+``swagbench estimate`` and by the report's and recommendation's target columns (``target:`` in the config).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.errors import ConfigError
+from bench.row import TrialRow
+
+# How far a projection may be off, as validated on this 2-core machine (README "Estimating your own run": from
+# 2,000 to 5,000 images and back within 11-12% median and 23-30% worst, about run-to-run noise): stated with
+# every answer made at a target size.
+PROJECTION_ERROR = 0.25
+
+
+def setup_costs(sample_phases: list) -> dict[str, float | None]:
+    """Prepare + warm-up seconds split by when they are paid, from a row's ``sample_phases_s``:
+    ``first_setup_s`` by the trial's first sample (exports, compilation: once per trial and worker),
+    ``fold_setup_s`` by each further fold's first sample (median; int8 calibration), ``sample_setup_s`` by every
+    other sample (median; binding, re-preparing). None where the trial had no such sample."""
+    cost = [(fold, sample, p["prepare"] + p["warmup"]) for fold, sample, p in sample_phases]
+    folds = [c for i, (_, s, c) in enumerate(cost) if s == 0 and i > 0]
+    later = [c for _, s, c in cost if s > 0]
+    return {
+        "first_setup_s": cost[0][2] if cost else None,
+        "fold_setup_s": float(np.median(folds)) if folds else None,
+        "sample_setup_s": float(np.median(later)) if later else None,
+    }
+
+
+def bn_images(images: int, folds: int, subset: int | None) -> float:
+    """Images one sample's BatchNorm pass sees in one fold: the fold's training images or the subset."""
+    train = images * (folds - 1) / folds
+    return min(train, subset) if subset else train
+
+
+def project(row: TrialRow, images: int, folds: int, samples: int) -> dict[str, float]:
+    """Projected wall-clock seconds of one successful trial's ensemble, per phase and in total."""
+    n0, k0, s0 = row.n_examples, row.folds, row.samples
+    phases = row.phases_s
+    entries = row.sample_phases_s or []
+    if not entries:
+        raise ConfigError(f"trial {row.trial_id} has no per-sample timings (recorded by an older swagbench)")
+    setup = setup_costs(entries)
+    first = setup["first_setup_s"]
+    fold = setup["fold_setup_s"] if setup["fold_setup_s"] is not None else setup["sample_setup_s"] or 0.0
+    each = setup["sample_setup_s"] if setup["sample_setup_s"] is not None else fold
+    pairs = folds * samples
+    subset = row.bn_examples
+    read_before = s0 * (k0 * bn_images(n0, k0, subset) + n0)  # images read: every BN pass's and predict's
+    read_after = samples * (folds * bn_images(images, folds, subset) + images)
+    worker = {
+        "sample": float(np.mean([p["sample"] for _, _, p in entries])) * pairs,
+        "data": phases.get("data", 0.0) / read_before * read_after,  # rows of older runs have no data phase
+        "bn_update": phases["bn_update"]
+        / (s0 * k0 * bn_images(n0, k0, subset))
+        * pairs
+        * bn_images(images, folds, subset),
+        "setup": first + (folds - 1) * fold + folds * (samples - 1) * each,
+        "predict": phases["predict"] / (s0 * n0) * samples * images,
+    }
+    measured_worker = sum(v for k, v in phases.items() if k != "confident_learning")
+    wall_ratio = (row.ensemble_s - phases["confident_learning"]) / measured_worker if measured_worker else 1.0
+    out = {k: v * wall_ratio for k, v in worker.items()}
+    out["confident_learning"] = phases["confident_learning"] / n0 * images
+    out["ensemble"] = sum(out.values())
+    return out
+
+
+def target_sizes(row: TrialRow, target: dict | None) -> tuple[int, int, int]:
+    """(images, folds, samples) of a config's ``target`` mapping, the row's run's own where one is unset."""
+    target = target or {}
+    return (
+        int(target.get("images") or row.n_examples),
+        int(target.get("folds") or row.folds),
+        int(target.get("samples") or row.samples),
+    )
+
+
+def target_minutes(row: TrialRow, target: dict | None) -> float | None:
+    """A successful trial's whole-ensemble minutes projected to ``target`` (None where it cannot be: a failed trial,
+    or a row without per-sample timings)."""
+    if row.status != "ok" or not row.sample_phases_s or row.ensemble_s is None:
+        return None
+    return project(row, *target_sizes(row, target))["ensemble"] / 60
