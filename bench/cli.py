@@ -23,6 +23,7 @@ EPILOG = """examples:
   swagbench report results/<run-id>              # summary + charts + report.html
   swagbench compare results/<run-a> results/<run-b>
   swagbench estimate results/<run-id> --images 50000 --samples 16   # minutes and money for your data
+  swagbench tune results/<run-id>                # cheapest VALID BatchNorm + predict engines, verified
 """
 
 
@@ -149,6 +150,16 @@ def _reading_commands(sub) -> None:
         metavar="RUN_DIR",
         help="a real run of the projected size: show what it measured beside each projection, and the error",
     )
+    tune = sub.add_parser(
+        "tune",
+        help="compose the cheapest VALID BatchNorm engine and predict engine of a run for its target, and verify it",
+        description="From a run's measured per-phase costs projected to its target (config target:), take the "
+        "cheapest VALID trial's BatchNorm pass and the cheapest VALID trial's predict side; where they differ, a "
+        "hybrid trial (bn: beside backend:) combines them. It is then run beside the eager fp32 reference in a new "
+        "run folder (the run's data, folds and posteriors) and gated; that run's recommendation.json is the answer.",
+    )
+    tune.add_argument("run_dir", help="a results/<run-id> directory")
+    tune.add_argument("--dry-run", action="store_true", help="print the composed strategy without running it")
     cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
     cmp_.add_argument("run_a", help="baseline run directory (A)")
     cmp_.add_argument("run_b", help="run directory to compare with it (B)")
@@ -350,6 +361,11 @@ def _command(args: argparse.Namespace) -> int:
         from bench.estimate import estimate, render
 
         print(render(*estimate(args.run_dir, args.images, args.folds, args.samples, args.check)), end="")
+    elif args.command == "tune":
+        from bench.tune import tune
+
+        run_dir = tune(args.run_dir, verify=not args.dry_run)
+        return _outcome(run_dir) if run_dir is not None else 0
     elif args.command == "compare":
         from bench.report import compare
 

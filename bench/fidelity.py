@@ -59,14 +59,20 @@ BN_EPS = 1e-5
 BN_SUBSET_DECISIONS = {"min_argmax_agreement": 0.97, "min_issue_jaccard": 0.85}
 
 
-def is_reference(backend: str, precision: str, channels_last: bool, bn_examples: int | None = None) -> bool:
-    """The eager fp32 (contiguous, full BatchNorm data) trial every other trial is compared with."""
-    return backend == "eager" and precision == "fp32" and not channels_last and bn_examples is None
+def is_reference(
+    backend: str, precision: str, channels_last: bool, bn_examples: int | None = None, bn_engine: str | None = None
+) -> bool:
+    """The eager fp32 (contiguous, full BatchNorm data, its own BatchNorm pass) trial every other trial is compared
+    with."""
+    plain = bn_examples is None and bn_engine is None
+    return backend == "eager" and precision == "fp32" and not channels_last and plain
 
 
 def is_reference_row(row: TrialRow) -> bool:
     """A recorded row that can serve as (or is) the run's reference: successful eager fp32, full BatchNorm data."""
-    return row.status == "ok" and is_reference(row.backend, row.precision, row.channels_last, row.trial_bn_examples)
+    return row.status == "ok" and is_reference(
+        row.backend, row.precision, row.channels_last, row.trial_bn_examples, row.bn_engine
+    )
 
 
 def gate(row: TrialRow, reference: TrialRow | None, run) -> TrialRow:
@@ -81,11 +87,17 @@ def gate(row: TrialRow, reference: TrialRow | None, run) -> TrialRow:
     fidelity = compare(run.trial(reference.trial_id).path, run.trial(row.trial_id).path, reference, row)
     validity, reasons = verdict(
         fidelity,
-        row.precision,
+        looser(row.precision, (row.bn_update or {}).get("precision", row.precision)),
         check_decisions=row.metrics_meaningful,
         bn_subset=row.bn_examples != reference.bn_examples,
     )
     return dataclasses.replace(row, fidelity=fidelity, validity=validity, validity_reasons=reasons)
+
+
+def looser(*precisions: str) -> str:
+    """The precision with the widest tolerance among ``precisions`` (a hybrid trial is judged at its looser
+    engine's: its BatchNorm pass in one, predict in the other)."""
+    return max(precisions, key=lambda p: TOLERANCES[p].max_abs_dp)
 
 
 def compare(ref_dir: Path, trial_dir: Path, ref_row: TrialRow, row: TrialRow) -> dict[str, Any]:

@@ -34,7 +34,8 @@ def thread_warnings(config: RunConfig) -> list[str]:
 def check_trials(config: RunConfig) -> None:
     """Fail before any work on unknown backends or impossible options (raises a USER_ERRORS type)."""
     for trial in config.trials:
-        get_backend(trial.backend).check(trial_options(config, trial))
+        for part in filter(None, (trial, trial.bn_engine)):  # a hybrid's BatchNorm engine too
+            get_backend(part.backend).check(trial_options(config, part))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,8 @@ def describe(trial: pd.Series) -> str:
         text += f" as {trial.workers} worker(s) x {trial.threads} threads"
     if pd.notna(trial.get("bn_examples")):
         text += f" with BatchNorm from {int(trial.bn_examples)} examples per fold"
+    if isinstance(trial.get("bn_engine"), str):
+        text += f", its BatchNorm pass in {trial.bn_engine.replace(':', ' ').replace(' cl', ' channels_last')}"
     return text
 
 
@@ -147,6 +149,7 @@ def recommendation_record(df: pd.DataFrame, rows: list, run_name: str) -> dict[s
             # the run's own thread plan is left to the machine that runs the strategy (its CPUs / workers)
             **({} if best.plan_differs else {"threads": None, "workers": None}),
             "bn_examples": row.trial_bn_examples,
+            "bn": row.bn_engine,
         },
         target={
             "size": best.get("target_size"),

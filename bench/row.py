@@ -19,7 +19,7 @@ from typing import Any
 from bench.errors import ResultsError
 from swag import checked
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -36,6 +36,8 @@ class TrialRow:
         ``ok``, ``failed``, ``timeout``, ``oom`` or ``skipped``; ``error`` says why when not ``ok``.
     bn_examples, trial_bn_examples : int or None
         BatchNorm statistics from this many examples per fold (None: all); the trial's own setting.
+    bn_engine : str or None
+        A hybrid trial's BatchNorm engine (``backend[:precision][:cl]``, the trial's ``bn``); None: its own.
     model, dataset, n_examples, folds, samples, samples_total
         The workload: N images, K folds x S samples (K x S = samples_total).
     train_s : float
@@ -87,6 +89,7 @@ class TrialRow:
     python: str | None = None
     bn_examples: int | None = None
     trial_bn_examples: int | None = None
+    bn_engine: str | None = None
     model: str | None = None
     dataset: str | None = None
     n_examples: int | None = None
@@ -201,5 +204,10 @@ def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 3}
 
 
+def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 adds ``bn_engine`` (hybrid trials): older rows ran both passes in their own engine (None)."""
+    return {**raw, "schema_version": 4}
+
+
 # UPGRADES[v] turns a version-v row into a version v + 1 row.
-UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3}
+UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}

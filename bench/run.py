@@ -54,7 +54,7 @@ class Opened:
 
 def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
     """Put the eager fp32 reference first (adding it if missing): every other trial is judged against it."""
-    ref = [t for t in trials if is_reference(t.backend, t.precision, t.channels_last, t.bn_examples)]
+    ref = [t for t in trials if is_reference(t.backend, t.precision, t.channels_last, t.bn_examples, t.bn)]
     if not ref:
         log("swagbench: adding the eager fp32 reference trial (the fidelity gate compares every trial with it)")
         ref = [TrialConfig()]
@@ -240,6 +240,9 @@ def trial_row(opened: Opened, facts: RunFacts, trial: TrialConfig, row: TrialRow
     unavailable or the executor cannot run it, else measured, with its roofline."""
     backend = get_backend(trial.backend)
     ok, reason = backend.available()
+    if ok and trial.bn_engine is not None:  # a hybrid needs its BatchNorm engine too
+        ok, reason = get_backend(trial.bn_engine.backend).available()
+        reason = reason if ok else f"its BatchNorm engine {trial.bn}: {reason}"
     python = trial.python or backend.python()
     if ok:
         reason = executor.refuses(python)

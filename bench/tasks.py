@@ -38,7 +38,8 @@ class TrialSpec:
     memory. members_path: the shared (S, N, C) map to write into; None returns the member
     probabilities in the payload instead (executors whose workers share no file system). bn_stats_path:
     the shared (S, K, 2, channels) map of every sample's BatchNorm running means and variances (None:
-    returned in the payload like the members)."""
+    returned in the payload like the members). bn_backend / bn_options: a hybrid trial's BatchNorm engine and
+    its options (None: the trial's own)."""
 
     trial_id: str
     backend: str
@@ -53,6 +54,8 @@ class TrialSpec:
     members_path: str | None
     tasks: list[list[int]]
     bn_stats_path: str | None = None
+    bn_backend: str | None = None
+    bn_options: dict[str, Any] | None = None
     data_mean: list[float] | None = None
     data_std: list[float] | None = None
     members: str = "stream"
@@ -181,7 +184,12 @@ class _Worker:
         # One model and (for swap-capable backends) one prepared runner serve every fold: a sample
         # overwrites all parameters and recomputes all BN statistics, so no state carries over.
         self.model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False).eval()
-        self.statistics = StatisticsStep(self.backend, self.options)
+        if spec.bn_backend:  # a hybrid: the BatchNorm pass in another engine
+            bn_backend, bn_options = get_backend(spec.bn_backend), BackendOptions(**spec.bn_options)
+            bn_backend.check(bn_options)
+            self.statistics = StatisticsStep(bn_backend, bn_options)
+        else:
+            self.statistics = StatisticsStep(self.backend, self.options)
         self.runner, self.fresh_predict = None, set()
 
     def fold(self, fold: int) -> _Fold:

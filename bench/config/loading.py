@@ -7,9 +7,7 @@ from typing import Any
 
 import yaml
 
-from backends.precisions import PRECISIONS
-from backends.registry import backend_names
-from bench.config.settings import RunConfig
+from bench.config.settings import RunConfig, parse_engine
 from bench.errors import ConfigError
 from swag import checked
 from swag.checked import quoted
@@ -55,42 +53,12 @@ def build(cls, raw: Any, where: str = ""):
 
 
 def parse_backends(spec: str) -> list[dict[str, Any]]:
-    """``eager,eager:bf16,eager:fp32:cl,my_pkg.mod:MyBackend:bf16`` -> trial dicts (backend[:precision][:cl], where
-    backend is a registered name or ``module:Class``)."""
-    trials = []
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        parts = item.split(":")
-        if len(parts) > 1 and _module_class(parts[0], parts[1]):
-            # module:Class, as in a config's trials (a registered name's second part must be a precision or cl)
-            parts = [f"{parts[0]}:{parts[1]}", *parts[2:]]
-        trial: dict[str, Any] = {"backend": parts[0]}
-        for part in parts[1:]:
-            if part == "cl":
-                trial["channels_last"] = True
-            elif part in PRECISIONS:
-                trial["precision"] = part
-            else:
-                raise ConfigError(
-                    f"cannot read {part!r} in --backends item {item!r}; use backend[:{'|'.join(PRECISIONS)}][:cl] "
-                    "(backend: a name from swagbench list-backends, or module:Class)"
-                )
-        trials.append(trial)
+    """``eager,eager:bf16,eager:fp32:cl,my_pkg.mod:MyBackend:bf16`` -> trial dicts (see
+    :func:`bench.config.settings.parse_engine`)."""
+    trials = [parse_engine(item) for item in filter(None, (s.strip() for s in spec.split(",")))]
     if not trials:
         raise ConfigError("--backends is empty; e.g. --backends eager,eager:bf16")
     return trials
-
-
-def _module_class(module: str, attr: str) -> bool:
-    """Whether ``module:attr`` names a backend class (``my_pkg.mod:MyBackend``) rather than a registered backend and
-    its precision or layout."""
-    import re
-
-    return (
-        module not in backend_names()
-        and attr not in (*PRECISIONS, "cl")
-        and re.fullmatch(r"[A-Za-z_][\w.]*", module) is not None
-        and attr.isidentifier()
-    )
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:

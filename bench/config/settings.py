@@ -235,6 +235,10 @@ class TrialConfig:
         BatchNorm statistics from a seeded subset of this many of each fold's training examples (a strategy
         that trades calibration for time; None = the run's ``ensemble.bn_examples``, all by default). Such a
         trial is judged on its decisions, not its numbers (see ``bench.fidelity``).
+    bn : str or None
+        A hybrid: the BatchNorm pass in another engine, ``backend[:precision][:cl]`` (e.g. ``eager:bf16:cl``
+        beside ``backend: openvino, precision: int8``), predict in this trial's (None: both in this trial's). Gated
+        like any trial, at the looser of the two precisions' tolerances.
     """
 
     backend: str = "eager"
@@ -247,8 +251,11 @@ class TrialConfig:
     options: dict[str, Any] = field(default_factory=dict)
     python: str | None = None
     bn_examples: int | None = None
+    bn: str | None = None
 
     def __post_init__(self) -> None:
+        if self.bn is not None:
+            parse_engine(self.bn, "trial bn")  # ConfigError naming the part it cannot read
         if self.bn_examples is not None and self.bn_examples < 2:
             raise ConfigError(f"trial bn_examples must be >= 2 or null (got {self.bn_examples})")
         if self.python is not None and not Path(self.python).is_file():
@@ -279,8 +286,48 @@ class TrialConfig:
             + (f"-b{self.batch_size}" if self.batch_size else "")
             + ("-hold" if self.members == "hold" else "")
             + (f"-bn{self.bn_examples}" if self.bn_examples else "")
+            + (f"-bn={self.bn}" if self.bn else "")
             + opts
         )
+
+    @property
+    def bn_engine(self) -> TrialConfig | None:
+        """The trial whose engine runs this hybrid's BatchNorm pass (its thread plan and batch size), or None."""
+        if self.bn is None:
+            return None
+        return dataclasses.replace(
+            self, **{"precision": "fp32", "channels_last": False, "options": {}, **parse_engine(self.bn)}, bn=None
+        )
+
+
+def parse_engine(item: str, where: str = "--backends item") -> dict[str, Any]:
+    """``eager:bf16:cl`` / ``my_pkg.mod:MyBackend:bf16`` -> ``{"backend", "precision"?, "channels_last"?}``
+    (backend: a registered name or ``module:Class``; ConfigError naming what it cannot read)."""
+    import re
+
+    from backends.registry import backend_names
+
+    parts = item.split(":")
+    if (
+        len(parts) > 1
+        and parts[0] not in backend_names()
+        and parts[1] not in (*PRECISIONS, "cl")
+        and re.fullmatch(r"[A-Za-z_][\w.]*", parts[0])
+        and parts[1].isidentifier()
+    ):
+        parts = [f"{parts[0]}:{parts[1]}", *parts[2:]]  # module:Class, as in a config's trials
+    engine: dict[str, Any] = {"backend": parts[0]}
+    for part in parts[1:]:
+        if part == "cl":
+            engine["channels_last"] = True
+        elif part in PRECISIONS:
+            engine["precision"] = part
+        else:
+            raise ConfigError(
+                f"cannot read {part!r} in {where} {item!r}; use backend[:{'|'.join(PRECISIONS)}][:cl] "
+                "(backend: a name from swagbench list-backends, or module:Class)"
+            )
+    return engine
 
 
 def _default_trials() -> list[TrialConfig]:

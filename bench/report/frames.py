@@ -52,8 +52,9 @@ def _settings(r: TrialRow) -> dict[str, Any]:
         "workers": r.workers,
         "plan": f"{r.workers}x{r.threads}",
         "members": r.members,
-        "bn": bn_description(r.bn_update),
+        "bn": bn_description(r.bn_update, r.bn_engine),
         "bn_examples": r.bn_examples,
+        "bn_engine": r.bn_engine,
         "batch": r.batch_size,
         "status": r.status,
         "result": r.validity if r.status == "ok" else r.status,
@@ -151,13 +152,15 @@ def _untimed(row: TrialRow) -> str | None:
     return None
 
 
-def bn_description(info: dict[str, Any] | None) -> str | None:
-    """Where and how a trial's BatchNorm pass ran, for tables: ``backend bf16 cl`` or ``eager fp32 (fallback)``."""
+def bn_description(info: dict[str, Any] | None, engine: str | None = None) -> str | None:
+    """Where and how a trial's BatchNorm pass ran, for tables: ``backend bf16 cl``, ``eager fp32 (fallback)``, or
+    for a hybrid trial its BatchNorm engine's name (``eager bf16 cl``)."""
     if not info:
         return None  # rows recorded before the BatchNorm pass ran in backends
     if info["where"] == "none":
         return "none (no BatchNorm)"
-    text = f"{info['where']} {info['precision']}" + (" cl" if info.get("layout") == "channels_last" else "")
+    where = engine.rsplit(":", 2)[0].split(":")[0] if engine and info["where"] == "backend" else info["where"]
+    text = f"{where} {info['precision']}" + (" cl" if info.get("layout") == "channels_last" else "")
     return text + (" (fallback)" if info["where"] == "eager" and info.get("reason") else "")
 
 

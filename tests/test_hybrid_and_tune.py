@@ -1,0 +1,93 @@
+"""Hybrid trials (the BatchNorm pass in one engine, predict in another) and ``swagbench tune`` (issue 21)."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.cli import main
+from bench.config import TrialConfig
+from bench.errors import ConfigError
+from bench.results import read_rows
+from bench.rundir import RunDir
+from bench.tune import bn_engine_of, compose
+from tests.conftest import the_run
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
+
+
+def test_a_hybrid_trials_statistics_are_its_bn_engines_and_its_probabilities_match_eager(tiny_overrides, tmp_path):
+    trials = "trials=[{backend: eager}, {backend: eager, precision: bf16, channels_last: true}, "
+    trials += '{backend: onnxruntime, bn: "eager:bf16:cl"}]'
+    assert main(["run", *tiny_overrides, trials]) == 0
+    run = RunDir(the_run(tmp_path / "results"))
+    ref, engine, hybrid = read_rows(run)
+    assert hybrid.bn_engine == "eager:bf16:cl" and hybrid.trial_id.endswith("-bn=eager:bf16:cl")
+    assert hybrid.bn_update["precision"] == "bf16" and hybrid.bn_update["layout"] == "channels_last"
+    # the same engine, the same samples and batches: the same statistics, to the bit
+    np.testing.assert_array_equal(
+        np.load(run.trial(hybrid.trial_id).bn_stats), np.load(run.trial(engine.trial_id).bn_stats)
+    )
+    assert hybrid.status == "ok" and hybrid.validity == "VALID", hybrid.validity_reasons  # at bf16's tolerance
+    assert "onnxruntime-fp32-bn=eager:bf16:cl | VALID    | eager bf16 cl" in (run.path / "summary.md").read_text()
+
+
+def test_a_hybrid_names_a_bad_engine_before_any_work(tiny_overrides, capsys):
+    assert main(["run", *tiny_overrides, "trials=[{backend: eager, bn: 'eager:fp16'}]"]) == 2
+    assert "cannot read 'fp16' in trial bn 'eager:fp16'" in capsys.readouterr().err
+
+
+def _rows(**bn_scale):
+    """The fixture's rows with the BatchNorm (``bn``) and predict (``pred``) phases of chosen trials scaled."""
+    rows = []
+    for r in read_rows(FIXTURE):
+        bn, pred = bn_scale.get(r.trial_id, (1.0, 1.0))
+        if r.phases_s:
+            phases = {**r.phases_s, "bn_update": r.phases_s["bn_update"] * bn, "predict": r.phases_s["predict"] * pred}
+            r = dataclasses.replace(r, phases_s=phases, ensemble_s=sum(phases.values()))  # one worker: wall = sum
+        rows.append(r)
+    return rows
+
+
+def test_tune_composes_the_cheapest_bn_engine_with_the_cheapest_predict_side():
+    others = {r.trial_id: (1.0, 100.0) for r in read_rows(FIXTURE)}  # predict dominates everyone else's time
+    rows = _rows(**{**others, "01-eager-bf16": (0.01, 100.0), "05-onnxruntime-fp32": (100.0, 1.0)})
+    plan = compose(rows, {"images": 4000, "samples": 8})
+    assert (plan.bn_from, plan.predict_from) == ("01-eager-bf16", "05-onnxruntime-fp32")
+    assert plan.trial.backend == "onnxruntime" and plan.trial.bn == "eager:bf16"
+    assert plan.size == (4000, 2, 8)
+
+
+def test_tune_never_proposes_an_invalid_component():
+    # the perturbed trial is INVALID: made the cheapest in both parts, it must still not be chosen
+    rows = _rows(**{"06-PerturbedBackend-fp32": (0.001, 0.001)})
+    plan = compose(rows, {"images": 4000})
+    valid = {r.trial_id for r in rows if r.validity == "VALID"}
+    assert plan.bn_from in valid and plan.predict_from in valid
+    with pytest.raises(ConfigError, match="no successful VALID trial"):
+        compose([dataclasses.replace(r, validity="INVALID") for r in rows], None)
+
+
+def test_bn_engine_of_a_row_says_where_its_pass_ran():
+    (row,) = [r for r in read_rows(FIXTURE) if r.trial_id == "01-eager-bf16"]
+    assert bn_engine_of(row) == "eager:bf16"
+    assert bn_engine_of(dataclasses.replace(row, bn_update={"where": "eager", "reason": "x"})) == "eager"
+    assert bn_engine_of(dataclasses.replace(row, bn_update={"where": "none"})) is None
+    assert bn_engine_of(dataclasses.replace(row, bn_engine="openvino:bf16")) == "openvino:bf16"
+
+
+def test_tune_dry_run_prints_the_plan(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(FIXTURE, tmp_path / "run")
+    assert main(["tune", str(tmp_path / "run"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "swagbench: tune: for " in out and "BatchNorm pass as in" in out
+
+
+def test_a_hybrid_label_and_engine():
+    trial = TrialConfig(backend="openvino", precision="int8", bn="eager:bf16:cl")
+    assert trial.label == "openvino-int8-bn=eager:bf16:cl"
+    engine = trial.bn_engine
+    assert (engine.backend, engine.precision, engine.channels_last, engine.bn) == ("eager", "bf16", True, None)
