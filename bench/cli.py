@@ -24,6 +24,7 @@ EPILOG = """examples:
   swagbench compare results/<run-a> results/<run-b>
   swagbench estimate results/<run-id> --images 50000 --samples 16   # minutes and money for your data
   swagbench tune results/<run-id>                # cheapest VALID BatchNorm + predict engines, verified
+  swagbench ceiling results/<run-id>             # each runtime's own throughput on the model: the yardstick
 """
 
 
@@ -159,6 +160,15 @@ def _reading_commands(sub) -> None:
         "run folder (the run's data, folds and posteriors) and gated; that run's recommendation.json is the answer.",
     )
     tune.add_argument("run_dir", help="a results/<run-id> directory")
+    ceil = sub.add_parser(
+        "ceiling",
+        help="measure each runtime's own throughput on a run's model (the yardstick) and add it to the report",
+        description="For every backend, precision, layout and batch the run's trials used: OpenVINO's benchmark_app, "
+        "an ONNX Runtime session loop and an eager loop on the plain eval model with weights as constants. Writes "
+        "ceilings.json and rebuilds the report with each trial's share of its runtime's ceiling.",
+    )
+    ceil.add_argument("run_dir", help="a results/<run-id> directory")
+    ceil.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement (default 5)")
     tune.add_argument("--dry-run", action="store_true", help="print the composed strategy without running it")
     cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
     cmp_.add_argument("run_a", help="baseline run directory (A)")
@@ -361,6 +371,12 @@ def _command(args: argparse.Namespace) -> int:
         from bench.estimate import estimate, render
 
         print(render(*estimate(args.run_dir, args.images, args.folds, args.samples, args.check)), end="")
+    elif args.command == "ceiling":
+        from bench.ceiling import measure
+        from bench.report import build_report
+
+        measure(args.run_dir, seconds=args.seconds)
+        print(f"swagbench: report written to {build_report(args.run_dir)}")
     elif args.command == "tune":
         from bench.tune import tune
 

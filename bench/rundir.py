@@ -89,6 +89,7 @@ class RunDir:
     FOLDS = "folds.npy"
     POSTERIORS = "posteriors.json"
     RECOMMENDATION = "recommendation.json"
+    CEILINGS = "ceilings.json"
     ROWS = "results.jsonl"
     SUMMARY_CSV = "summary.csv"
     SUMMARY_MD = "summary.md"
@@ -276,6 +277,15 @@ class RunDir:
     def recommendation_json(self) -> Path:
         """The run's answer as data (``bench.recommend.recommendation_record``)."""
         return self.path / self.RECOMMENDATION
+
+    def write_ceilings(self, record: dict[str, Any]) -> None:
+        """ceilings.json: each runtime's own throughput on the run's model (``bench.ceiling``)."""
+        (self.path / self.CEILINGS).write_text(json.dumps(record, indent=2))
+
+    def read_ceilings(self) -> dict[str, Any]:
+        """ceilings.json's ``ceilings`` mapping, or {} where none was measured."""
+        path = self.path / self.CEILINGS
+        return json.loads(path.read_text()).get("ceilings", {}) if path.is_file() else {}
 
     def write_recommendation(self, record: dict[str, Any]) -> None:
         self.recommendation_json.write_text(json.dumps(record, indent=2))

@@ -82,6 +82,7 @@ RUN_FILES = (
     "folds.npy",
     "posteriors.json",
     "recommendation.json",
+    "ceilings.json",
     "results.jsonl",
     "summary.csv",
     "summary.md",

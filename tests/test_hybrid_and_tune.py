@@ -91,3 +91,33 @@ def test_a_hybrid_label_and_engine():
     assert trial.label == "openvino-int8-bn=eager:bf16:cl"
     engine = trial.bn_engine
     assert (engine.backend, engine.precision, engine.channels_last, engine.bn) == ("eager", "bf16", True, None)
+
+
+def test_the_ceiling_step_records_its_settings_and_the_report_shows_the_shares(tiny_overrides, tmp_path):
+    import json
+
+    assert main(["run", "--backends", "eager,onnxruntime", *tiny_overrides, "ensemble.samples=1"]) == 0
+    run = the_run(tmp_path / "results")
+    assert main(["ceiling", str(run), "--seconds", "0.2"]) == 0
+    record = json.loads((run / "ceilings.json").read_text())
+    assert record["seconds"] == 0.2
+    for key in ("eager:fp32:contiguous:b128", "onnxruntime:fp32:contiguous:b128"):
+        entry = record["ceilings"][key]
+        assert entry["threads"] == 1 and entry["batch"] == 128 and entry["tool"] == "api loop"
+        assert entry["img_per_s"] > 0
+    summary = (run / "summary.md").read_text()
+    assert "## Against each runtime's own ceiling" in summary and "predict % of ceiling" in summary
+
+
+def test_openvinos_own_benchmark_app_measures_a_model(tmp_path):
+    import torch
+
+    from backends.onnx_graph import export_onnx
+    from bench.ceiling import openvino_rate
+    from swag.models import build_model
+
+    model = build_model("digits_cnn", 10, 1).eval()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(export_onnx(model, torch.randn(8, 1, 8, 8)).SerializeToString())
+    rate, command = openvino_rate(path, (8, 1, 8, 8), "fp32", seconds=1)
+    assert rate > 0 and "-hint throughput -infer_precision f32 -shape [8,1,8,8]" in command

@@ -181,6 +181,25 @@ def calibration_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
+def with_ceilings(df: pd.DataFrame, rows: list[TrialRow], ceilings: dict[str, Any]) -> pd.DataFrame:
+    """``df`` with each trial's runtime ceiling (``bench.ceiling``: the runtime's own throughput on the plain eval
+    model, same precision, layout, batch and threads) and its predict and BatchNorm throughput as shares of it
+    (the BatchNorm share only where the pass ran in the trial's own engine); unchanged where none was measured."""
+    from bench.ceiling import ceiling_key
+
+    if df.empty or not ceilings:
+        return df
+    rate = [
+        ceilings.get(ceiling_key(r.backend, r.precision, r.channels_last, r.batch_size), {}).get("img_per_s")
+        for r in map(as_row, rows)
+    ]
+    own_bn = [r.bn_engine is None and (r.bn_update or {}).get("where") == "backend" for r in map(as_row, rows)]
+    df = df.assign(ceiling_img_per_s=pd.to_numeric(pd.Series(rate, index=df.index), errors="coerce"))
+    df["predict_pct_ceiling"] = df.img_per_s / df.ceiling_img_per_s
+    df["bn_pct_ceiling"] = (df.bn_img_per_s / df.ceiling_img_per_s).where(own_bn)
+    return df
+
+
 @dataclass
 class ReportData:
     """Everything a report shows, read and built once: the rows, their frames, the run's environment and config."""
@@ -197,7 +216,7 @@ class ReportData:
     def of(cls, run, rows: list[TrialRow]) -> ReportData:
         """From a :class:`bench.rundir.RunDir` and its rows (and the target size its config names)."""
         target = run.config_dict().get("target") if run.config_path.is_file() else None
-        df = summary_frame(rows, target)
+        df = with_ceilings(summary_frame(rows, target), rows, run.read_ceilings())
         return cls(run.name, rows, df, calibration_frame(rows), run.read_env(), run.config_text(), target)
 
     @property
@@ -214,6 +233,11 @@ class ReportData:
     def noted(self) -> pd.DataFrame:
         """Successful, VALID trials with a note (e.g. no timed predict batch)."""
         return self.df[~flagged_trials(self.df) & self.df.error.notna()] if len(self.df) else self.df
+
+    @property
+    def has_ceilings(self) -> bool:
+        """Whether the runtimes' ceilings were measured for this run (``swagbench ceiling``)."""
+        return "ceiling_img_per_s" in self.df
 
     @property
     def has_quality(self) -> bool:

@@ -21,7 +21,7 @@ def render(data: ReportData) -> str:
         parts += [f"\n{target}"] if target else []
         if data.reference is not None and data.reference.n_label_issues_found is not None:
             parts += ["", sections.issues_line(data.reference, sections.LABEL_ISSUES_FILE)]
-        for section in sections.TABLES:
+        for section in filter(lambda s: sections.shown(s, data), sections.TABLES):
             if section is sections.QUALITY and not data.has_quality:
                 continue
             parts += ["", f"## {section.title}", "", section.note, "", tables.markdown(df, section.columns)]

@@ -57,7 +57,7 @@ def _issues(data: ReportData) -> str:
 
 def _tables(data: ReportData) -> str:
     out = []
-    for section in sections.TABLES:
+    for section in filter(lambda s: sections.shown(s, data), sections.TABLES):
         out.append(f"<h2>{html.escape(section.title)}</h2>")
         if section is sections.QUALITY and not data.has_quality:
             out.append(f"<p>{html.escape(sections.NO_QUALITY)}</p>")

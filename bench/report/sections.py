@@ -49,7 +49,23 @@ MEMORY = Section(
     "parent process's anonymous peak over the run so far.",
     tables.MEMORY,
 )
-TABLES = (TRIALS, PHASES, MEMORY, QUALITY)
+CEILING = Section(
+    "ceiling",
+    "Against each runtime's own ceiling",
+    "Ceiling: the runtime's own throughput on the plain eval model with its weights as constants, same precision, "
+    "layout, batch and threads (OpenVINO's benchmark_app; ONNX Runtime and eager by an API loop; swagbench ceiling "
+    "RUN). The shares say how much of it the trial's per-sample step keeps; the BatchNorm pass (train-mode "
+    "statistics, a larger batch) is set against the same eval ceiling.",
+    tables.CEILING,
+)
+TABLES = (TRIALS, PHASES, CEILING, MEMORY, QUALITY)
+
+
+def shown(section: Section, data) -> bool:
+    """Whether a report shows ``section`` (the ceiling table only where ceilings were measured)."""
+    return section is not CEILING or data.has_ceilings
+
+
 NO_QUALITY = "Not measured: a timing-only run, or no trial succeeded."
 FLAGGED = "Failed, skipped or INVALID"
 NOTES = "Notes"

@@ -1,0 +1,162 @@
+"""Each runtime's own ceiling on a run's model: the yardstick for our use of it.
+
+For every (backend, precision, layout, batch) a run's trials used, the throughput the runtime reaches on the plain
+eval model with its weights as constants, measured with the runtime's own tool where it ships one and a plain API
+loop otherwise: OpenVINO's ``benchmark_app`` (in the ``openvino`` wheel; ``-hint throughput -infer_precision``),
+an ONNX Runtime ``InferenceSession`` on the trial's threads, eager PyTorch under ``inference_mode`` (bf16: CPU
+autocast). A trial's predict and BatchNorm throughput as a share of it says how much of what the runtime can do
+our per-sample step keeps (binding weights as inputs, re-preparing per sample, the statistics graph). int8 has no
+ceiling here: the runtimes' int8 paths need a calibration data set of their own.
+
+``swagbench ceiling RUN`` writes ``ceilings.json`` into the run; the report then shows the shares.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.rundir import RunDir
+
+MEASURED = {("eager", "fp32"), ("eager", "bf16"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")}
+
+
+def ceiling_key(backend: str, precision: str, channels_last: bool, batch: int) -> str:
+    """``openvino:bf16:contiguous:b128``: how ceilings.json names a measurement (and a row finds its own)."""
+    return f"{backend}:{precision}:{'channels_last' if channels_last else 'contiguous'}:b{batch}"
+
+
+def _timed(call, seconds: float) -> tuple[float, int]:
+    """(seconds, calls) of calling ``call`` repeatedly for at least ``seconds`` after three warm-up calls."""
+    for _ in range(3):
+        call()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or calls < 3:
+        call()
+        calls += 1
+    return time.perf_counter() - start, calls
+
+
+def eager_rate(model, batch, precision: str, channels_last: bool, seconds: float) -> float:
+    """Images per second of eager PyTorch's eval forward (bf16: CPU autocast) on ``batch``."""
+    import torch
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net, x = model.to(memory_format=fmt), batch.contiguous(memory_format=fmt)
+
+    def call():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            net(x)
+
+    took, calls = _timed(call, seconds)
+    return calls * len(batch) / took
+
+
+def onnxruntime_rate(onnx_path: Path, batch, threads: int, seconds: float) -> float:
+    """Images per second of an ONNX Runtime session (all graph optimisations, ``threads`` intra-op) on ``batch``."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    x = {"x": batch.numpy()}
+    took, calls = _timed(lambda: session.run(None, x), seconds)
+    return calls * len(batch) / took
+
+
+def openvino_rate(onnx_path: Path, shape: tuple[int, ...], precision: str, seconds: float) -> tuple[float, str]:
+    """(images per second, the command) of OpenVINO's ``benchmark_app`` (throughput hint: its own choice of streams
+    and threads on this machine) on the model."""
+    tool = Path(sys.executable).with_name("benchmark_app")
+    command = [
+        str(tool),
+        "-m",
+        str(onnx_path),
+        "-d",
+        "CPU",
+        "-hint",
+        "throughput",
+        "-infer_precision",
+        {"fp32": "f32", "bf16": "bf16"}[precision],
+        "-shape",
+        f"[{','.join(map(str, shape))}]",
+        "-t",
+        str(max(1, round(seconds))),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    found = re.search(r"Throughput:\s*([\d.]+)\s*FPS", out.stdout)
+    if out.returncode or not found:
+        raise RuntimeError(f"benchmark_app failed ({out.returncode}): {(out.stderr or out.stdout)[-300:]}")
+    # benchmark_app's FPS counts images (batch x inferences per second), as its README quotes it
+    return float(found.group(1)), " ".join(command[1:])
+
+
+def _run_model(run: RunDir, config):
+    """The run's model with the first fold's SWA weights (speed does not depend on the values, realism does)."""
+    from swag.io import load_posterior
+    from swag.models import build_model
+    from swag.sampling import load_flat_parameters
+
+    dataset = run.load_data()
+    model = build_model(config.model, dataset.num_classes, int(dataset.x.shape[1])).eval()
+    posterior = load_posterior(run.read_posteriors()["paths"][0])
+    load_flat_parameters(model, posterior.mean, posterior)
+    return model, dataset
+
+
+def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
+    """Measure the ceiling of every (backend, precision, layout, batch) the run's successful trials used; write
+    ``ceilings.json`` and return its contents."""
+    import torch
+
+    from bench.config import load_config
+    from bench.results import read_rows
+
+    run = RunDir.existing(run_dir)
+    config = load_config(run.config_path, [f"results_dir={run.path.parent}"])
+    rows = [r for r in read_rows(run) if r.status == "ok" and (r.backend, r.precision) in MEASURED]
+    model, dataset = _run_model(run, config)
+    out: dict[str, Any] = {"seconds": seconds, "ceilings": {}}
+    exported: dict[int, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="swagbench-ceiling-") as tmp:
+        for r in sorted(rows, key=lambda r: r.trial_id):
+            key = ceiling_key(r.backend, r.precision, r.channels_last, r.batch_size)
+            if key in out["ceilings"]:
+                continue
+            torch.set_num_threads(r.threads)
+            rows_idx = np.arange(r.batch_size) % len(dataset.labels)
+            batch = dataset.tensor(rows_idx)
+            entry: dict[str, Any] = {"threads": r.threads, "batch": r.batch_size}
+            try:
+                if r.backend == "eager":
+                    entry.update(
+                        img_per_s=eager_rate(model, batch, r.precision, r.channels_last, seconds), tool="api loop"
+                    )
+                else:
+                    if r.batch_size not in exported:
+                        from backends.onnx_graph import export_onnx
+
+                        exported[r.batch_size] = Path(tmp) / f"model_b{r.batch_size}.onnx"
+                        exported[r.batch_size].write_bytes(export_onnx(model, batch).SerializeToString())
+                    if r.backend == "onnxruntime":
+                        rate = onnxruntime_rate(exported[r.batch_size], batch, r.threads, seconds)
+                        entry.update(img_per_s=rate, tool="api loop")
+                    else:
+                        rate, command = openvino_rate(exported[r.batch_size], tuple(batch.shape), r.precision, seconds)
+                        entry.update(img_per_s=rate, tool="benchmark_app", command=command.replace(tmp, "<tmp>"))
+            except Exception as exc:  # a runtime that cannot be measured is said, not hidden
+                entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            log(
+                f"swagbench: ceiling {key}: "
+                + (f"{entry['img_per_s']:,.0f} img/s" if "img_per_s" in entry else entry["error"])
+            )
+            out["ceilings"][key] = entry
+    run.write_ceilings(out)
+    return out
