@@ -184,10 +184,13 @@ class _Worker:
         # One model and (for swap-capable backends) one prepared runner serve every fold: a sample
         # overwrites all parameters and recomputes all BN statistics, so no state carries over.
         self.model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False).eval()
-        if spec.bn_backend:  # a hybrid: the BatchNorm pass in another engine
+        self.bn_model = self.model  # the module the BatchNorm engine runs (and may convert, e.g. to channels_last)
+        if spec.bn_backend:  # a hybrid: the BatchNorm pass in another engine, on a module of its own, so that
+            # what one engine does to its module (memory format, a graph bound to its tensors) never reaches the other
             bn_backend, bn_options = get_backend(spec.bn_backend), BackendOptions(**spec.bn_options)
             bn_backend.check(bn_options)
             self.statistics = StatisticsStep(bn_backend, bn_options)
+            self.bn_model = build_model(spec.model, spec.num_classes, spec.in_channels).requires_grad_(False).eval()
         else:
             self.statistics = StatisticsStep(self.backend, self.options)
         self.runner, self.fresh_predict = None, set()
@@ -236,8 +239,10 @@ class _Worker:
         with clock("sample"):
             flat = held.pop(s) if held else data.sampler.draw(sample_seed(self.seed, data.fold, s), out=self.theta)
             load_flat_parameters(model, flat, data.posterior)
+            if self.bn_model is not model:
+                load_flat_parameters(self.bn_model, flat, data.posterior)
         with clock("prepare"):
-            self.statistics.bind(model, data.bn_batches[0])
+            self.statistics.bind(self.bn_model, data.bn_batches[0])
         if self.statistics.runner is not None:  # None: the model has no BatchNorm layer to set
             accumulator = StatisticsAccumulator()
             for batch in data.bn_batches:
@@ -316,7 +321,7 @@ def _loop(worker: _Worker, spec: TrialSpec, progress, start_wall: float) -> dict
         del data
     loop_end = time.time()
     info = dict(getattr(worker.runner, "info", {}))
-    worker.runner = worker.model = None
+    worker.runner = worker.model = worker.bn_model = None
     worker.outputs.flush()
     return {
         "member_rows": worker.outputs.member_rows,

@@ -121,3 +121,14 @@ def test_openvinos_own_benchmark_app_measures_a_model(tmp_path):
     path.write_bytes(export_onnx(model, torch.randn(8, 1, 8, 8)).SerializeToString())
     rate, command = openvino_rate(path, (8, 1, 8, 8), "fp32", seconds=1)
     assert rate > 0 and "-hint throughput -infer_precision f32 -shape [8,1,8,8]" in command
+
+
+def test_a_hybrid_engine_converting_its_module_never_reaches_the_predict_engine(tiny_overrides, tmp_path):
+    # Found by swagbench tune's verification: eager channels_last converted the shared module in place, and
+    # OpenVINO's weights, bound once to that module's memory, went stale (max |dp| 0.94, INVALID). Each engine of
+    # a hybrid now has a module of its own.
+    trial = '{backend: openvino, bn: "eager:fp32:cl"}'
+    assert main(["run", *tiny_overrides, f"trials=[{{backend: eager}}, {trial}]"]) == 0
+    ref, hybrid = read_rows(the_run(tmp_path / "results"))
+    assert hybrid.status == "ok" and hybrid.validity == "VALID", hybrid.validity_reasons
+    assert hybrid.fidelity["max_abs_dp"] < 1e-3
