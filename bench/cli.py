@@ -126,23 +126,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _on_a_run(sub, name: str, help: str, description: str | None = None):
+    """A command that works on one run folder (its first argument)."""
+    cmd = sub.add_parser(name, help=help, description=description)
+    cmd.add_argument("run_dir", help="a results/<run-id> directory")
+    return cmd
+
+
 def _reading_commands(sub) -> None:
     """The commands that read runs or settings rather than make a run."""
     conf = sub.add_parser("config", help="show every setting (key, default, meaning) a run config or override takes")
     conf.add_argument("--show", action="store_true", help="print the settings (the default action)")
     sub.add_parser("list-backends", help="list registered backends with availability and the reason if not")
-    summ = sub.add_parser("summary", help="rebuild and print summary.csv/summary.md of a run directory")
-    summ.add_argument("run_dir", help="a results/<run-id> directory")
-    rep = sub.add_parser("report", help="write summary tables, PNG charts and a self-contained report.html")
-    rep.add_argument("run_dir", help="a results/<run-id> directory")
-    est = sub.add_parser(
+    _on_a_run(sub, "summary", "rebuild and print summary.csv/summary.md of a run directory")
+    _on_a_run(sub, "report", "write summary tables, PNG charts and a self-contained report.html")
+    est = _on_a_run(
+        sub,
         "estimate",
-        help="project every trial's whole-ensemble minutes (and money) for your own data size from a run",
-        description="Project each trial's whole-ensemble minutes for N images from a run's measured per-image and "
+        "project every trial's whole-ensemble minutes (and money) for your own data size from a run",
+        "Project each trial's whole-ensemble minutes for N images from a run's measured per-image and "
         "per-sample costs, phase by phase; with the price per hour of the run's profile when the run was on that "
         "machine.",
     )
-    est.add_argument("run_dir", help="a results/<run-id> directory")
     est.add_argument("--images", type=int, required=True, metavar="N", help="images in your data set")
     est.add_argument("--folds", type=int, metavar="K", help="cross-validation folds (default: the run's)")
     est.add_argument("--samples", type=int, metavar="S", help="SWAG samples per fold (default: the run's)")
@@ -151,25 +156,25 @@ def _reading_commands(sub) -> None:
         metavar="RUN_DIR",
         help="a real run of the projected size: show what it measured beside each projection, and the error",
     )
-    tune = sub.add_parser(
+    tune = _on_a_run(
+        sub,
         "tune",
-        help="compose the cheapest VALID BatchNorm engine and predict engine of a run for its target, and verify it",
-        description="From a run's measured per-phase costs projected to its target (config target:), take the "
+        "compose the cheapest VALID BatchNorm engine and predict engine of a run for its target, and verify it",
+        "From a run's measured per-phase costs projected to its target (config target:), take the "
         "cheapest VALID trial's BatchNorm pass and the cheapest VALID trial's predict side; where they differ, a "
         "hybrid trial (bn: beside backend:) combines them. It is then run beside the eager fp32 reference in a new "
         "run folder (the run's data, folds and posteriors) and gated; that run's recommendation.json is the answer.",
     )
-    tune.add_argument("run_dir", help="a results/<run-id> directory")
-    ceil = sub.add_parser(
+    tune.add_argument("--dry-run", action="store_true", help="print the composed strategy without running it")
+    ceil = _on_a_run(
+        sub,
         "ceiling",
-        help="measure each runtime's own throughput on a run's model (the yardstick) and add it to the report",
-        description="For every backend, precision, layout and batch the run's trials used: OpenVINO's benchmark_app, "
+        "measure each runtime's own throughput on a run's model (the yardstick) and add it to the report",
+        "For every backend, precision, layout and batch the run's trials used: OpenVINO's benchmark_app, "
         "an ONNX Runtime session loop and an eager loop on the plain eval model with weights as constants. Writes "
         "ceilings.json and rebuilds the report with each trial's share of its runtime's ceiling.",
     )
-    ceil.add_argument("run_dir", help="a results/<run-id> directory")
     ceil.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement (default 5)")
-    tune.add_argument("--dry-run", action="store_true", help="print the composed strategy without running it")
     cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
     cmp_.add_argument("run_a", help="baseline run directory (A)")
     cmp_.add_argument("run_b", help="run directory to compare with it (B)")
