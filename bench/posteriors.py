@@ -239,9 +239,6 @@ def train_posteriors(
 
     torch.set_num_threads(config.resolved_threads)
     y = torch.from_numpy(dataset.labels)
-    # From a trained checkpoint every epoch collects SWAG moments at the SWA learning rate (fine-tuning, as SWAG
-    # is usually run from a pretrained solution); from scratch the schedule trains first.
-    schedule = dataclasses.replace(config.train, swa_start=0) if config.model_checkpoint else config.train
     paths, start = [], time.perf_counter()
     for fold in range(config.ensemble.folds):
         train = fold_split(fold_of, fold)[0]
@@ -253,7 +250,7 @@ def train_posteriors(
         torch.manual_seed(seed)
         model = build_model(config.model, dataset.num_classes, dataset.x.shape[1], config.model_checkpoint)
         labels = y[torch.from_numpy(train)]
-        posterior = train_swag(model, rows, labels, schedule, seed=seed, on_epoch=lambda _e: on_epoch())
+        posterior = train_swag(model, rows, labels, config.train, seed=seed, on_epoch=lambda _e: on_epoch())
         check_finite(posterior, f"of fold {fold} (just trained)")
         posterior.meta.update(posterior_meta(config, dataset, fold_of, fold))
         paths.append(save_posterior(posterior, out_dir / f"fold{fold}.safetensors"))

@@ -11,9 +11,9 @@ import torch
 
 from bench import api
 from bench.cli import main
-from bench.config import DataConfig
+from bench.config import DataConfig, load_config
 from bench.dataset import load_dataset
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 from bench.folds import check_folds
 from bench.results import read_rows
 from bench.rundir import RunDir
@@ -237,9 +237,14 @@ def test_swag_collection_starts_from_the_checkpoint(tmp_path):
     # from a checkpoint every epoch runs at swa_lr; at 0 every SWAG iterate is the checkpoint itself, so the
     # posterior's mean must be its weights
     args += ["train.swa_lr=0", "train.weight_decay=0", "ensemble.samples=1", "posterior_cache=false"]
+    args += ["train.swa_start=0"]  # TINY's 1 is refused with a checkpoint (checked below)
     assert main(["run", "--backends", "eager", *args]) == 0
     from swag.io import load_posterior
     from swag.posterior import flatten_parameters
+
+    with pytest.raises(ConfigError, match="train.swa_start must be 0"):
+        load_config(None, [f"model_checkpoint={tmp_path / 'trained.pt'}", "train.swa_start=1"])
+    assert load_config(None, [f"model_checkpoint={tmp_path / 'trained.pt'}"]).train.swa_start == 0  # its default
 
     posterior = load_posterior(the_run(tmp_path / "results") / "posteriors" / "fold0.safetensors")
     torch.testing.assert_close(posterior.mean, flatten_parameters(trained))

@@ -105,4 +105,7 @@ def load_config(
         raw["trials"] = [read_strategy(strategy)]
     for item in overrides or []:
         apply_override(raw, item)
+    if raw.get("model_checkpoint") and isinstance(raw.get("train", {}), dict):
+        # from a trained checkpoint every epoch collects SWAG moments: train.epochs are SWAG epochs
+        raw["train"] = {"swa_start": 0, **raw.get("train", {})}
     return build(RunConfig, raw)

@@ -377,7 +377,8 @@ class RunConfig:
     model_checkpoint : str or None
         A trained state_dict of ``model`` (``torch.save(model.state_dict())``, loaded with ``weights_only=True``; a
         ``module.`` prefix is stripped; keys and shapes must match): SWAG collection fine-tunes from it (every
-        ``train.epochs`` epoch is then a SWAG epoch at ``train.swa_lr``), and timing-only runs synthesise around it.
+        ``train.epochs`` epoch is then a SWAG epoch at ``train.swa_lr``: ``train.swa_start`` is 0, its default
+        then), and timing-only runs synthesise around it.
     posteriors_dir : str or None
         Use these posteriors (trained elsewhere) instead of training: ``fold{k}.safetensors`` written by swagbench,
         or ``fold{k}.pt`` in the reference implementation's SWAG state_dict format (wjmaddox/swa_gaussian; then
@@ -459,6 +460,11 @@ class RunConfig:
         if self.posteriors_dir is not None and self.model_checkpoint is not None:
             raise ConfigError(
                 "model_checkpoint is where SWAG training starts, and posteriors_dir means nothing is trained; drop one"
+            )
+        if self.model_checkpoint is not None and self.train.swa_start != 0:
+            raise ConfigError(
+                f"with model_checkpoint every epoch collects SWAG moments from the trained weights, so train.swa_start "
+                f"must be 0 (got {self.train.swa_start}); train.epochs counts the SWAG epochs"
             )
         if self.model_checkpoint is not None and not Path(self.model_checkpoint).is_file():
             raise ConfigError(f"model_checkpoint {self.model_checkpoint} does not exist; give a saved state_dict file")
