@@ -221,18 +221,7 @@ def _run(args: argparse.Namespace) -> int:
         return _outcome(execute(stored, resume=run.path, retry_failed=args.retry_failed))
     if getattr(args, "retry_failed", False):
         raise ConfigError("--retry-failed only applies with --resume RUN_DIR")
-    overrides = list(args.overrides)
-    if args.results_dir:
-        overrides.append(f"results_dir={args.results_dir}")
-    if args.name:
-        overrides.append(f"name={args.name}")
-    if args.executor:
-        overrides.append(f"executor={args.executor}")
-    if args.ray_address:
-        overrides.append(f"ray_address={args.ray_address}")
-    for key in ("images", "folds", "samples"):
-        if getattr(args, f"target_{key}") is not None:
-            overrides.append(f"target.{key}={getattr(args, f'target_{key}')}")
+    overrides = _overrides(args)
     sweeping = args.command == "sweep"
     profile = load_profile(args.profile or "local") if args.profile or sweeping else None
     if args.strategy and args.backends:
@@ -253,6 +242,19 @@ def _run(args: argparse.Namespace) -> int:
         print(f"swagbench: sweep of {len(trials)} trials over {', '.join(f'{k}={v}' for k, v in grid.items() if v)}")
         config = build(RunConfig, {**config.to_dict(), "trials": [dataclasses.asdict(t) for t in trials]})
     return _outcome(execute(config, profile=profile))
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The command line's settings of a new run as ``key=value`` overrides: the user's own, then the options'
+    (``--name`` and the like), which come last and so win."""
+    options = {
+        "results_dir": args.results_dir,
+        "name": args.name,
+        "executor": args.executor,
+        "ray_address": args.ray_address,
+        **{f"target.{key}": getattr(args, f"target_{key}") for key in ("images", "folds", "samples")},
+    }
+    return list(args.overrides) + [f"{key}={value}" for key, value in options.items() if value not in (None, "")]
 
 
 def _outcome(run_dir) -> int:
