@@ -34,9 +34,12 @@ def ceiling_key(backend: str, precision: str, channels_last: bool, batch: int) -
 
 
 def _timed(call, seconds: float) -> tuple[float, int]:
-    """(seconds, calls) of calling ``call`` repeatedly for at least ``seconds`` after three warm-up calls."""
-    for _ in range(3):
+    """(seconds, calls) of calling ``call`` repeatedly for at least ``seconds``, after warming up for a fifth of
+    that (at least three calls: first calls pick kernels and allocate)."""
+    warm, start = 0, time.perf_counter()
+    while warm < 3 or time.perf_counter() - start < seconds / 5:
         call()
+        warm += 1
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds or calls < 3:
         call()
