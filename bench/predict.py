@@ -153,13 +153,13 @@ class EnsemblePredictor:
                 f"new data has images of shape {tuple(x.shape[1:])} but the run's are {tuple(worker.x.shape[1:])}; "
                 "decode them with the run's data.image_size and data.channels"
             )
-        if not np.isfinite(x[: min(len(x), 1024)]).all():
-            raise DataError("new data holds NaN or inf; clean it first")
         reader = BatchReader(x, mean, std)
 
-        def read(rows: np.ndarray):
+        def read(rows: np.ndarray):  # every batch checked as it is read: a NaN never becomes a probability
             batch = torch.empty((len(rows), *x.shape[1:]), dtype=torch.float32)
             reader.read(rows, out=batch.numpy())
+            if not torch.isfinite(batch).all():
+                raise DataError(f"new data holds NaN or inf among rows {int(rows[0])}..{int(rows[-1])}; clean it first")
             return batch
 
         return read, len(x)

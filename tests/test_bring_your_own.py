@@ -279,6 +279,9 @@ def test_the_python_api_gives_the_clis_rows_and_the_predictor_reproduces_the_win
     assert out.shape == (5, 10) and np.allclose(out.sum(1), 1, atol=1e-5)
     with pytest.raises(DataError, match="shape"):
         api.predictor(run).predict_proba(new[:, :, :4])
+    new[4, 0, 3, 3] = np.nan  # the last image: every batch is checked, not only the first rows
+    with pytest.raises(DataError, match="NaN or inf among rows 0..4"):
+        api.predictor(run).predict_proba(new)
 
 
 def test_swagbench_run_takes_a_recommendation_json_as_the_trial(tmp_path):
