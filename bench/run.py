@@ -161,7 +161,8 @@ def check_unchanged(run: RunDir, config: RunConfig) -> None:
     if recorded is None:
         return  # made before settings were recorded: nothing to compare with
     now = setting_digests(config)
-    changed = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
+    defaults = setting_digests(RunConfig())  # a setting added since the run was made: it ran at its default
+    changed = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k, defaults.get(k)) != now.get(k))
     if changed:
         shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
         raise ConfigError(

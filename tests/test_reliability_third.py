@@ -138,3 +138,17 @@ def test_compare_with_a_run_whose_rows_are_all_damaged_is_one_line(tmp_path, cap
     assert main(["compare", str(good), str(bad)]) == 2
     line = _one_error_line(capsys)
     assert "has no readable trial row" in line and str(bad) in line
+
+
+def test_a_run_made_before_settings_were_added_still_resumes(tiny_overrides, tmp_path):
+    import json
+
+    run = _tiny_run(tiny_overrides, tmp_path)
+    lines = (run / "results.jsonl").read_text().splitlines(keepends=True)
+    (run / "results.jsonl").write_text(lines[0])
+    settings = json.loads((run / "settings.json").read_text())
+    for key in ("model_checkpoint", "posteriors_max_num_models", "data.folds"):  # unknown to the older version
+        del settings[key]
+    (run / "settings.json").write_text(json.dumps(settings))
+    assert main(["run", "--resume", str(run)]) == 0
+    assert [r.status for r in read_rows(run)] == ["ok", "ok"]

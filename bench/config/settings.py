@@ -509,6 +509,11 @@ RESUME_FREE = ("name", "results_dir", "timeout_s", "memory_limit_gb")
 ANSWER_ONLY = ("target.images", "target.folds", "target.samples")
 
 
+# Trial fields added after runs first recorded their settings: left out of the trials' digest while unset, so a run
+# made before they existed (its settings.json has no trace of them) still resumes.
+LATER_TRIAL_FIELDS = ("bn",)
+
+
 def setting_digests(config: RunConfig) -> dict[str, str]:
     """SHA-256 (16 hex) of every setting by dotted key (lists, e.g. ``trials``, as one value): stored when a run is
     created, compared when it is resumed, so an edited config.yaml is caught and the changed keys named."""
@@ -521,8 +526,12 @@ def setting_digests(config: RunConfig) -> dict[str, str]:
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
 
+    settings = config.to_dict()
+    settings["trials"] = [
+        {k: v for k, v in t.items() if not (k in LATER_TRIAL_FIELDS and v is None)} for t in settings["trials"]
+    ]
     return {
         key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        for key, value in flat(config.to_dict()).items()
+        for key, value in flat(settings).items()
         if key not in RESUME_FREE and key not in ANSWER_ONLY
     }
