@@ -112,20 +112,7 @@ class EnsemblePredictor:
             ensemble=dataclasses.replace(self.config.ensemble, samples=self.samples),
             trials=[self.trial],
         )
-        facts = RunFacts(
-            data_file=dataset.store.x_path,
-            data_mean=dataset.mean,
-            data_std=dataset.std,
-            n_examples=len(dataset.labels),
-            num_classes=dataset.num_classes,
-            in_channels=int(dataset.x.shape[1]),
-            dataset=dataset.name,
-            bn_channels=0,
-            posterior_paths=[Path(p) for p in record["paths"]],
-            posterior_source=record["source"],
-            train_s=0.0,
-            profile=None,
-        )
+        facts = RunFacts.of(dataset, [Path(p) for p in record["paths"]], record["source"])
         trial = dataclasses.replace(self.trial, workers=1)
         row = base_row(config, trial, "predict", self.run, facts)
         (spec,) = worker_specs(config, trial, row, self.run, facts, shared=False)

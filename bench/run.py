@@ -191,18 +191,12 @@ def obtain(opened: Opened, log) -> RunFacts:
         log(
             "swagbench: timing-only run (synthetic data or posterior): calibration and label metrics are not meaningful"
         )
-    return RunFacts(
-        data_file=dataset.store.x_path,
-        data_mean=dataset.mean,
-        data_std=dataset.std,
-        n_examples=int(len(dataset.labels)),
-        num_classes=dataset.num_classes,
-        in_channels=int(dataset.x.shape[1]),
-        dataset=dataset.name,
-        bn_channels=opened.model.bn_channels,
-        posterior_paths=posteriors.paths,
-        posterior_source=posteriors.source,
+    return RunFacts.of(
+        dataset,
+        posteriors.paths,
+        posteriors.source,
         train_s=posteriors.train_s,
+        bn_channels=opened.model.bn_channels,
         profile=(opened.env.get("profile") or {}).get("name"),
     )
 

@@ -54,6 +54,32 @@ class RunFacts:
     train_s: float
     profile: str | None
 
+    @classmethod
+    def of(
+        cls,
+        dataset,
+        posterior_paths: list[Path],
+        posterior_source: str,
+        train_s: float = 0.0,
+        bn_channels: int = 0,
+        profile: str | None = None,
+    ) -> RunFacts:
+        """The facts of a run over ``dataset`` (a :class:`bench.dataset.Dataset`) and its posteriors."""
+        return cls(
+            data_file=dataset.store.x_path,
+            data_mean=dataset.mean,
+            data_std=dataset.std,
+            n_examples=int(len(dataset.labels)),
+            num_classes=dataset.num_classes,
+            in_channels=int(dataset.x.shape[1]),
+            dataset=dataset.name,
+            bn_channels=bn_channels,
+            posterior_paths=posterior_paths,
+            posterior_source=posterior_source,
+            train_s=train_s,
+            profile=profile,
+        )
+
 
 def base_row(config: RunConfig, trial: TrialConfig, trial_id: str, run: RunDir, facts: RunFacts) -> TrialRow:
     """The row of ``trial`` before it runs: its settings and the workload (status ``skipped`` until measured)."""
