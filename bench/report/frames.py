@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.config.settings import parse_engine
 from bench.fidelity import is_reference_row
 from bench.metrics import CALIBRATION_KEYS
 from bench.projection import setup_costs, target_minutes, target_sizes
@@ -159,7 +160,7 @@ def bn_description(info: dict[str, Any] | None, engine: str | None = None) -> st
         return None  # rows recorded before the BatchNorm pass ran in backends
     if info["where"] == "none":
         return "none (no BatchNorm)"
-    where = engine.rsplit(":", 2)[0].split(":")[0] if engine and info["where"] == "backend" else info["where"]
+    where = parse_engine(engine)["backend"] if engine and info["where"] == "backend" else info["where"]
     text = f"{where} {info['precision']}" + (" cl" if info.get("layout") == "channels_last" else "")
     return text + (" (fallback)" if info["where"] == "eager" and info.get("reason") else "")
 
