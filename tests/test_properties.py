@@ -122,4 +122,5 @@ def test_backend_list_parsing_never_crashes(spec):
         parts = item.strip().split(":")
         assert trial["backend"] in (parts[0], ":".join(parts[:2]))  # a registered name, or module:Class
         assert trial.get("precision", "fp32") in ("fp32", "bf16", "int8")
-        assert trial.get("channels_last", False) == (":cl" in item)
+        rest = parts[len(trial["backend"].split(":")) :]  # what follows the backend (or module:Class)
+        assert trial.get("channels_last", False) == ("cl" in rest)
