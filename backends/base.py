@@ -145,6 +145,12 @@ class Backend(ABC):
         """True if :meth:`update` can move a runner to new weights without re-preparing."""
         return False
 
+    def variants(self, options: BackendOptions) -> tuple[str, dict[str, BackendOptions]] | None:
+        """Where ``options`` leave an option to ``auto``: its name and each candidate's concrete options, in order;
+        the harness measures them on the trial's first sample and keeps the cheapest at the target
+        (:mod:`bench.variants`). None (the default): nothing to choose."""
+        return None
+
     def prepare_compiles(self, options: BackendOptions) -> bool:
         """True if :meth:`prepare` builds something (a trace, a compiled graph, a session) whose first call per
         batch shape pays a one-off cost; that call is then timed as ``warmup``. False (eager) times every call

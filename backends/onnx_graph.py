@@ -20,7 +20,7 @@ from torch import nn
 from backends.base import option
 from backends.errors import BackendError
 
-BINDINGS = ("inputs", "constants")
+BINDINGS = ("inputs", "constants", "auto")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class GraphOptions:
     binding: str = option(
         "inputs",
         "inputs: weights and BN statistics are graph inputs bound to the model's memory (built once); "
-        "constants: rebuilt with them as constants for every sample",
+        "constants: rebuilt with them as constants for every sample; auto: both measured on the first sample, "
+        "the cheaper at the run's target size kept",
         BINDINGS,
     )
     calibration_batches: int = option(4, "int8: BN batches of each fold that calibrate activation ranges")
@@ -38,6 +39,14 @@ class GraphOptions:
     def __post_init__(self) -> None:
         if self.calibration_batches < 1:
             raise BackendError(f"calibration_batches must be >= 1 (got {self.calibration_batches})")
+
+
+def binding_variants(options) -> tuple[str, dict]:
+    """``binding: auto``'s candidates (:meth:`backends.base.Backend.variants`): the trial's options with each
+    concrete binding."""
+    import dataclasses
+
+    return "binding", {b: dataclasses.replace(options, extra={**options.extra, "binding": b}) for b in BINDINGS[:2]}
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = False, outputs: int = 1):
@@ -82,6 +91,8 @@ def bound_names(proto, module: nn.Module, binding: str) -> list[str]:
     """The initializers of ``proto`` that carry ``module``'s float state and are rebound for every sample: with
     ``binding`` ``inputs`` they become graph inputs (``proto`` is changed in place), with ``constants`` they stay
     initializers whose values are replaced."""
+    if binding not in BINDINGS[:2]:
+        raise BackendError(f"binding {binding!r} must be resolved to one of {BINDINGS[:2]} before a graph is bound")
     state = float_state(module)
     if binding == "inputs":
         return initializers_to_inputs(proto, state)

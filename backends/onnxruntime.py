@@ -31,6 +31,7 @@ from torch import nn
 from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
 from backends.onnx_graph import (
     GraphOptions,
+    binding_variants,
     bound_names,
     export_onnx,
     export_statistics,
@@ -71,6 +72,9 @@ class OnnxRuntimeBackend(Backend):
 
     def can_swap(self, options: BackendOptions) -> bool:
         return True  # exported once per trial; int8 re-calibrates once per fold
+
+    def variants(self, options: BackendOptions):
+        return binding_variants(options) if self.settings(options).binding == "auto" else None
 
     def _binding(self, options: BackendOptions) -> str:
         return self.settings(options).binding

@@ -31,6 +31,7 @@ from torch import nn
 from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
 from backends.onnx_graph import (
     GraphOptions,
+    binding_variants,
     bound_names,
     export_onnx,
     export_statistics,
@@ -69,6 +70,11 @@ class OpenVinoBackend(Backend):
 
     def can_swap(self, options: BackendOptions) -> bool:
         return True  # exported once per trial; int8 re-calibrates once per fold
+
+    def variants(self, options: BackendOptions):
+        # int8 predicts through its own re-quantized graph and binds its statistics graph as inputs: nothing to choose
+        auto = self.settings(options).binding == "auto" and options.precision != "int8"
+        return binding_variants(options) if auto else None
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)

@@ -119,6 +119,7 @@ def finish_trial(trial, dataset, cleanlab: dict[str, Any], parts: list[dict[str,
     first = parts[0]
     return {
         "strategy": first["strategy"],
+        "auto": first.get("auto"),
         "backend_info": first["backend_info"],
         **timing,
         "images_predicted": int(len(labels) * samples),

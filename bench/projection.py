@@ -4,6 +4,9 @@
 - ``data`` (reading batches from the memory-mapped data): per image read, the BatchNorm pass's and predict's;
 - ``bn_update``: per image of the BatchNorm pass, S x K x (the fold's training images, or the trial's subset);
 - ``predict``: per image predicted, S x N;
+  both at the steady-state rate the trial measured apart (``steady`` in the row, :mod:`bench.steady`), plus, per
+  (fold, sample) pair, what the run's own calls of that phase cost beyond that rate (first calls after a rebind,
+  partial batches); rows without a steady-state measurement scale the run's own seconds per image;
 - prepare + warm-up: the trial's first sample once, each further fold's first sample (K - 1), every other
   sample (K x (S - 1)), as :func:`setup_costs` splits them;
 - confident learning: per image, N.
@@ -46,6 +49,22 @@ def bn_images(images: int, folds: int, subset: int | None) -> float:
     return min(train, subset) if subset else train
 
 
+def phase_seconds(row: TrialRow, phase: str, images_run: float, images_target: float, pairs_target: int) -> float:
+    """Worker-seconds of ``phase`` (``bn_update`` or ``predict``) for ``images_target`` images over ``pairs_target``
+    (fold, sample) pairs; ``images_run``: the images the phase saw in the run. With a steady-state measurement:
+    its seconds per image for every image but those of first calls (paid as warm-up, in the setup), plus, per
+    pair, what the run's own calls cost beyond that rate (negative where they ran faster than it: noise, so that
+    at the run's own size this gives back what the run measured); without one, the run's seconds per image."""
+    total = row.phases_s[phase]
+    steady = (row.steady or {}).get(phase)
+    if not steady:
+        return total / images_run * images_target
+    per_image, seen = steady["s_per_image"], steady["in_run_images"]
+    per_pair = (total - per_image * seen) / (row.samples * row.folds)
+    first_calls = max(0.0, images_run - seen)
+    return max(0.0, per_image * max(0.0, images_target - first_calls) + per_pair * pairs_target)
+
+
 def project(row: TrialRow, images: int, folds: int, samples: int) -> dict[str, float]:
     """Projected wall-clock seconds of one successful trial's ensemble, per phase and in total."""
     n0, k0, s0 = row.n_examples, row.folds, row.samples
@@ -61,15 +80,13 @@ def project(row: TrialRow, images: int, folds: int, samples: int) -> dict[str, f
     subset = row.bn_examples
     read_before = s0 * (k0 * bn_images(n0, k0, subset) + n0)  # images read: every BN pass's and predict's
     read_after = samples * (folds * bn_images(images, folds, subset) + images)
+    bn_run, bn_target = s0 * k0 * bn_images(n0, k0, subset), pairs * bn_images(images, folds, subset)
     worker = {
         "sample": float(np.mean([p["sample"] for _, _, p in entries])) * pairs,
         "data": phases.get("data", 0.0) / read_before * read_after,  # rows of older runs have no data phase
-        "bn_update": phases["bn_update"]
-        / (s0 * k0 * bn_images(n0, k0, subset))
-        * pairs
-        * bn_images(images, folds, subset),
+        "bn_update": phase_seconds(row, "bn_update", bn_run, bn_target, pairs),
         "setup": first + (folds - 1) * fold + folds * (samples - 1) * each,
-        "predict": phases["predict"] / (s0 * n0) * samples * images,
+        "predict": phase_seconds(row, "predict", s0 * n0, samples * images, pairs),
     }
     measured_worker = sum(v for k, v in phases.items() if k != "confident_learning")
     wall_ratio = (row.ensemble_s - phases["confident_learning"]) / measured_worker if measured_worker else 1.0

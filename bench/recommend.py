@@ -17,6 +17,7 @@ import pandas as pd
 from bench.errors import ConfigError
 from bench.metrics import HEADLINE_LABELS
 from bench.projection import PROJECTION_ERROR
+from bench.variants import resolved_options
 
 FORMAT = "swagbench-recommendation-v1"
 # The settings of a trial that make its strategy (TrialConfig fields), as recommendation.json's "strategy" holds them.
@@ -146,6 +147,7 @@ def recommendation_record(df: pd.DataFrame, rows: list, run_name: str) -> dict[s
         trial_id=row.trial_id,
         strategy={
             **{key: getattr(row, key) for key in STRATEGY_KEYS},
+            "options": resolved_options(row.options, row.auto),  # what auto chose, for the target it was chosen for
             # the run's own thread plan is left to the machine that runs the strategy (its CPUs / workers)
             **({} if best.plan_differs else {"threads": None, "workers": None}),
             "bn_examples": row.trial_bn_examples,

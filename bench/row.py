@@ -19,7 +19,7 @@ from typing import Any
 from bench.errors import ResultsError
 from swag import checked
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass
@@ -50,7 +50,14 @@ class TrialRow:
     sample_phases_s : list
         ``[fold, sample, {phase: seconds}]`` for every (fold, sample) pair.
     predict_img_per_s, bn_img_per_s : float or None
-        Steady-state images per second of predict and of the BatchNorm pass (warm-up calls excluded).
+        Steady-state images per second of predict and of the BatchNorm pass: from ``steady`` where measured, else
+        the run's own timed calls (warm-up calls excluded).
+    auto : dict or None
+        An option the trial left to ``auto`` (``bench.variants``): which, the value chosen, the target it was chosen
+        for and every candidate's measured rebind seconds, seconds per image and cost per (fold, sample) pair there.
+    steady : dict or None
+        Per phase (``bn_update``, ``predict``) the steady-state measurement of :mod:`bench.steady`: seconds per
+        image, img/s, calls, batch size, and the images the run's own timed calls saw (None: not measured).
     peak_rss_bytes, rss_growth_bytes, baseline_rss_bytes : int or None
         Peak resident memory of the trial's workers, its growth over their baseline after loading data. RSS
         counts the page cache of the memory-mapped data and member files too (shared, reclaimable).
@@ -108,6 +115,7 @@ class TrialRow:
     peak_anon_bytes: int | None = None
     parent_peak_anon_bytes: int | None = None
     strategy: str | None = None
+    auto: dict[str, Any] | None = None
     backend_info: dict[str, Any] | None = None
     versions: dict[str, str] | None = None
     phases_s: dict[str, float] | None = None
@@ -120,6 +128,7 @@ class TrialRow:
     predict_img_per_s: float | None = None
     predict_batch_ms: dict[str, float] | None = None
     bn_img_per_s: float | None = None
+    steady: dict[str, Any] | None = None
     bn_update: dict[str, Any] | None = None
     calibration_labels: str | None = None
     calibration: dict[str, float] | None = None
@@ -209,5 +218,11 @@ def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 4}
 
 
+def _v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 adds ``steady`` (the steady-state measurement) and ``auto`` (options chosen by measurement): older
+    rows made neither (None)."""
+    return {**raw, "schema_version": 5}
+
+
 # UPGRADES[v] turns a version-v row into a version v + 1 row.
-UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}

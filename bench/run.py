@@ -30,7 +30,7 @@ from bench.posteriors import obtain_posteriors, user_posteriors
 from bench.prechecks import ModelFacts, check_model, check_room, check_shards, check_trials, thread_warnings
 from bench.profile import host_mismatch
 from bench.progress import Progress
-from bench.recommend import recommendation, recommendation_record
+from bench.recommend import recommendation
 from bench.results import append_row, has_rows, read_rows
 from bench.roofline import measure_peak, roofline
 from bench.row import TrialRow
@@ -268,7 +268,6 @@ def finish_run(run: RunDir, log) -> Path:
     if reference is not None:  # the job's output: the label issues, from the reference trial's probabilities
         shutil.copyfile(run.trial(reference.trial_id).label_issues_csv, run.label_issues_csv)
     report = build_report(run, data)
-    run.write_recommendation(recommendation_record(data.df, data.rows, run.name))
     log(run.summary_md.read_text())
     log(f"swagbench: results in {run.path} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
     if reference is not None:

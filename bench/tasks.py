@@ -39,7 +39,9 @@ class TrialSpec:
     probabilities in the payload instead (executors whose workers share no file system). bn_stats_path:
     the shared (S, K, 2, channels) map of every sample's BatchNorm running means and variances (None:
     returned in the payload like the members). bn_backend / bn_options: a hybrid trial's BatchNorm engine and
-    its options (None: the trial's own)."""
+    its options (None: the trial's own). steady: the run's :class:`bench.config.SteadyConfig` as a mapping
+    (None: no steady-state measurement, see ``bench.steady``). target: the job's images, folds and samples, for
+    an option left to ``auto`` (``bench.variants``)."""
 
     trial_id: str
     backend: str
@@ -56,6 +58,8 @@ class TrialSpec:
     bn_stats_path: str | None = None
     bn_backend: str | None = None
     bn_options: dict[str, Any] | None = None
+    steady: dict[str, Any] | None = None
+    target: dict[str, int] | None = None
     data_mean: list[float] | None = None
     data_std: list[float] | None = None
     members: str = "stream"
@@ -194,6 +198,7 @@ class _Worker:
         else:
             self.statistics = StatisticsStep(self.backend, self.options)
         self.runner, self.fresh_predict = None, set()
+        self.variants, self.auto = self.backend.variants(self.options), None
 
     def fold(self, fold: int) -> _Fold:
         """Load fold ``fold``'s posterior and cut its BN and held-out batches (this worker's shard)."""
@@ -222,12 +227,34 @@ class _Worker:
 
     def read(self, rows: np.ndarray):
         """Examples ``rows`` of the memory-mapped data as a normalised float32 tensor (timed as ``data``)."""
+        with self.clock("data"):
+            return self.read_untimed(rows)
+
+    def read_untimed(self, rows: np.ndarray):
         import torch
 
-        with self.clock("data"):
-            batch = torch.empty((len(rows), *self.x.shape[1:]), dtype=torch.float32)  # torch-aligned memory
-            self.reader.read(rows, out=batch.numpy())
-            return batch
+        batch = torch.empty((len(rows), *self.x.shape[1:]), dtype=torch.float32)  # torch-aligned memory
+        self.reader.read(rows, out=batch.numpy())
+        return batch
+
+    def steady(self, data: _Fold, settings: dict[str, Any]) -> dict[str, Any]:
+        """Seconds per image of full batches of the BatchNorm pass and of predict on the warm runners, as the
+        run's own steps call them (:mod:`bench.steady`); outputs discarded, nothing timed on the clock."""
+        import torch
+
+        from bench.steady import full_rows, time_calls
+        from swag.batchnorm import StatisticsAccumulator
+
+        least = (int(settings["batches"]), float(settings["seconds"]))
+        out = {}
+        if self.statistics.runner is not None:
+            size, accumulator = data.bn_batches.size, StatisticsAccumulator()
+            batch = self.read_untimed(full_rows(data.bn_batches.rows, size))
+            out["bn_update"] = time_calls(lambda b: accumulator.add(self.statistics.runner(b)), batch, size, *least)
+        size = self.options.batch_size
+        batch = self.read_untimed(full_rows(data.test_batches.rows, size))
+        out["predict"] = time_calls(lambda b: torch.softmax(self.runner(b).float(), dim=1).numpy(), batch, size, *least)
+        return out
 
     def sample(self, data: _Fold, s: int, held: dict) -> None:
         """Draw sample ``s`` of the fold, set BatchNorm over the fold's BN batches, predict its held-out part."""
@@ -242,6 +269,8 @@ class _Worker:
             if self.bn_model is not model:
                 load_flat_parameters(self.bn_model, flat, data.posterior)
         with clock("prepare"):
+            if self.variants:
+                self.choose_variant(data)
             self.statistics.bind(self.bn_model, data.bn_batches[0])
         if self.statistics.runner is not None:  # None: the model has no BatchNorm layer to set
             accumulator = StatisticsAccumulator()
@@ -258,6 +287,65 @@ class _Worker:
             raise RuntimeError(f"backend returned shape {probs.shape}, expected {expected}")
         self.outputs.put(s, data.fold, data.test_idx, probs, statistics_vector(model))
         clock.end_sample(data.fold, s)
+
+    def choose_variant(self, data: _Fold) -> None:
+        """An option left to ``auto``: build every candidate on this (the first) sample, time its rebind and full
+        batches of both phases, and keep the cheapest per (fold, sample) pair at the target (:mod:`bench.variants`)."""
+        from bench.steady import full_rows
+        from bench.variants import choose, pair_images, record
+
+        option, candidates = self.variants
+        self.variants, hybrid = None, self.spec.bn_backend is not None
+        least = (
+            (max(int(self.spec.steady["batches"]), 2), float(self.spec.steady["seconds"]))
+            if self.spec.steady
+            else (2, 0.0)
+        )
+        bn_batch = self.read_untimed(full_rows(data.bn_batches.rows, data.bn_batches.size))
+        test_batch = self.read_untimed(full_rows(data.test_batches.rows, self.options.batch_size))
+        measured = {
+            name: self._measure(options, data, None if hybrid else bn_batch, test_batch, least)
+            for name, options in candidates.items()
+        }
+        target = self.spec.target or {"images": len(self.fold_of), "folds": int(self.fold_of.max()) + 1}
+        per_pair = pair_images(target["images"], target["folds"], self.spec.ensemble.get("bn_examples"))
+        chosen, cost = choose(measured, per_pair)
+        self.auto = record(option, chosen, measured, cost, target)
+        self.options = candidates[chosen]
+        self.swap = self.backend.can_swap(self.options)
+        if not hybrid:
+            self.statistics = StatisticsStep(self.backend, self.options)
+
+    def _measure(self, options, data: _Fold, bn_batch, test_batch, least) -> dict[str, float]:
+        """One candidate's rebind seconds and seconds per image of full batches (BatchNorm pass: where ``bn_batch``)."""
+        import torch
+
+        from bench.steady import time_calls
+
+        measured = {"rebind_s": 0.0}
+        if bn_batch is not None:
+            step = StatisticsStep(self.backend, options)
+            step.bind(self.bn_model, data.bn_batches[0])
+            if step.runner is not None:
+                t0 = time.perf_counter()
+                step.bind(self.bn_model, data.bn_batches[0])
+                measured["rebind_s"] += time.perf_counter() - t0
+                rate = time_calls(step.runner, bn_batch, len(bn_batch), *least)
+                measured["bn_update_s_per_image"] = rate["s_per_image"]
+        backend, example = self.backend, data.test_batches[0]
+        runner = backend.prepare(self.model, example, options, calibration=data.bn_batches)
+        t0 = time.perf_counter()
+        if backend.can_swap(options):
+            runner = backend.update(runner, self.model, options, calibration=data.bn_batches)
+        else:
+            runner = backend.prepare(self.model, example, options, calibration=data.bn_batches)
+        measured["rebind_s"] += time.perf_counter() - t0
+
+        def predict(batch):
+            return torch.softmax(runner(batch).float(), dim=1).numpy()
+
+        measured["predict_s_per_image"] = time_calls(predict, test_batch, len(test_batch), *least)["s_per_image"]
+        return measured
 
     def bind_runner(self, bn_batches: Batches, example) -> None:
         """Build the inference runner (first sample, or every sample where it cannot swap) or swap weights in."""
@@ -307,8 +395,9 @@ def _loop(worker: _Worker, spec: TrialSpec, progress, start_wall: float) -> dict
 
     baseline_rss = psutil.Process().memory_info().rss
     total = sum(stop - first for _, first, stop in spec.tasks)
-    done, loop_start = 0, time.time()
+    done, loop_start, data = 0, time.time(), None
     for fold, first, stop in spec.tasks:
+        data = None  # the previous fold's posterior is freed before the next one loads
         data = worker.fold(fold)
         held = {}
         if spec.members == "hold":
@@ -318,8 +407,9 @@ def _loop(worker: _Worker, spec: TrialSpec, progress, start_wall: float) -> dict
             worker.sample(data, s, held)
             done += 1
             progress(done, total)
-        del data
     loop_end = time.time()
+    steady = worker.steady(data, spec.steady) if spec.steady and spec.steady["batches"] and data else None
+    del data
     info = dict(getattr(worker.runner, "info", {}))
     worker.runner = worker.model = worker.bn_model = None
     worker.outputs.flush()
@@ -329,6 +419,8 @@ def _loop(worker: _Worker, spec: TrialSpec, progress, start_wall: float) -> dict
         "strategy": "swap_weights" if worker.swap else "reprepare",
         "backend_info": info,
         "bn_update": worker.statistics.info,
+        "steady": steady,
+        "auto": worker.auto,
         **worker.clock.payload(start_wall, loop_start, loop_end),
         "threads": torch.get_num_threads(),
         "versions": worker.backend.versions(),

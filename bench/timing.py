@@ -96,17 +96,27 @@ def merge_timings(parts: list[dict[str, Any]]) -> dict[str, Any]:
     ``phases_s``: worker-seconds summed over workers (``confident_learning`` is added by the caller);
     ``ensemble_s``: wall-clock from the first worker's loop start to the last one's end (worker start-up and
     imports excluded, as a long-lived service would not pay them; the caller adds confident learning);
-    throughputs add up over concurrent workers; ``predict_batch_s``: every worker's raw predict batch times,
-    (batches,) seconds, for the caller to store.
+    throughputs add up over concurrent workers, taken from the steady-state measurement (``steady``, see
+    :mod:`bench.steady`) where the run made one, else from the run's own timed calls; ``predict_batch_s``: every
+    worker's raw predict batch times, (batches,) seconds, for the caller to store.
     """
+    from bench.steady import merge_steady
+
     bt = np.concatenate([np.asarray(p["predict_batch_s"], dtype=np.float64) for p in parts])
+    in_run = {"predict": sum(p["images_timed"] for p in parts), "bn_update": sum(p["bn_images_timed"] for p in parts)}
+    steady = merge_steady(parts, in_run) or {}
     return {
         "phases_s": {p: sum(part["phases_s"][p] for part in parts) for p in WORKER_PHASES},
         "ensemble_s": max(p["loop_end_unix"] for p in parts) - min(p["loop_start_unix"] for p in parts),
         "worker_startup_s": max(p["startup_s"] for p in parts),
         "images_timed": int(sum(p["images_timed"] for p in parts)),
-        "predict_img_per_s": _throughput(parts, "images_timed", "predict"),
-        "bn_img_per_s": _throughput(parts, "bn_images_timed", "bn_update"),
+        "predict_img_per_s": steady["predict"]["img_per_s"]
+        if "predict" in steady
+        else _throughput(parts, "images_timed", "predict"),
+        "bn_img_per_s": steady["bn_update"]["img_per_s"]
+        if "bn_update" in steady
+        else _throughput(parts, "bn_images_timed", "bn_update"),
+        "steady": steady or None,
         "sample_phases_s": [entry for p in parts for entry in p.get("sample_phases_s", [])],
         "predict_batch_ms": {
             "median": float(np.median(bt) * 1e3),

@@ -81,6 +81,16 @@ class RunFacts:
         )
 
 
+def job_size(config: RunConfig, facts: RunFacts) -> dict[str, int]:
+    """The target job's images, folds and samples (the run's own where the config's ``target`` leaves one unset)."""
+    t = config.target
+    return {
+        "images": t.images or facts.n_examples,
+        "folds": t.folds or config.ensemble.folds,
+        "samples": t.samples or config.ensemble.samples,
+    }
+
+
 def base_row(config: RunConfig, trial: TrialConfig, trial_id: str, run: RunDir, facts: RunFacts) -> TrialRow:
     """The row of ``trial`` before it runs: its settings and the workload (status ``skipped`` until measured)."""
     options = trial_options(config, trial)
@@ -144,6 +154,8 @@ def worker_specs(config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunD
             tasks=tasks,
             bn_backend=trial.bn_engine.backend if trial.bn_engine else None,
             bn_options=dataclasses.asdict(trial_options(config, trial.bn_engine)) if trial.bn_engine else None,
+            steady=dataclasses.asdict(config.steady),
+            target=job_size(config, facts),
             members=trial.members,
             shard=shard,
             shards=shards,

@@ -172,7 +172,7 @@ def test_backend_options_are_typed_with_defaults_and_help():
     )
     assert ort.settings(BackendOptions(extra={"binding": "constants"})).binding == "constants"
     lines = describe_options(ort.Options)
-    assert lines[0].startswith("binding (default: 'inputs'; one of inputs|constants): ")
+    assert lines[0].startswith("binding (default: 'inputs'; one of inputs|constants|auto): ")
     assert lines[2].startswith("graph_optimization (default: 'all'; one of all|extended|basic|disabled): ")
     assert all(line.split(": ", 1)[1] for line in lines)  # every option has help text
     assert describe_options(get_backend("eager").Options) == []

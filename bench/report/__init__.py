@@ -27,10 +27,14 @@ def write_summary(run_dir: str | Path | RunDir) -> str:
 
 
 def build_report(run_dir: str | Path | RunDir, data: ReportData | None = None) -> Path:
-    """Write summary.csv/md, the charts and report.html into the run folder; return report.html's path."""
+    """Write summary.csv/md, recommendation.json, the charts and report.html into the run folder; return
+    report.html's path."""
+    from bench.recommend import recommendation_record
+
     run = RunDir(run_dir)
     data = data or load(run)
     markdown.write(run, data)
+    run.write_recommendation(recommendation_record(data.df, data.rows, run.name))
     drawn = charts.write_charts(data.df, data.cal, run)
     run.report_html.write_text(page.render(data, drawn))
     return run.report_html

@@ -14,6 +14,7 @@ from bench.metrics import CALIBRATION_KEYS
 from bench.projection import setup_costs, target_minutes, target_sizes
 from bench.row import TrialRow, as_row
 from bench.timing import PHASES
+from bench.variants import strategy_text
 
 
 def summary_frame(rows: list[TrialRow | dict[str, Any]], target: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -48,7 +49,7 @@ def _settings(r: TrialRow) -> dict[str, Any]:
         "backend": r.backend,
         "precision": r.precision,
         "channels_last": r.channels_last,
-        "strategy": r.strategy,
+        "strategy": strategy_text(r.strategy, r.auto),
         "threads": r.threads,
         "workers": r.workers,
         "plan": f"{r.workers}x{r.threads}",

@@ -1,0 +1,139 @@
+"""Steady-state rates measured apart from the ensemble (``steady:``) and options chosen at the target size by
+measurement (``binding: auto``), issue 21."""
+
+import dataclasses
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.projection import project
+from bench.results import read_rows
+from bench.rundir import RunDir
+from bench.variants import choose, pair_images
+from tests.conftest import the_run
+
+INPUTS = {"rebind_s": 0.001, "bn_update_s_per_image": 4e-4, "predict_s_per_image": 2e-4}  # weights as graph inputs
+CONSTANTS = {"rebind_s": 1.5, "bn_update_s_per_image": 3e-4, "predict_s_per_image": 0.5e-4}  # rebuilt per sample
+
+
+def test_auto_picks_constants_when_the_targets_bn_pass_dwarfs_the_recompile_and_inputs_at_a_tiny_target():
+    candidates = {"inputs": INPUTS, "constants": CONSTANTS}
+    big = pair_images(50_000, 5, None)  # 40,000 BatchNorm images and 10,000 predicted per (fold, sample)
+    assert big == {"bn_update": 40_000, "predict": 10_000}
+    chosen, cost = choose(candidates, big)
+    assert chosen == "constants"
+    assert cost["inputs"] == pytest.approx(0.001 + 40_000 * 4e-4 + 10_000 * 2e-4)  # 18.0 s vs 13.5 s
+    assert cost["constants"] == pytest.approx(1.5 + 40_000 * 3e-4 + 10_000 * 0.5e-4)
+    assert choose(candidates, pair_images(500, 5, None))[0] == "inputs"  # 400 + 100 images: the rebuild dominates
+    # a BatchNorm subset caps the pass, whatever the data size: the rebuild then weighs more
+    assert pair_images(50_000, 5, 256)["bn_update"] == 256
+    # a hybrid's BatchNorm pass runs in another engine: only predict and the rebind count
+    hybrid = {name: {k: v for k, v in c.items() if not k.startswith("bn_")} for name, c in candidates.items()}
+    assert choose(hybrid, big)[0] == "constants" and choose(hybrid, pair_images(5_000, 5, None))[0] == "inputs"
+    assert choose({"a": INPUTS, "b": dict(INPUTS)}, big)[0] == "a"  # a tie keeps the first candidate
+
+
+def _one_trial(tiny_overrides, tmp_path, *extra):
+    assert main(["run", *tiny_overrides, *extra]) == 0
+    run = RunDir(the_run(tmp_path / "results"))
+    return run, read_rows(run)
+
+
+def test_binding_auto_measures_both_bindings_and_runs_the_one_cheapest_at_the_target(tiny_overrides, tmp_path):
+    trials = "trials=[{backend: eager}, {backend: onnxruntime, options: {binding: auto}}]"
+    run, (_, row) = _one_trial(tiny_overrides, tmp_path, trials, "target.images=4", "target.folds=2")
+    auto = row.auto
+    assert auto["option"] == "binding" and auto["target"] == {"images": 4, "folds": 2, "samples": 16}
+    assert set(auto["candidates"]) == {"inputs", "constants"}
+    for c in auto["candidates"].values():
+        assert c["rebind_s"] >= 0 and c["bn_update_s_per_image"] > 0 and c["predict_s_per_image"] > 0
+    # the choice is the cheapest per (fold, sample) pair at the target, recomputed from what the row recorded
+    measured = {n: {k: v for k, v in c.items() if k != "pair_s_at_target"} for n, c in auto["candidates"].items()}
+    assert choose(measured, pair_images(4, 2, None))[0] == auto["chosen"]
+    # two images per pair: a session rebuilt for every sample cannot pay for itself
+    assert auto["chosen"] == "inputs"
+    assert row.backend_info["binding"] == row.bn_update["binding"] == "inputs"  # the trial ran with it
+    assert row.status == "ok" and row.validity == "VALID", row.validity_reasons
+    record = json.loads(run.recommendation_json.read_text())
+    if record["trial_id"] == row.trial_id:  # a strategy file pins what auto chose for its target
+        assert record["strategy"]["options"] == {"binding": "inputs"}
+
+
+def test_steady_state_is_measured_apart_on_full_batches_and_used_for_the_rates(tiny_overrides, tmp_path):
+    run, (row,) = _one_trial(
+        tiny_overrides, tmp_path, "trials=[{backend: eager}]", "steady.batches=3", "steady.seconds=0.5"
+    )
+    steady = row.steady
+    assert steady["bn_update"]["batch"] == 256 and steady["predict"]["batch"] == 128  # the configured sizes
+    for phase in ("bn_update", "predict"):
+        assert steady[phase]["calls"] >= 3 and steady[phase]["s_per_image"] > 0
+        assert steady[phase]["img_per_s"] == pytest.approx(1 / steady[phase]["s_per_image"])  # one worker
+        assert 0 < steady[phase]["in_run_images"] <= 2 * 120  # the run's own timed calls, samples x images
+    assert (
+        row.predict_img_per_s == steady["predict"]["img_per_s"] and row.bn_img_per_s == steady["bn_update"]["img_per_s"]
+    )
+    # not counted in the ensemble: the workers' loop (all of its phases and a little between them) ended before it
+    worker_s = sum(v for k, v in row.phases_s.items() if k != "confident_learning")
+    loop_s = row.ensemble_s - row.phases_s["confident_learning"]
+    assert worker_s <= loop_s < worker_s + 2 * 0.5  # the two phases' 0.5 s of steady-state calls are not in it
+
+
+def test_no_steady_state_measurement_when_turned_off(tiny_overrides, tmp_path):
+    _, (row,) = _one_trial(tiny_overrides, tmp_path, "trials=[{backend: eager}]", "steady.batches=0")
+    assert row.steady is None and row.predict_img_per_s > 0  # from the run's own calls
+
+
+def _row(steady):
+    """A one-worker trial of 100 images x 2 folds x 2 samples: BN pass 10 s, predict 4 s (warm-up apart)."""
+    from bench.row import TrialRow
+
+    entries = [
+        [f, s, {"sample": 0.1, "prepare": 0.5 if (f, s) == (0, 0) else 0.0, "warmup": 0.0}]
+        for f in (0, 1)
+        for s in (0, 1)
+    ]
+    phases = {
+        "sample": 0.4,
+        "data": 0.0,
+        "bn_update": 10.0,
+        "prepare": 0.5,
+        "warmup": 0.0,
+        "predict": 4.0,
+        "confident_learning": 0.0,
+    }
+    return TrialRow(
+        run_id="r",
+        trial_id="t",
+        backend="eager",
+        precision="fp32",
+        channels_last=False,
+        threads=1,
+        batch_size=50,
+        status="ok",
+        n_examples=100,
+        folds=2,
+        samples=2,
+        samples_total=4,
+        phases_s=phases,
+        ensemble_s=sum(phases.values()),
+        sample_phases_s=entries,
+        steady=steady,
+    )
+
+
+def test_the_projection_takes_per_image_costs_from_the_steady_state_and_the_rest_per_sample():
+    # the run's own calls: 200 BN images in 10 s (0.05 s each, partial batches), steady 0.01 s per image
+    steady = {
+        "bn_update": {"s_per_image": 0.01, "in_run_images": 200},
+        "predict": {"s_per_image": 0.02, "in_run_images": 200},
+    }
+    row = _row(steady)
+    same = project(row, 100, 2, 2)  # at the run's own size: what it measured
+    assert same["bn_update"] == pytest.approx(10.0) and same["predict"] == pytest.approx(4.0)
+    big = project(row, 2000, 2, 2)  # 20x the images, the same pairs: 20x the per-image part, the same per-pair rest
+    assert big["bn_update"] == pytest.approx(0.01 * 2000 * 2 + (10.0 - 0.01 * 200))
+    assert big["predict"] == pytest.approx(0.02 * 2000 * 2 + (4.0 - 0.02 * 200))
+    # without a steady-state measurement: the run's own seconds per image, partial batches and all
+    old = project(dataclasses.replace(row, steady=None), 2000, 2, 2)
+    assert old["bn_update"] == pytest.approx(10.0 * 20)
