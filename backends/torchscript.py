@@ -11,12 +11,13 @@ copied into the trace.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
+from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
 from backends.torch_helpers import autocast, describe, memory_format, module_runner
 from swag.batchnorm import StatisticsGraph
 
@@ -25,11 +26,16 @@ from swag.batchnorm import StatisticsGraph
 class TorchScriptOptions:
     """Options of the ``torchscript`` backend."""
 
-    freeze: bool = option(
+    freeze: bool | str = option(
         True,
         "freeze + optimize_for_inference the traced graph, re-traced per sample; false: trace once per trial and "
-        "copy each sample's weights in (swap)",
+        "copy each sample's weights in (swap); auto: both measured on the first sample, the cheaper at the run's "
+        "target size kept",
     )
+
+    def __post_init__(self) -> None:
+        if self.freeze not in (True, False, "auto"):
+            raise BackendError(f"torchscript option freeze must be true, false or auto (got {self.freeze!r})")
 
 
 class TorchScriptBackend(Backend):
@@ -41,11 +47,21 @@ class TorchScriptBackend(Backend):
         return True, f"torch {torch.__version__} (torch.jit is deprecated but works)"
 
     def can_swap(self, options: BackendOptions) -> bool:
-        return not self.settings(options).freeze
+        return self.settings(options).freeze is False
+
+    def variants(self, options: BackendOptions):
+        if self.settings(options).freeze != "auto":
+            return None
+        return "freeze", {
+            name: dataclasses.replace(options, extra={**options.extra, "freeze": value})
+            for name, value in (("frozen", True), ("swap", False))
+        }
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
         freeze = self.settings(options).freeze
+        if freeze == "auto":
+            raise BackendError("torchscript freeze: auto must be resolved to true or false before a trace is built")
         fmt = memory_format(options)
         model = model.eval().to(memory_format=fmt)
         with torch.no_grad(), autocast(options):

@@ -4,9 +4,12 @@ For every (backend, precision, layout, batch) a run's trials used, the throughpu
 eval model with its weights as constants, measured with the runtime's own tool where it ships one and a plain API
 loop otherwise: OpenVINO's ``benchmark_app`` (in the ``openvino`` wheel; ``-hint throughput -infer_precision``),
 an ONNX Runtime ``InferenceSession`` on the trial's threads, eager PyTorch under ``inference_mode`` (bf16: CPU
-autocast). A trial's predict and BatchNorm throughput as a share of it says how much of what the runtime can do
-our per-sample step keeps (binding weights as inputs, re-preparing per sample, the statistics graph). int8 has no
-ceiling here: the runtimes' int8 paths need a calibration data set of their own.
+autocast). The BatchNorm pass's ceiling is the same tool on the pass's own graph at the BatchNorm batch: the
+statistics graph (``swag.batchnorm.StatisticsGraph``) exported as the trial exports it, with its weights as
+constants (eager: the model's train-mode forward). A trial's predict and BatchNorm throughput as shares of them
+say how much of what the runtime can do our per-sample step keeps (binding, re-preparing per sample, the harness's
+own work between calls). int8 has no ceiling here: the runtimes' int8 paths need a calibration data set of their
+own.
 
 ``swagbench ceiling RUN`` writes ``ceilings.json`` into the run; the report then shows the shares.
 """
@@ -48,7 +51,8 @@ def _timed(call, seconds: float) -> tuple[float, int]:
 
 
 def eager_rate(model, batch, precision: str, channels_last: bool, seconds: float) -> float:
-    """Images per second of eager PyTorch's eval forward (bf16: CPU autocast) on ``batch``."""
+    """Images per second of eager PyTorch's forward of ``model`` in the mode it is in (eval; train for the
+    BatchNorm pass's ceiling) under inference mode (bf16: CPU autocast) on ``batch``."""
     import torch
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -115,8 +119,9 @@ def _run_model(run: RunDir, config):
 
 
 def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
-    """Measure the ceiling of every (backend, precision, layout, batch) the run's successful trials used; write
-    ``ceilings.json`` and return its contents."""
+    """Measure the ceiling of every (backend, precision, layout, batch) the run's successful trials used, of the
+    eval model (predict) and, where a trial ran its BatchNorm pass in its own engine, of the model's statistics
+    graph at the BatchNorm batch (``<key>:statistics``); write ``ceilings.json`` and return its contents."""
     import torch
 
     from bench.config import load_config
@@ -127,33 +132,25 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
     rows = [r for r in read_rows(run) if r.status == "ok" and (r.backend, r.precision) in MEASURED]
     model, dataset = _run_model(run, config)
     out: dict[str, Any] = {"seconds": seconds, "ceilings": {}}
-    exported: dict[int, Path] = {}
+    wanted = []
+    for r in sorted(rows, key=lambda r: r.trial_id):
+        wanted.append((r, r.batch_size, False))
+        if r.bn_engine is None and (r.bn_update or {}).get("where") == "backend":
+            wanted.append((r, config.ensemble.bn_batch_size, True))
     with tempfile.TemporaryDirectory(prefix="swagbench-ceiling-") as tmp:
-        for r in sorted(rows, key=lambda r: r.trial_id):
-            key = ceiling_key(r.backend, r.precision, r.channels_last, r.batch_size)
+        for r, size, statistics in wanted:
+            key = ceiling_key(r.backend, r.precision, r.channels_last, size) + (":statistics" if statistics else "")
             if key in out["ceilings"]:
                 continue
             torch.set_num_threads(r.threads)
-            rows_idx = np.arange(r.batch_size) % len(dataset.labels)
-            batch = dataset.tensor(rows_idx)
-            entry: dict[str, Any] = {"threads": r.threads, "batch": r.batch_size}
+            batch = dataset.tensor(np.arange(size) % len(dataset.labels))
+            entry: dict[str, Any] = {
+                "threads": r.threads,
+                "batch": size,
+                "graph": "statistics" if statistics else "eval",
+            }
             try:
-                if r.backend == "eager":
-                    entry.update(
-                        img_per_s=eager_rate(model, batch, r.precision, r.channels_last, seconds), tool="api loop"
-                    )
-                else:
-                    if r.batch_size not in exported:
-                        from backends.onnx_graph import export_onnx
-
-                        exported[r.batch_size] = Path(tmp) / f"model_b{r.batch_size}.onnx"
-                        exported[r.batch_size].write_bytes(export_onnx(model, batch).SerializeToString())
-                    if r.backend == "onnxruntime":
-                        rate = onnxruntime_rate(exported[r.batch_size], batch, r.threads, seconds)
-                        entry.update(img_per_s=rate, tool="api loop")
-                    else:
-                        rate, command = openvino_rate(exported[r.batch_size], tuple(batch.shape), r.precision, seconds)
-                        entry.update(img_per_s=rate, tool="benchmark_app", command=command.replace(tmp, "<tmp>"))
+                entry.update(_rate(r, model, batch, statistics, Path(tmp), seconds))
             except Exception as exc:  # a runtime that cannot be measured is said, not hidden
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
             log(
@@ -163,3 +160,22 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
             out["ceilings"][key] = entry
     run.write_ceilings(out)
     return out
+
+
+def _rate(r, model, batch, statistics: bool, tmp: Path, seconds: float) -> dict[str, Any]:
+    """One ceiling: the runtime's own throughput on ``model`` (eval, or its statistics graph) at ``batch``."""
+    import copy
+
+    from backends.onnx_graph import export_onnx, export_statistics
+
+    if r.backend == "eager":
+        net = copy.deepcopy(model).train() if statistics else model  # train mode: BatchNorm from the batch
+        return {"img_per_s": eager_rate(net, batch, r.precision, r.channels_last, seconds), "tool": "api loop"}
+    path = tmp / f"{'statistics' if statistics else 'model'}_b{len(batch)}.onnx"
+    if not path.exists():
+        proto = export_statistics(copy.deepcopy(model), batch)[0] if statistics else export_onnx(model, batch)
+        path.write_bytes(proto.SerializeToString())
+    if r.backend == "onnxruntime":
+        return {"img_per_s": onnxruntime_rate(path, batch, r.threads, seconds), "tool": "api loop"}
+    rate, command = openvino_rate(path, tuple(batch.shape), r.precision, seconds)
+    return {"img_per_s": rate, "tool": "benchmark_app", "command": command.replace(str(tmp), "<tmp>")}

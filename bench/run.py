@@ -90,6 +90,12 @@ def execute(
             facts = obtain(opened, log)
             executor = held.enter_context(contextlib.closing(EXECUTORS[config.executor](opened.config, log)))
             run_trials(opened, facts, executor, log, parent)
+            if opened.config.ceiling_s:
+                from bench.ceiling import measure
+
+                seconds = opened.config.ceiling_s
+                log(f"swagbench: each runtime's own ceiling on this model, {seconds:g} s each (ceiling_s=0 skips)")
+                measure(opened.run.path, opened.config.ceiling_s, log=log)
             return finish_run(opened.run, log)
     except KeyboardInterrupt as exc:
         if run_dirs:

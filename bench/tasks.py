@@ -309,8 +309,8 @@ class _Worker:
         target = self.spec.target or {"images": len(self.fold_of), "folds": int(self.fold_of.max()) + 1}
         per_pair = pair_images(target["images"], target["folds"], self.spec.ensemble.get("bn_examples"))
         chosen, cost = choose(measured, per_pair)
-        self.auto = record(option, chosen, measured, cost, target)
         self.options = candidates[chosen]
+        self.auto = record(option, chosen, self.options.extra[option], measured, cost, target)
         self.swap = self.backend.can_swap(self.options)
         if not hybrid:
             self.statistics = StatisticsStep(self.backend, self.options)

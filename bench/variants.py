@@ -38,11 +38,15 @@ def choose(candidates: dict[str, dict[str, float]], per_pair: dict[str, float]) 
     return best, cost
 
 
-def record(option: str, chosen: str, candidates: dict[str, dict[str, float]], cost, target) -> dict[str, Any]:
-    """The row's ``auto``: which option was chosen, for what target, from which measurements."""
+def record(
+    option: str, chosen: str, value: Any, candidates: dict[str, dict[str, float]], cost, target
+) -> dict[str, Any]:
+    """The row's ``auto``: which option, the candidate chosen and its value, for what target, from which
+    measurements."""
     return {
         "option": option,
         "chosen": chosen,
+        "value": value,
         "target": target,
         "candidates": {name: {**c, "pair_s_at_target": cost[name]} for name, c in candidates.items()},
     }
@@ -50,7 +54,7 @@ def record(option: str, chosen: str, candidates: dict[str, dict[str, float]], co
 
 def resolved_options(options: dict[str, Any], auto: dict[str, Any] | None) -> dict[str, Any]:
     """A trial's ``options`` with the value its ``auto`` chose in place of ``auto`` (what a strategy file pins)."""
-    return {**options, auto["option"]: auto["chosen"]} if auto else dict(options)
+    return {**options, auto["option"]: auto["value"]} if auto else dict(options)
 
 
 def strategy_text(strategy: str | None, auto: dict[str, Any] | None) -> str | None:

@@ -2,7 +2,8 @@ import contextlib
 
 import pytest
 
-DIGITS = ["data.source=digits", "model=digits_cnn"]  # sklearn digits and a 3-conv CNN: fast to load and run
+# sklearn digits and a 3-conv CNN: fast to load and run; no runtime ceilings (tests/test_hybrid_and_tune.py has them)
+DIGITS = ["data.source=digits", "model=digits_cnn", "ceiling_s=0"]
 TINY = [  # seconds, not the embedded default's minutes
     *DIGITS,
     "data.max_examples=120",
@@ -12,6 +13,7 @@ TINY = [  # seconds, not the embedded default's minutes
     "train.swa_start=1",
     "train.batch_size=16",
     "threads=1",
+    "steady.seconds=0",  # five steady-state calls per phase, not a second of them
 ]
 
 

@@ -31,6 +31,7 @@ ARGS = [
     "train.batch_size=16",
     "threads=1",
     "posterior_cache=false",
+    "ceiling_s=0",
     "trials=[{backend: eager}, {backend: eager, precision: bf16, channels_last: true}, {backend: onnxruntime}]",
 ]
 ARRAYS = ("member_probs.npy", "bn_stats.npy", "label_issues.npy", "label_quality.npy", "probs.npy")

@@ -96,15 +96,23 @@ def test_a_hybrid_label_and_engine():
 def test_the_ceiling_step_records_its_settings_and_the_report_shows_the_shares(tiny_overrides, tmp_path):
     import json
 
-    assert main(["run", "--backends", "eager,onnxruntime", *tiny_overrides, "ensemble.samples=1"]) == 0
+    args = ["run", "--backends", "eager,onnxruntime", *tiny_overrides, "ensemble.samples=1", "ceiling_s=0.1"]
+    assert main(args) == 0
     run = the_run(tmp_path / "results")
-    assert main(["ceiling", str(run), "--seconds", "0.2"]) == 0
+    measured_in_the_run = json.loads((run / "ceilings.json").read_text())  # in the same window as the trials
+    assert measured_in_the_run["seconds"] == 0.1 and len(measured_in_the_run["ceilings"]) == 4  # eval + statistics
+    assert main(["ceiling", str(run), "--seconds", "0.2"]) == 0  # or again, later, by the command
     record = json.loads((run / "ceilings.json").read_text())
     assert record["seconds"] == 0.2
-    for key in ("eager:fp32:contiguous:b128", "onnxruntime:fp32:contiguous:b128"):
-        entry = record["ceilings"][key]
-        assert entry["threads"] == 1 and entry["batch"] == 128 and entry["tool"] == "api loop"
-        assert entry["img_per_s"] > 0
+    for backend in ("eager", "onnxruntime"):
+        for key, batch, graph in (
+            (f"{backend}:fp32:contiguous:b128", 128, "eval"),
+            (f"{backend}:fp32:contiguous:b256:statistics", 256, "statistics"),
+        ):
+            entry = record["ceilings"][key]
+            assert entry["threads"] == 1 and entry["batch"] == batch and entry["tool"] == "api loop"
+            assert entry["graph"] == graph and entry["img_per_s"] > 0
+    assert "BN ceiling img/s" in (run / "summary.md").read_text()
     summary = (run / "summary.md").read_text()
     assert "## Against each runtime's own ceiling" in summary and "predict % of ceiling" in summary
 

@@ -58,6 +58,19 @@ def test_binding_auto_measures_both_bindings_and_runs_the_one_cheapest_at_the_ta
     record = json.loads(run.recommendation_json.read_text())
     if record["trial_id"] == row.trial_id:  # a strategy file pins what auto chose for its target
         assert record["strategy"]["options"] == {"binding": "inputs"}
+    assert auto["value"] == "inputs"
+
+
+def test_torchscript_freeze_auto_runs_the_variant_it_chose(tiny_overrides, tmp_path):
+    run, (_, row) = _one_trial(
+        tiny_overrides, tmp_path, "trials=[{backend: eager}, {backend: torchscript, options: {freeze: auto}}]"
+    )
+    auto = row.auto
+    assert auto["option"] == "freeze" and set(auto["candidates"]) == {"frozen", "swap"}
+    assert auto["value"] == (auto["chosen"] == "frozen") and row.backend_info == {"frozen": auto["value"]}
+    assert row.strategy == ("reprepare" if auto["value"] else "swap_weights")  # the variant really ran
+    assert row.validity == "VALID", row.validity_reasons
+    assert main(["run", *tiny_overrides, "trials=[{backend: torchscript, options: {freeze: sometimes}}]"]) == 2
 
 
 def test_steady_state_is_measured_apart_on_full_batches_and_used_for_the_rates(tiny_overrides, tmp_path):

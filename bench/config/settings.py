@@ -359,7 +359,8 @@ def _default_trials() -> list[TrialConfig]:
     """The embedded default: every built-in backend at fp32, plus bf16 in eager (channels_last) and OpenVINO and
     int8 in ONNX Runtime and OpenVINO; the graph runtimes with ``binding: auto`` (weights as graph inputs or as
     constants rebuilt per sample, both measured on the first sample, the cheaper at the target size kept:
-    ``bench.variants``); ten trials, so that ``make bench`` fits ~13 minutes on 2 cores.
+    ``bench.variants``) and TorchScript with ``freeze: auto`` (frozen and re-traced per sample, or swapped);
+    ten trials, so that ``make bench`` fits ~13 minutes on 2 cores.
     TorchScript bf16 and Inductor bf16 are one ``--backends`` away (``torchscript:bf16,inductor:bf16``); on
     2 cores Inductor bf16 alone adds ~2 minutes, most of it compilation."""
     auto = {"binding": "auto"}
@@ -367,7 +368,7 @@ def _default_trials() -> list[TrialConfig]:
         TrialConfig(),
         TrialConfig(channels_last=True),
         TrialConfig(precision="bf16", channels_last=True),
-        TrialConfig(backend="torchscript"),
+        TrialConfig(backend="torchscript", options={"freeze": "auto"}),
         TrialConfig(backend="inductor"),
         TrialConfig(backend="onnxruntime", options=auto),
         TrialConfig(backend="onnxruntime", precision="int8", options=auto),
@@ -421,6 +422,11 @@ class RunConfig:
     data_shards : int
         Split each fold's held-out examples into this many parts, each its own task (more parallelism;
         sampling and the BN update are repeated per shard).
+    ceiling_s : float
+        After the trials, measure each runtime's own throughput on the run's model for this many seconds per
+        (backend, precision, layout, batch) (``bench.ceiling``: OpenVINO's benchmark_app, API loops), so that the
+        report sets every trial against it, measured in the same window; 0 skips it (``swagbench ceiling RUN``
+        measures it later).
     repeats : int
         Run each trial this many times; its row keeps the median whole-ensemble time (the outputs are the
         same: same seeds) and every repeat's time, so the report can say when trials are within the noise.
@@ -444,6 +450,7 @@ class RunConfig:
     ray_max_retries: int = 2
     data_shards: int = 1
     repeats: int = 1
+    ceiling_s: float = 5.0
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -527,8 +534,8 @@ class RunConfig:
 
 
 # Settings that cannot change a run's results, so a resume may differ in them (and set them on the command line):
-# where the run lives, how long a trial may take and how much memory it may use.
-RESUME_FREE = ("name", "results_dir", "timeout_s", "memory_limit_gb")
+# where the run lives, how long a trial may take and how much memory it may use, how long ceilings are measured.
+RESUME_FREE = ("name", "results_dir", "timeout_s", "memory_limit_gb", "ceiling_s")
 # The target size changes what the report projects, not what a trial measures (the report reads it from the
 # stored config), so it is not among the settings whose digests a resume compares either.
 ANSWER_ONLY = ("target.images", "target.folds", "target.samples")

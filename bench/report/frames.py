@@ -184,21 +184,32 @@ def calibration_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
 
 
 def with_ceilings(df: pd.DataFrame, rows: list[TrialRow], ceilings: dict[str, Any]) -> pd.DataFrame:
-    """``df`` with each trial's runtime ceiling (``bench.ceiling``: the runtime's own throughput on the plain eval
-    model, same precision, layout, batch and threads) and its predict and BatchNorm throughput as shares of it
-    (the BatchNorm share only where the pass ran in the trial's own engine); unchanged where none was measured."""
+    """``df`` with each trial's runtime ceilings (``bench.ceiling``: the runtime's own throughput, same precision,
+    layout and threads, on the plain eval model at the trial's batch, and on the BatchNorm pass's statistics graph
+    at the BatchNorm batch) and its predict and BatchNorm throughput as shares of them (the BatchNorm share only
+    where the pass ran in the trial's own engine); unchanged where none was measured."""
     from bench.ceiling import ceiling_key
 
     if df.empty or not ceilings:
         return df
-    rate = [
-        ceilings.get(ceiling_key(r.backend, r.precision, r.channels_last, r.batch_size), {}).get("img_per_s")
-        for r in map(as_row, rows)
+
+    def rate(key: str):
+        return ceilings.get(key, {}).get("img_per_s")
+
+    rows = list(map(as_row, rows))
+    bn_batch = [((r.steady or {}).get("bn_update") or {}).get("batch") for r in rows]
+    predict = [rate(ceiling_key(r.backend, r.precision, r.channels_last, r.batch_size)) for r in rows]
+    bn = [
+        rate(f"{ceiling_key(r.backend, r.precision, r.channels_last, b)}:statistics") if b else None
+        for r, b in zip(rows, bn_batch, strict=True)
     ]
-    own_bn = [r.bn_engine is None and (r.bn_update or {}).get("where") == "backend" for r in map(as_row, rows)]
-    df = df.assign(ceiling_img_per_s=pd.to_numeric(pd.Series(rate, index=df.index), errors="coerce"))
+    own_bn = [r.bn_engine is None and (r.bn_update or {}).get("where") == "backend" for r in rows]
+    df = df.assign(
+        ceiling_img_per_s=pd.to_numeric(pd.Series(predict, index=df.index), errors="coerce"),
+        bn_ceiling_img_per_s=pd.to_numeric(pd.Series(bn, index=df.index), errors="coerce").where(own_bn),
+    )
     df["predict_pct_ceiling"] = df.img_per_s / df.ceiling_img_per_s
-    df["bn_pct_ceiling"] = (df.bn_img_per_s / df.ceiling_img_per_s).where(own_bn)
+    df["bn_pct_ceiling"] = df.bn_img_per_s / df.bn_ceiling_img_per_s
     return df
 
 

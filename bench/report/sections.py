@@ -52,10 +52,11 @@ MEMORY = Section(
 CEILING = Section(
     "ceiling",
     "Against each runtime's own ceiling",
-    "Ceiling: the runtime's own throughput on the plain eval model with its weights as constants, same precision, "
-    "layout, batch and threads (OpenVINO's benchmark_app; ONNX Runtime and eager by an API loop; swagbench ceiling "
-    "RUN). The shares say how much of it the trial's per-sample step keeps; the BatchNorm pass (train-mode "
-    "statistics, a larger batch) is set against the same eval ceiling.",
+    "Ceilings: the runtime's own throughput with the weights as constants, same precision, layout and threads "
+    "(OpenVINO's benchmark_app; ONNX Runtime and eager by an API loop), measured right after the trials: on the "
+    "plain eval model at the trial's batch (predict), and on the BatchNorm pass's statistics graph at the "
+    "BatchNorm batch (eager: its train-mode forward). The shares say how much of it the trial's steady-state "
+    "per-sample step keeps.",
     tables.CEILING,
 )
 TABLES = (TRIALS, PHASES, CEILING, MEMORY, QUALITY)

@@ -49,6 +49,7 @@ COLUMNS: dict[str, tuple[str, Callable]] = {
     "speedup": ("speedup", "{:.2f}x".format),
     "target_min": ("min at target", _amount),
     "ceiling_img_per_s": ("runtime ceiling img/s", "{:,.0f}".format),
+    "bn_ceiling_img_per_s": ("BN ceiling img/s", "{:,.0f}".format),
     "predict_pct_ceiling": ("predict % of ceiling", _PERCENT),
     "bn_pct_ceiling": ("BN % of ceiling", _PERCENT),
     "target_speedup": ("speedup at target", "{:.2f}x".format),
@@ -123,7 +124,15 @@ PHASE_TABLE = (
     + tuple(f"{p}_min" for p in PHASES)
     + ("ensemble_min", "first_setup_s", "fold_setup_s", "sample_setup_s")
 )
-CEILING = ("trial", "img_per_s", "ceiling_img_per_s", "predict_pct_ceiling", "bn_img_per_s", "bn_pct_ceiling")
+CEILING = (
+    "trial",
+    "img_per_s",
+    "ceiling_img_per_s",
+    "predict_pct_ceiling",
+    "bn_img_per_s",
+    "bn_ceiling_img_per_s",
+    "bn_pct_ceiling",
+)
 MEMORY = ("trial", "peak_anon_gb", "peak_rss_gb", "rss_growth_gb", "parent_anon_gb", "workers", "batch")
 QUALITY = (
     "trial",
