@@ -34,7 +34,7 @@ class TorchScriptOptions:
     )
 
     def __post_init__(self) -> None:
-        if self.freeze not in (True, False, "auto"):
+        if not (isinstance(self.freeze, bool) or self.freeze == "auto"):  # 1 == True, but is no setting
             raise BackendError(f"torchscript option freeze must be true, false or auto (got {self.freeze!r})")
 
 

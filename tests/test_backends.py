@@ -155,7 +155,7 @@ def test_unknown_backend_option_is_refused():
         get_backend("torchscript").check(BackendOptions(extra={"freez": False}))
     with pytest.raises(BackendError, match="hint='fast' is not one of \\('throughput', 'latency'\\)"):
         get_backend("openvino").check(BackendOptions(extra={"hint": "fast"}))
-    with pytest.raises(BackendError, match="freeze must be bool, got 1"):
+    with pytest.raises(BackendError, match="freeze must be true, false or auto \\(got 1\\)"):
         get_backend("torchscript").check(BackendOptions(extra={"freeze": 1}))
     with pytest.raises(BackendError, match="calibration_batches must be int, got True"):
         get_backend("onnxruntime").check(BackendOptions(extra={"calibration_batches": True}))
