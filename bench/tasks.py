@@ -240,7 +240,6 @@ class _Worker:
     def steady(self, data: _Fold, settings: dict[str, Any]) -> dict[str, Any]:
         """Seconds per image of full batches of the BatchNorm pass and of predict on the warm runners, as the
         run's own steps call them (:mod:`bench.steady`); outputs discarded, nothing timed on the clock."""
-
         from bench.steady import full_rows, time_calls
         from swag.batchnorm import StatisticsAccumulator
 
@@ -317,7 +316,6 @@ class _Worker:
 
     def _measure(self, options, data: _Fold, bn_batch, test_batch, least) -> dict[str, float]:
         """One candidate's rebind seconds and seconds per image of full batches (BatchNorm pass: where ``bn_batch``)."""
-
         from bench.steady import time_calls
 
         measured = {"rebind_s": 0.0}
