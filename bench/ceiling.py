@@ -125,8 +125,10 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
     import torch
 
     from bench.config import load_config
+    from bench.memory import fix_mmap_threshold
     from bench.results import read_rows
 
+    fix_mmap_threshold()  # malloc as the trials' workers have it: eager's speed depends on it (bench.memory)
     run = RunDir.existing(run_dir)
     config = load_config(run.config_path, [f"results_dir={run.path.parent}"])
     rows = [r for r in read_rows(run) if r.status == "ok" and (r.backend, r.precision) in MEASURED]
