@@ -2,6 +2,7 @@
 measurement (``binding: auto``), issue 21."""
 
 import dataclasses
+import html
 import json
 
 import pytest
@@ -59,6 +60,8 @@ def test_binding_auto_measures_both_bindings_and_runs_the_one_cheapest_at_the_ta
     if record["trial_id"] == row.trial_id:  # a strategy file pins what auto chose for its target
         assert record["strategy"]["options"] == {"binding": "inputs"}
     assert auto["value"] == "inputs"
+    shown = f"{row.trial_id}: binding inputs (inputs "  # the summary and the report say what auto chose, and why
+    assert shown in (run.path / "summary.md").read_text() and html.escape(shown) in run.report_html.read_text()
 
 
 def test_torchscript_freeze_auto_runs_the_variant_it_chose(tiny_overrides, tmp_path):

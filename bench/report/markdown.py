@@ -17,8 +17,8 @@ def render(data: ReportData) -> str:
     else:
         parts += [sections.workload(data.rows[0])]
         parts += [f"\n{note}" for note in sections.batchnorm_notes(data.rows)]
-        target = sections.target_line(df)
-        parts += [f"\n{target}"] if target else []
+        lines = (sections.target_line(df), sections.auto_line(data.rows))
+        parts += [f"\n{line}" for line in lines if line]
         if data.reference is not None and data.reference.n_label_issues_found is not None:
             parts += ["", sections.issues_line(data.reference, sections.LABEL_ISSUES_FILE)]
         for section in filter(lambda s: sections.shown(s, data), sections.TABLES):

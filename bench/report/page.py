@@ -40,9 +40,12 @@ def _answer(data: ReportData) -> str:
 
 
 def _target(data: ReportData) -> str:
-    """Which job the answer is for (nothing where it is the run itself)."""
+    """Which job the answer is for (nothing where it is the run itself) and what ``auto`` chose for it."""
     line = sections.target_line(data.df) if len(data.df) else None
-    return f'<p id="target">{html.escape(line)}</p>' if line else ""
+    auto = sections.auto_line(data.rows)
+    return (f'<p id="target">{html.escape(line)}</p>' if line else "") + (
+        f'<p id="auto">{html.escape(auto)}</p>' if auto else ""
+    )
 
 
 def _issues(data: ReportData) -> str:

@@ -110,6 +110,25 @@ def batchnorm_notes(rows) -> list[str]:
     return [f"BatchNorm: {n}." for n in notes]
 
 
+def auto_line(rows) -> str | None:
+    """What each trial with an option left to ``auto`` chose, with every candidate's cost per (fold, sample) pair at
+    the target (``bench.variants``); None where no trial had one."""
+    chosen = []
+    for row in rows:
+        auto = row.auto
+        if auto:
+            costs = " vs ".join(
+                f"{name} {c['pair_s_at_target']:.3g} s"
+                for name, c in sorted(auto["candidates"].items(), key=lambda item: item[0] != auto["chosen"])
+            )
+            chosen.append(f"{row.trial_id}: {auto['option']} {auto['chosen']} ({costs})")
+    if not chosen:
+        return None
+    return "Chosen by measurement on each trial's first sample (auto), cheapest per fold x sample at the target: " + (
+        "; ".join(chosen) + "."
+    )
+
+
 def target_line(df) -> str | None:
     """Which job the answer is for, and that its minutes are projections (None where the target is the run)."""
     from bench.projection import PROJECTION_ERROR
