@@ -95,7 +95,7 @@ def execute(
 
                 seconds = opened.config.ceiling_s
                 log(f"swagbench: each runtime's own ceiling on this model, {seconds:g} s each (ceiling_s=0 skips)")
-                measure(opened.run.path, opened.config.ceiling_s, log=log)
+                measure(opened.run.path, seconds, log=log)
             return finish_run(opened.run, log)
     except KeyboardInterrupt as exc:
         if run_dirs:

@@ -305,7 +305,7 @@ class _Worker:
             name: self._measure(options, data, None if hybrid else bn_batch, test_batch, least)
             for name, options in candidates.items()
         }
-        target = self.spec.target or {"images": len(self.fold_of), "folds": int(self.fold_of.max()) + 1}
+        target = self.spec.target  # set by bench.trial.worker_specs for every trial and the predictor
         per_pair = pair_images(target["images"], target["folds"], self.spec.ensemble.get("bn_examples"))
         chosen, cost = choose(measured, per_pair)
         self.options = candidates[chosen]

@@ -14,6 +14,7 @@ from backends import BackendOptions
 from bench.config import RunConfig, TrialConfig
 from bench.executors import Executor
 from bench.progress import Progress
+from bench.projection import target_sizes
 from bench.row import TrialRow
 from bench.rundir import RunDir, TrialDir
 from bench.tasks import TrialSpec, split_tasks
@@ -81,16 +82,6 @@ class RunFacts:
         )
 
 
-def job_size(config: RunConfig, facts: RunFacts) -> dict[str, int]:
-    """The target job's images, folds and samples (the run's own where the config's ``target`` leaves one unset)."""
-    t = config.target
-    return {
-        "images": t.images or facts.n_examples,
-        "folds": t.folds or config.ensemble.folds,
-        "samples": t.samples or config.ensemble.samples,
-    }
-
-
 def base_row(config: RunConfig, trial: TrialConfig, trial_id: str, run: RunDir, facts: RunFacts) -> TrialRow:
     """The row of ``trial`` before it runs: its settings and the workload (status ``skipped`` until measured)."""
     options = trial_options(config, trial)
@@ -130,6 +121,8 @@ def worker_specs(config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunD
     ``shared``: the executor's workers write the trial's maps themselves (else the specs carry no map paths)."""
     trial_dir = run.trial(row.trial_id)
     shards = config.data_shards
+    # the job the target names, the run's own size where it leaves one unset (what an option left to auto is chosen for)
+    job = dict(zip(("images", "folds", "samples"), target_sizes(row, dataclasses.asdict(config.target)), strict=True))
     parts = [
         (tasks, shard)
         for tasks in split_tasks(config.ensemble.folds, config.ensemble.samples, row.workers)
@@ -155,7 +148,7 @@ def worker_specs(config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunD
             bn_backend=trial.bn_engine.backend if trial.bn_engine else None,
             bn_options=dataclasses.asdict(trial_options(config, trial.bn_engine)) if trial.bn_engine else None,
             steady=dataclasses.asdict(config.steady),
-            target=job_size(config, facts),
+            target=job,
             members=trial.members,
             shard=shard,
             shards=shards,
