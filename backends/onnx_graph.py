@@ -81,7 +81,7 @@ def export_statistics(model: nn.Module, example: torch.Tensor):
     ``net.<state_dict key>``) and the graph module, whose ``batch_statistics`` reads those outputs."""
     from swag.batchnorm import StatisticsGraph
 
-    graph = StatisticsGraph(model, example)
+    graph = StatisticsGraph(model, example, reduction="convolution")  # both graph runtimes: see REDUCTIONS
     with warnings.catch_warnings():  # train mode is intended: update_bn runs the model in train mode
         warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
         return export_onnx(graph, example, outputs=2 * graph.num_layers), graph

@@ -17,7 +17,7 @@ int8: NNCF post-training quantization of the inference graph with BatchNorm fold
 (``backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
 fold re-quantizes only the weights (NNCF's symmetric per-channel int8, max|w| / 127) and keeps the fold's
 activation ranges and bias correction, then recompiles. Its BatchNorm statistics come from the
-statistics graph in bf16 where the CPU has it, else f32.
+statistics graph in bf16 where the CPU has it, else f32, bound as ``binding`` says.
 """
 
 from __future__ import annotations
@@ -72,9 +72,8 @@ class OpenVinoBackend(Backend):
         return True  # exported once per trial; int8 re-calibrates once per fold
 
     def variants(self, options: BackendOptions):
-        # int8 predicts through its own re-quantized graph and binds its statistics graph as inputs: nothing to choose
-        auto = self.settings(options).binding == "auto" and options.precision != "int8"
-        return binding_variants(options) if auto else None
+        # int8 predicts through its own re-quantized graph: its binding is its statistics graph's
+        return binding_variants(options) if self.settings(options).binding == "auto" else None
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
@@ -96,7 +95,7 @@ class OpenVinoBackend(Backend):
         self.check(options)
         proto, stats_graph = export_statistics(model, example)
         precision = OV_PRECISION.get(options.precision) or ("bf16" if self.has_bf16() else "f32")
-        binding = self.settings(options).binding if options.precision != "int8" else "inputs"
+        binding = self.settings(options).binding
         graph = _graph(self, proto, stats_graph, options, precision, "latency", binding)
 
         def run(batch: torch.Tensor):

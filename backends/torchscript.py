@@ -84,7 +84,9 @@ class TorchScriptBackend(Backend):
     def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
         self.check(options)
         fmt = memory_format(options)
-        graph = StatisticsGraph(model.to(memory_format=fmt), example.contiguous(memory_format=fmt))
+        graph = StatisticsGraph(
+            model.to(memory_format=fmt), example.contiguous(memory_format=fmt), reduction="convolution"
+        )
         with torch.no_grad(), autocast(options):
             traced = torch.jit.trace(graph, example.contiguous(memory_format=fmt), check_trace=False)
 

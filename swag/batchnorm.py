@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -124,27 +125,56 @@ def unbiased(var: torch.Tensor, count: int) -> torch.Tensor:
     return var * (count / (count - 1))
 
 
-class _StatsLayer(nn.Module):
-    """Train-mode BatchNorm as plain ops: normalise with the batch's mean / biased variance (computed in
-    float32 whatever the input's dtype, as torch's kernels do) and put them into the shared ``sink``."""
+REDUCTIONS = ("ops", "convolution")
+"""How a :class:`StatisticsGraph` sums a (N, C, H, W) activation per channel: ``ops`` with mean reductions over
+(N, H, W), which torch.compile fuses into one pass; ``convolution`` with depthwise convolutions whose kernels
+are all ones (each row summed, then the row sums), which OpenVINO runs in the inference precision on
+its own blocked layout: its reductions run in float32 on a plain layout, so every BatchNorm layer paid two
+full-size reorders (ResNet-50 bf16 on 2 AMX cores, statistics graph at batch 32: 39 img/s with ``ops``, 108
+with ``convolution``; TorchScript bf16 ResNet-8 1.7x faster; ONNX Runtime the same; Inductor 1.8x slower).
+Both are two-pass (mean, then the mean square of the centred values), as stable as torch's kernels."""
 
-    def __init__(self, bn: _BatchNorm, index: int, sink: dict) -> None:
+
+class _StatsLayer(nn.Module):
+    """Train-mode BatchNorm as plain ops: normalise with the batch's mean / biased variance and put them, as
+    float32, into the shared ``sink``. ``reduction`` (one of :data:`REDUCTIONS`) says how the per-channel sums
+    are taken; ``ops`` computes in float32 whatever the input's dtype, as torch's kernels do."""
+
+    def __init__(self, bn: _BatchNorm, index: int, sink: dict, reduction: str) -> None:
         super().__init__()
         self.weight, self.bias = bn.weight, bn.bias  # the same Parameter objects: a rebind reaches both
-        self.eps, self.index, self.sink = bn.eps, index, sink
+        self.eps, self.index, self.sink, self.reduction = bn.eps, index, sink, reduction
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        xf = x.float()
-        mean = xf.mean(dims, keepdim=True)
-        centred = xf - mean
-        var = (centred * centred).mean(dims, keepdim=True)
-        y = centred * torch.rsqrt(var + self.eps)
+        if self.reduction == "convolution" and x.dim() == 4:
+            mean = _channel_mean(x)
+            centred = x - mean.to(x.dtype)
+            var = _channel_mean(centred * centred)
+            dtype = x.dtype
+        else:
+            dims, xf = [0, *range(2, x.dim())], x.float()
+            mean = xf.mean(dims, keepdim=True)
+            centred = xf - mean
+            var = (centred * centred).mean(dims, keepdim=True)
+            dtype = torch.float32
+        scale = torch.rsqrt(var + self.eps)
         if self.weight is not None:
-            y = y * self.weight.float().view(shape) + self.bias.float().view(shape)
+            scale = scale * self.weight.float().view(shape)
+        y = centred * scale.to(dtype)
+        if self.bias is not None:
+            y = y + self.bias.to(dtype).view(shape)
         self.sink[self.index] = (mean.reshape(-1), var.reshape(-1))
         return y.to(x.dtype)
+
+
+def _channel_mean(x: torch.Tensor) -> torch.Tensor:
+    """(1, C, 1, 1) float32 mean of (N, C, H, W) ``x`` per channel: each image's channel summed by two depthwise
+    convolutions with all-ones kernels (exact in any precision), (1, W) then (H, 1), averaged in float32."""
+    n, c, h, w = x.shape
+    rows = F.conv2d(x, torch.ones(c, 1, 1, w, dtype=x.dtype), groups=c)
+    sums = F.conv2d(rows, torch.ones(c, 1, h, 1, dtype=x.dtype), groups=c).float()
+    return sums.mean(0, keepdim=True) / (h * w)
 
 
 class StatisticsGraph(nn.Module):
@@ -154,12 +184,15 @@ class StatisticsGraph(nn.Module):
     are what this graph computes with. ``example`` (a batch shaped like the real ones) is run once to learn
     each layer's values per channel per example and to check that every layer runs exactly once per forward
     (otherwise :class:`StatisticsUnsupported`: ``update_bn`` would average a layer over its calls).
-    Output: a tuple ``(mean_0, var_0, mean_1, var_1, ...)`` of float32 (C_i,) tensors; the classifier head
+    ``reduction`` (:data:`REDUCTIONS`): how each layer's per-channel sums are taken, the fastest way for the
+    runtime that will run the graph. Output: a tuple ``(mean_0, var_0, mean_1, var_1, ...)`` of float32 (C_i,) tensors; the classifier head
     after the last BatchNorm is dead code that exporters and compilers drop.
     """
 
-    def __init__(self, model: nn.Module, example: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, example: torch.Tensor, reduction: str = "ops") -> None:
         super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction {reduction!r} is not one of {REDUCTIONS}")
         layers = bn_layers(model)
         if not layers:
             raise StatisticsUnsupported("the model has no BatchNorm layer with running statistics")
@@ -169,7 +202,7 @@ class StatisticsGraph(nn.Module):
         named = dict(self.net.named_modules())
         for i, (name, bn) in enumerate(layers):
             parent, _, attr = name.rpartition(".")
-            setattr(named[parent] if parent else self.net, attr, _StatsLayer(bn, i, self._sink))
+            setattr(named[parent] if parent else self.net, attr, _StatsLayer(bn, i, self._sink, reduction))
         self.net.train()
         self.num_layers = len(layers)
         self.per_example = self._dry_run(example[:1])

@@ -358,8 +358,8 @@ def parse_engine(item: str, where: str = "--backends item") -> dict[str, Any]:
 def _default_trials() -> list[TrialConfig]:
     """The embedded default: every built-in backend at fp32, plus bf16 in eager (channels_last) and OpenVINO and
     int8 in ONNX Runtime and OpenVINO; the graph runtimes with ``binding: auto`` (weights as graph inputs or as
-    constants rebuilt per sample, both measured on the first sample, the cheaper at the target size kept:
-    ``bench.variants``) and TorchScript with ``freeze: auto`` (frozen and re-traced per sample, or swapped);
+    constants rebuilt per sample, for OpenVINO int8 those of its statistics graph; both measured on the first
+    sample, the cheaper at the target size kept: ``bench.variants``) and TorchScript with ``freeze: auto`` (frozen and re-traced per sample, or swapped);
     ten trials, so that ``make bench`` fits ~13 minutes on 2 cores.
     TorchScript bf16 and Inductor bf16 are one ``--backends`` away (``torchscript:bf16,inductor:bf16``); on
     2 cores Inductor bf16 alone adds ~2 minutes, most of it compilation."""
@@ -374,7 +374,7 @@ def _default_trials() -> list[TrialConfig]:
         TrialConfig(backend="onnxruntime", precision="int8", options=auto),
         TrialConfig(backend="openvino", options=auto),
         TrialConfig(backend="openvino", precision="bf16", options=auto),
-        TrialConfig(backend="openvino", precision="int8"),
+        TrialConfig(backend="openvino", precision="int8", options=auto),
     ]
 
 
