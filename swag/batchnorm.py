@@ -185,8 +185,8 @@ class StatisticsGraph(nn.Module):
     each layer's values per channel per example and to check that every layer runs exactly once per forward
     (otherwise :class:`StatisticsUnsupported`: ``update_bn`` would average a layer over its calls).
     ``reduction`` (:data:`REDUCTIONS`): how each layer's per-channel sums are taken, the fastest way for the
-    runtime that will run the graph. Output: a tuple ``(mean_0, var_0, mean_1, var_1, ...)`` of float32 (C_i,) tensors; the classifier head
-    after the last BatchNorm is dead code that exporters and compilers drop.
+    runtime that will run the graph. Output: a tuple ``(mean_0, var_0, mean_1, var_1, ...)`` of float32 (C_i,)
+    tensors; the classifier head after the last BatchNorm is dead code that exporters and compilers drop.
     """
 
     def __init__(self, model: nn.Module, example: torch.Tensor, reduction: str = "ops") -> None:

@@ -359,8 +359,8 @@ def _default_trials() -> list[TrialConfig]:
     """The embedded default: every built-in backend at fp32, plus bf16 in eager (channels_last) and OpenVINO and
     int8 in ONNX Runtime and OpenVINO; the graph runtimes with ``binding: auto`` (weights as graph inputs or as
     constants rebuilt per sample, for OpenVINO int8 those of its statistics graph; both measured on the first
-    sample, the cheaper at the target size kept: ``bench.variants``) and TorchScript with ``freeze: auto`` (frozen and re-traced per sample, or swapped);
-    ten trials, so that ``make bench`` fits ~13 minutes on 2 cores.
+    sample, the cheaper at the target size kept: ``bench.variants``) and TorchScript with ``freeze: auto``
+    (frozen and re-traced per sample, or swapped); ten trials, so that ``make bench`` fits ~13 minutes on 2 cores.
     TorchScript bf16 and Inductor bf16 are one ``--backends`` away (``torchscript:bf16,inductor:bf16``); on
     2 cores Inductor bf16 alone adds ~2 minutes, most of it compilation."""
     auto = {"binding": "auto"}
