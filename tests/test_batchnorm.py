@@ -13,10 +13,12 @@ from backends.base import BackendError
 from bench.fidelity import TOLERANCES
 from bench.tasks import StatisticsStep
 from swag.batchnorm import (
+    REDUCTIONS,
     StatisticsAccumulator,
     StatisticsGraph,
     StatisticsUnsupported,
     bn_layers,
+    eager_batch_statistics,
     load_statistics,
     statistics_vector,
 )
@@ -174,6 +176,38 @@ def test_statistics_graph_refuses_a_layer_called_twice():
 
     with pytest.raises(StatisticsUnsupported, match="more or less than once"):
         StatisticsGraph(Twice(), torch.randn(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_both_reductions_give_torchs_statistics_even_far_from_zero(reduction):
+    """Either way of summing channels (``ops``, ``convolution``) gives the statistics of torch's own train-mode
+    kernels, for affine and plain layers alike, on activations whose mean is 1,000 standard deviations from zero,
+    where a one-pass E[x^2] - E[x]^2 would lose the variance to float32 cancellation."""
+
+    class Offset(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.plain = nn.BatchNorm2d(4, affine=False)
+
+        def forward(self, x):
+            return self.plain(self.bn(self.conv(x)) + 1000.0).flatten(1)
+
+    torch.manual_seed(0)
+    model = Offset().requires_grad_(False).eval()
+    model.bn.weight.uniform_(0.5, 2.0)
+    model.bn.bias.uniform_(-1.0, 1.0)
+    batch = torch.randn(16, 1, 12, 10)
+    graph = StatisticsGraph(model, batch, reduction=reduction)
+    with torch.no_grad():
+        got = graph.batch_statistics(graph(batch), len(batch))
+    want = eager_batch_statistics(model, batch)
+    for (mean, var), (ref_mean, ref_var) in zip(got, want, strict=True):
+        torch.testing.assert_close(mean, ref_mean, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(var, ref_var, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        StatisticsGraph(model, batch, reduction="sum")
 
 
 def test_accumulator_weighs_batches_equally_like_update_bn():
