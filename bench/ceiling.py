@@ -6,10 +6,12 @@ loop otherwise: OpenVINO's ``benchmark_app`` (in the ``openvino`` wheel; ``-hint
 an ONNX Runtime ``InferenceSession`` on the trial's threads, eager PyTorch under ``inference_mode`` (bf16: CPU
 autocast). The BatchNorm pass's ceiling is the same tool on the pass's own graph at the BatchNorm batch: the
 statistics graph (``swag.batchnorm.StatisticsGraph``) exported as the trial exports it, with its weights as
-constants (eager: the model's train-mode forward). A trial's predict and BatchNorm throughput as shares of them
-say how much of what the runtime can do our per-sample step keeps (binding, re-preparing per sample, the harness's
-own work between calls). int8 has no ceiling here: the runtimes' int8 paths need a calibration data set of their
-own.
+constants (eager: the model's train-mode forward), in the engine and precision the pass ran in (a hybrid's BN
+engine; an int8 trial's statistics graph in bf16 or fp32). int8's predict ceiling is the same tool on the int8
+model the backend's own quantizer makes of the run's model (BatchNorm folded, calibrated on the run's first
+images, as a trial calibrates a fold): its weights as constants, nothing re-quantized or recompiled. A trial's
+predict and BatchNorm throughput as shares of them say how much of what the runtime can do our per-sample step
+keeps (binding, re-preparing per sample, the harness's own work between calls).
 
 ``swagbench ceiling RUN`` writes ``ceilings.json`` into the run; the report then shows the shares.
 """
@@ -28,12 +30,36 @@ import numpy as np
 
 from bench.rundir import RunDir
 
-MEASURED = {("eager", "fp32"), ("eager", "bf16"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")}
+MEASURED = {
+    ("eager", "fp32"),
+    ("eager", "bf16"),
+    ("onnxruntime", "fp32"),
+    ("onnxruntime", "int8"),
+    ("openvino", "fp32"),
+    ("openvino", "bf16"),
+    ("openvino", "int8"),
+}
 
 
 def ceiling_key(backend: str, precision: str, channels_last: bool, batch: int) -> str:
     """``openvino:bf16:contiguous:b128``: how ceilings.json names a measurement (and a row finds its own)."""
     return f"{backend}:{precision}:{'channels_last' if channels_last else 'contiguous'}:b{batch}"
+
+
+def statistics_engine(row) -> tuple[str, str, bool] | None:
+    """(backend, precision, channels_last) the row's BatchNorm pass ran in (a hybrid's BN engine; an int8
+    trial's statistics graph at the precision it recorded), or None where it fell back to eager."""
+    bn = row.bn_update or {}
+    if bn.get("where") != "backend":
+        return None
+    backend = row.bn_engine.split(":")[0] if row.bn_engine else row.backend
+    return backend, bn.get("precision", row.precision), bn.get("layout") == "channels_last"
+
+
+def statistics_key(row, batch: int) -> str | None:
+    """The ceilings.json name of the BatchNorm pass's ceiling for ``row`` at ``batch`` (None: no such pass)."""
+    engine = statistics_engine(row)
+    return f"{ceiling_key(*engine, batch)}:statistics" if engine else None
 
 
 def _timed(call, seconds: float) -> tuple[float, int]:
@@ -131,28 +157,33 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
     fix_mmap_threshold()  # malloc as the trials' workers have it: eager's speed depends on it (bench.memory)
     run = RunDir.existing(run_dir)
     config = load_config(run.config_path, [f"results_dir={run.path.parent}"])
-    rows = [r for r in read_rows(run) if r.status == "ok" and (r.backend, r.precision) in MEASURED]
+    rows = sorted((r for r in read_rows(run) if r.status == "ok"), key=lambda r: r.trial_id)
     model, dataset = _run_model(run, config)
     out: dict[str, Any] = {"seconds": seconds, "ceilings": {}}
-    wanted = []
-    for r in sorted(rows, key=lambda r: r.trial_id):
-        wanted.append((r, r.batch_size, False))
-        if r.bn_engine is None and (r.bn_update or {}).get("where") == "backend":
-            wanted.append((r, config.ensemble.bn_batch_size, True))
+    wanted = []  # (row, engine, batch, statistics)
+    for r in rows:
+        if (r.backend, r.precision) in MEASURED:
+            wanted.append((r, (r.backend, r.precision, r.channels_last), r.batch_size, False))
+        engine = statistics_engine(r)
+        if engine and engine[:2] in MEASURED:
+            wanted.append((r, engine, config.ensemble.bn_batch_size, True))
     with tempfile.TemporaryDirectory(prefix="swagbench-ceiling-") as tmp:
-        for r, size, statistics in wanted:
-            key = ceiling_key(r.backend, r.precision, r.channels_last, size) + (":statistics" if statistics else "")
+        for r, engine, size, statistics in wanted:
+            key = statistics_key(r, size) if statistics else ceiling_key(*engine, size)
             if key in out["ceilings"]:
                 continue
             torch.set_num_threads(r.threads)
-            batch = dataset.tensor(np.arange(size) % len(dataset.labels))
+
+            def batches(count: int, size: int = size) -> list:  # the run's first count x size images
+                return [dataset.tensor(np.arange(i * size, (i + 1) * size) % len(dataset.labels)) for i in range(count)]
+
             entry: dict[str, Any] = {
                 "threads": r.threads,
                 "batch": size,
-                "graph": "statistics" if statistics else "eval",
+                "graph": "statistics" if statistics else "eval" + (", quantized" if engine[1] == "int8" else ""),
             }
             try:
-                entry.update(_rate(r, model, batch, statistics, Path(tmp), seconds))
+                entry.update(_rate(r, engine, model, batches, statistics, Path(tmp), seconds))
             except Exception as exc:  # a runtime that cannot be measured is said, not hidden
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
             log(
@@ -164,20 +195,51 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
     return out
 
 
-def _rate(r, model, batch, statistics: bool, tmp: Path, seconds: float) -> dict[str, Any]:
-    """One ceiling: the runtime's own throughput on ``model`` (eval, or its statistics graph) at ``batch``."""
+def _rate(r, engine, model, batches, statistics: bool, tmp: Path, seconds: float) -> dict[str, Any]:
+    """One ceiling: the runtime's own throughput on ``model`` (eval, its statistics graph, or its int8 model
+    calibrated on the run's first images) on the first batch of ``batches(count)``."""
     import copy
 
     from backends.onnx_graph import export_onnx, export_statistics
 
-    if r.backend == "eager":
+    backend, precision, channels_last = engine
+    batch = batches(1)[0]
+    if backend == "eager":
         net = copy.deepcopy(model).train() if statistics else model  # train mode: BatchNorm from the batch
-        return {"img_per_s": eager_rate(net, batch, r.precision, r.channels_last, seconds), "tool": "api loop"}
-    path = tmp / f"{'statistics' if statistics else 'model'}_b{len(batch)}.onnx"
-    if not path.exists():
-        proto = export_statistics(copy.deepcopy(model), batch)[0] if statistics else export_onnx(model, batch)
-        path.write_bytes(proto.SerializeToString())
-    if r.backend == "onnxruntime":
+        return {"img_per_s": eager_rate(net, batch, precision, channels_last, seconds), "tool": "api loop"}
+    stem = f"{backend}_{precision}_{'statistics' if statistics else 'model'}_b{len(batch)}"
+    if precision == "int8":
+        path = _int8_model(r, backend, model, batches, tmp / stem)
+    else:
+        path = tmp / f"{'statistics' if statistics else 'model'}_b{len(batch)}.onnx"
+        if not path.exists():
+            proto = export_statistics(copy.deepcopy(model), batch)[0] if statistics else export_onnx(model, batch)
+            path.write_bytes(proto.SerializeToString())
+    if backend == "onnxruntime":
         return {"img_per_s": onnxruntime_rate(path, batch, r.threads, seconds), "tool": "api loop"}
-    rate, command = openvino_rate(path, tuple(batch.shape), r.precision, seconds)
+    # an int8 model's float parts run in f32, as the trial compiles it (backends.openvino)
+    rate, command = openvino_rate(path, tuple(batch.shape), "fp32" if precision == "int8" else precision, seconds)
     return {"img_per_s": rate, "tool": "benchmark_app", "command": command.replace(str(tmp), "<tmp>")}
+
+
+def _int8_model(r, backend: str, model, batches, stem: Path) -> Path:
+    """The int8 model the backend's own quantizer makes of ``model`` (BatchNorm folded, calibrated on as many of
+    ``batches`` as the trial's ``calibration_batches``) with its weights as constants, written next to ``stem`` in
+    the runtime's own format."""
+    import copy
+
+    from backends import BackendOptions, get_backend
+
+    engine = get_backend(backend)
+    options = BackendOptions(precision="int8", threads=r.threads, batch_size=r.batch_size, extra=dict(r.options))
+    calibration = batches(engine.settings(options).calibration_batches)
+    runner = engine.prepare(copy.deepcopy(model), calibration[0], options, calibration=calibration)
+    if backend == "onnxruntime":
+        path = stem.with_suffix(".onnx")
+        path.write_bytes(runner.model_bytes)
+        return path
+    import openvino as ov
+
+    path = stem.with_suffix(".xml")
+    ov.save_model(runner.graph.ov_model, str(path), compress_to_fp16=False)
+    return path

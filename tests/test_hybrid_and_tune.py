@@ -117,6 +117,36 @@ def test_the_ceiling_step_records_its_settings_and_the_report_shows_the_shares(t
     assert "## Against each runtime's own ceiling" in summary and "predict % of ceiling" in summary
 
 
+def test_int8_ceilings_run_the_backends_own_quantized_model_and_a_hybrid_is_measured_against_its_bn_engine(
+    tiny_overrides, tmp_path
+):
+    import json
+
+    from bench.report.frames import ReportData
+
+    trials = "trials=[{backend: eager}, {backend: openvino, precision: int8}, {backend: onnxruntime, precision: int8},"
+    trials += ' {backend: onnxruntime, bn: "eager:fp32"}]'
+    assert main(["run", *tiny_overrides, "ensemble.samples=1", "ceiling_s=0.1", trials]) == 0
+    run = RunDir(the_run(tmp_path / "results"))
+    ceilings = json.loads((run.path / "ceilings.json").read_text())["ceilings"]
+    ov_int8 = ceilings["openvino:int8:contiguous:b128"]
+    assert ov_int8["graph"] == "eval, quantized" and ov_int8["tool"] == "benchmark_app" and ov_int8["img_per_s"] > 0
+    assert ".xml" in ov_int8["command"] and "-infer_precision f32" in ov_int8["command"]  # as the trial compiles it
+    assert ceilings["onnxruntime:int8:contiguous:b128"]["img_per_s"] > 0
+    rows = {r.trial_id: r for r in read_rows(run)}
+    df = ReportData.of(run, list(rows.values())).df.set_index("trial")
+    # an int8 trial's BatchNorm pass is its statistics graph at the precision it recorded (bf16 or fp32)
+    ov_bn = rows["01-openvino-int8"].bn_update["precision"]
+    assert (
+        df.loc["01-openvino-int8", "bn_ceiling_img_per_s"]
+        == ceilings[f"openvino:{ov_bn}:contiguous:b256:statistics"]["img_per_s"]
+    )
+    assert df.loc["01-openvino-int8", "predict_pct_ceiling"] > 0
+    # a hybrid's BatchNorm pass against its BN engine's ceiling (eager fp32's train-mode forward), not predict's
+    hybrid = df.loc["03-onnxruntime-fp32-bn=eager:fp32"]
+    assert hybrid.bn_ceiling_img_per_s == ceilings["eager:fp32:contiguous:b256:statistics"]["img_per_s"]
+
+
 def test_openvinos_own_benchmark_app_measures_a_model(tmp_path):
     import torch
 

@@ -186,9 +186,9 @@ def calibration_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
 def with_ceilings(df: pd.DataFrame, rows: list[TrialRow], ceilings: dict[str, Any]) -> pd.DataFrame:
     """``df`` with each trial's runtime ceilings (``bench.ceiling``: the runtime's own throughput, same precision,
     layout and threads, on the plain eval model at the trial's batch, and on the BatchNorm pass's statistics graph
-    at the BatchNorm batch) and its predict and BatchNorm throughput as shares of them (the BatchNorm share only
-    where the pass ran in the trial's own engine); unchanged where none was measured."""
-    from bench.ceiling import ceiling_key
+    at the BatchNorm batch, in the engine and precision the pass ran in) and its predict and BatchNorm throughput
+    as shares of them; unchanged where none was measured."""
+    from bench.ceiling import ceiling_key, statistics_key
 
     if df.empty or not ceilings:
         return df
@@ -200,13 +200,11 @@ def with_ceilings(df: pd.DataFrame, rows: list[TrialRow], ceilings: dict[str, An
     bn_batch = [((r.steady or {}).get("bn_update") or {}).get("batch") for r in rows]
     predict = [rate(ceiling_key(r.backend, r.precision, r.channels_last, r.batch_size)) for r in rows]
     bn = [
-        rate(f"{ceiling_key(r.backend, r.precision, r.channels_last, b)}:statistics") if b else None
-        for r, b in zip(rows, bn_batch, strict=True)
+        rate(statistics_key(r, b)) if b and statistics_key(r, b) else None for r, b in zip(rows, bn_batch, strict=True)
     ]
-    own_bn = [r.bn_engine is None and (r.bn_update or {}).get("where") == "backend" for r in rows]
     df = df.assign(
         ceiling_img_per_s=pd.to_numeric(pd.Series(predict, index=df.index), errors="coerce"),
-        bn_ceiling_img_per_s=pd.to_numeric(pd.Series(bn, index=df.index), errors="coerce").where(own_bn),
+        bn_ceiling_img_per_s=pd.to_numeric(pd.Series(bn, index=df.index), errors="coerce"),
     )
     df["predict_pct_ceiling"] = df.img_per_s / df.ceiling_img_per_s
     df["bn_pct_ceiling"] = df.bn_img_per_s / df.bn_ceiling_img_per_s

@@ -54,9 +54,10 @@ CEILING = Section(
     "Against each runtime's own ceiling",
     "Ceilings: the runtime's own throughput with the weights as constants, same precision, layout and threads "
     "(OpenVINO's benchmark_app; ONNX Runtime and eager by an API loop), measured right after the trials: on the "
-    "plain eval model at the trial's batch (predict), and on the BatchNorm pass's statistics graph at the "
-    "BatchNorm batch (eager: its train-mode forward). The shares say how much of it the trial's steady-state "
-    "per-sample step keeps.",
+    "plain eval model at the trial's batch (predict; int8: the model the backend's own quantizer makes, "
+    "calibrated once), and on the BatchNorm pass's statistics graph at the BatchNorm batch in the engine and "
+    "precision the pass ran in (eager: its train-mode forward). The shares say how much of it the trial's "
+    "steady-state per-sample step keeps.",
     tables.CEILING,
 )
 TABLES = (TRIALS, PHASES, CEILING, MEMORY, QUALITY)
