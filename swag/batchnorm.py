@@ -170,7 +170,8 @@ class _StatsLayer(nn.Module):
 
 def _channel_mean(x: torch.Tensor) -> torch.Tensor:
     """(1, C, 1, 1) float32 mean of (N, C, H, W) ``x`` per channel: each image's channel summed by two depthwise
-    convolutions with all-ones kernels (exact in any precision), (1, W) then (H, 1), averaged in float32."""
+    convolutions with all-ones kernels ((1, W) then (H, 1); ones are exact in any precision, the row sums are
+    rounded to ``x``'s dtype, as the runtime's own bf16 kernels round), averaged over images in float32."""
     n, c, h, w = x.shape
     rows = F.conv2d(x, torch.ones(c, 1, 1, w, dtype=x.dtype), groups=c)
     sums = F.conv2d(rows, torch.ones(c, 1, h, 1, dtype=x.dtype), groups=c).float()
