@@ -6,8 +6,9 @@ the inference graph, each exported to ONNX once per trial (initializers named by
 ``binding`` says how a new sample reaches them: ``inputs`` (weights and BN statistics become graph
 parameters fed from the model's own tensors, no copy: each graph is compiled once per trial) or
 ``constants`` (the sample's values replace the graph's constants and the graph is recompiled, which lets
-the plugin fold BN and reorder weights ahead of time). Each input shape is compiled static, on first use
-(see :class:`_Graph`: a dynamic batch dimension is slower).
+the plugin fold BN and reorder weights ahead of time). ``shapes`` says whether a graph is compiled once
+with its batch dimension dynamic or once per batch shape with it static; which is faster depends on the model
+(see :class:`_Graph`), so by default each graph times both when it is built and keeps the faster.
 
 The inference precision is always set explicitly (on AVX512_BF16 CPUs the plugin's default is bf16 even
 for an "fp32" model) and read back with ``get_property``; a mismatch fails the trial. ``hint: throughput``
@@ -42,6 +43,8 @@ from backends.onnx_graph import (
 from backends.torch_helpers import describe
 
 HINTS = ("throughput", "latency")
+SHAPES = ("auto", "static", "dynamic")
+STATIC = {"auto": None, "static": True, "dynamic": False}  # _Graph's ``static``
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
@@ -50,6 +53,12 @@ class OpenVinoOptions(GraphOptions):
     """Options of the ``openvino`` backend."""
 
     hint: str = option("throughput", "OpenVINO performance hint of the predict graph", HINTS)
+    shapes: str = option(
+        "auto",
+        "static: each batch shape compiled with its batch dimension fixed (on first use); dynamic: one graph for "
+        "every batch size; auto: both timed on the graph's first batch when it is built, the faster kept",
+        SHAPES,
+    )
 
 
 class OpenVinoBackend(Backend):
@@ -144,7 +153,8 @@ def _graph(backend, proto, module: nn.Module, options, precision: str, hint: str
 
     names = bound_names(proto, module, binding)
     ov_model = ov.Core().read_model(proto.SerializeToString(), b"")
-    return _Graph(backend, ov_model, module, options, precision, hint, binding, names, example)
+    static = STATIC[backend.settings(options).shapes]
+    return _Graph(backend, ov_model, module, options, precision, hint, binding, names, example, static)
 
 
 class _Graph:
@@ -152,36 +162,46 @@ class _Graph:
     ``inputs`` (parameters sharing the module's memory), ``constants`` (replaced, then recompiled) or
     ``fixed`` (the owner edits ``ov_model`` itself and calls :meth:`recompile`).
 
-    Compiled once per input shape, with that shape static: on a batch dimension left dynamic OpenVINO's CPU
-    kernels ran ResNet-8's bf16 statistics graph at 16,200 img/s against 23,200 static (batch 256, 2 AMX cores).
-    The shape of ``example`` is compiled up front (a predict graph with the throughput hint: the sub-batch each
-    request gets of it); another shape (a last, partial batch) the first time it comes, and every shape seen is
-    recompiled on a rebind that changes constants."""
+    Compiled either once with the batch dimension dynamic (as exported) or once per input shape with it static
+    (a last, partial batch or a predict sub-batch compiled on first use; every shape seen recompiled on a rebind
+    that changes constants). Neither is faster everywhere: on 2 AMX cores, bf16 statistics graphs, one request,
+    ResNet-8 at batch 256 ran 16,200 img/s dynamic and 23,200 static, ResNet-50 at batch 32 103 dynamic and 86
+    static. ``static`` None (``shapes: auto``) times both on the first request's share of ``example``
+    (:func:`_rates`) and keeps the faster; ``info`` says which and the rates."""
 
-    def __init__(self, backend, ov_model, module, options, precision, hint: str, binding: str, names, example) -> None:
+    def __init__(
+        self, backend, ov_model, module, options, precision, hint: str, binding: str, names, example, static=None
+    ) -> None:
         import openvino as ov
 
         self.backend, self.options, self.module = backend, options, module
         self.precision, self.hint, self.binding, self.names = precision, hint, binding, list(names)
         self.core, self.ov_model = ov.Core(), ov_model
         self.constants = _constants(ov_model, self.names) if binding == "constants" else {}
-        self.compiled: dict[tuple[int, ...], _Compiled] = {}
+        self.compiled: dict[tuple[int, ...] | None, _Compiled] = {}  # None: the dynamic graph
         self.state = self._state(module)
-        first = self._compile(tuple(example.shape))  # its request count says how predict splits a batch
-        self.nireq = len(first.requests)
+        dynamic = self._compile(None)  # its request count says how predict splits a batch
+        self.nireq, self.rates = len(dynamic.requests), {}
         shape = self.request_shapes(tuple(example.shape))[0]
-        if shape != tuple(example.shape):
-            self.compiled.clear()
+        if static is None:
+            sample = example.numpy()[: shape[0]]
+            self.rates = _rates({"dynamic": dynamic, "static": self._compile(shape)}, sample)
+            static = self.rates["static"] > self.rates["dynamic"]
+        self.static = static
+        self.compiled = {key: c for key, c in self.compiled.items() if (key is not None) == static}
+        if static and shape not in self.compiled:
             self._compile(shape)
 
     def _state(self, module: nn.Module) -> dict[str, np.ndarray]:
         full = float_state(module)
         return {name: full[name] for name in self.names}
 
-    def _compile(self, shape: tuple[int, ...]) -> _Compiled:
-        """Compile the graph with input ``x`` of static ``shape`` (replacing any compiled for it) and bind it."""
-        model = self.ov_model.clone()
-        model.reshape({"x": list(shape)})
+    def _compile(self, shape: tuple[int, ...] | None) -> _Compiled:
+        """Compile the graph (input ``x`` of static ``shape``; None: as exported) and bind it."""
+        model = self.ov_model
+        if shape is not None:
+            model = model.clone()
+            model.reshape({"x": list(shape)})
         compiled = self.backend.compile(self.core, model, self.options, self.precision, self.hint)
         self.compiled[shape] = _Compiled(compiled, self.hint)
         if self.binding == "inputs":
@@ -211,7 +231,8 @@ class _Graph:
         return [(n, *shape[1:]) for n in sizes]
 
     def _for(self, shape: tuple[int, ...]) -> _Compiled:
-        return self.compiled.get(shape) or self._compile(shape)
+        key = shape if self.static else None
+        return self.compiled.get(key) or self._compile(key)
 
     @property
     def info(self) -> dict:
@@ -222,7 +243,9 @@ class _Graph:
             "infer_requests": len(first.requests),
             "streams": int(first.compiled.get_property("NUM_STREAMS")),
             "binding": self.binding,
-            "static_shapes": [list(s) for s in self.compiled],
+            "shapes": "static" if self.static else "dynamic",
+            **({"static_shapes": [list(s) for s in self.compiled]} if self.static else {}),
+            **({"shapes_img_per_s": {k: round(v, 1) for k, v in self.rates.items()}} if self.rates else {}),
         }
 
     def __call__(self, batch: torch.Tensor) -> list[np.ndarray]:
@@ -241,13 +264,30 @@ class _Graph:
         chunks = np.array_split(batch.numpy(), len(shapes))
         outputs: dict[int, np.ndarray] = {}
         queues = {shape: self._for(shape).queue for shape in set(shapes)}
-        for queue in queues.values():
+        for queue in {id(q): q for q in queues.values()}.values():
             queue.set_callback(lambda request, i: outputs.__setitem__(i, request.get_output_tensor(0).data.copy()))
         for i, chunk in enumerate(chunks):
             queues[chunk.shape].start_async({"x": _tensor(chunk)}, i)
-        for queue in queues.values():
+        for queue in {id(q): q for q in queues.values()}.values():
             queue.wait_all()
         return np.concatenate([outputs[i] for i in range(len(chunks))])
+
+
+def _rates(graphs: dict[str, _Compiled], sample: np.ndarray, rounds: int = 4) -> dict[str, float]:
+    """Images per second of each compiled graph's first request on ``sample``: one untimed call each, then
+    ``rounds`` calls of each in turn (a shared machine's slow moments hit both), the best of each."""
+    import time
+
+    best = dict.fromkeys(graphs, float("inf"))
+    for compiled in graphs.values():
+        compiled.requests[0].set_tensor("x", _tensor(sample))
+        compiled.requests[0].infer()
+    for _ in range(rounds):
+        for name, compiled in graphs.items():
+            t0 = time.perf_counter()
+            compiled.requests[0].infer()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: len(sample) / seconds for name, seconds in best.items()}
 
 
 class _Compiled:
@@ -299,7 +339,7 @@ class _Int8Graph(_PredictRunner):
 
         self.backend, self.options, self.example, self.hint = backend, options, example, hint
         self.folded = FoldedModel(model)
-        self.calibration = None
+        self.calibration, self.graph = None, None
         self.bind(model, calibration)
 
     def bind(self, model: nn.Module, calibration=None) -> None:
@@ -327,7 +367,8 @@ class _Int8Graph(_PredictRunner):
             raise BackendError("openvino int8 needs NNCF; pip install nncf") from exc
         if not calibration:
             raise BackendError("openvino int8 needs calibration batches (the fold's training inputs)")
-        n = self.backend.settings(self.options).calibration_batches
+        settings = self.backend.settings(self.options)
+        n = settings.calibration_batches
         core = ov.Core()
         proto = export_onnx(self.folded.graph_module, self.example, optimize=True)
         float_model = core.read_model(proto.SerializeToString(), b"")
@@ -361,8 +402,19 @@ class _Int8Graph(_PredictRunner):
                 self.constants[name] = op
                 self.bias_correction[name] = op.get_data().astype(np.float32) - state[name]
         self.calibration = calibration
+        # a further fold's graph keeps the first one's shapes choice (the same model and batch)
+        static = self.graph.static if self.graph is not None else STATIC[settings.shapes]
         self.graph = _Graph(
-            self.backend, quantized, self.folded.graph_module, self.options, "f32", self.hint, "fixed", [], self.example
+            self.backend,
+            quantized,
+            self.folded.graph_module,
+            self.options,
+            "f32",
+            self.hint,
+            "fixed",
+            [],
+            self.example,
+            static,
         )
 
     @property

@@ -152,11 +152,11 @@ def test_openvino_fp32_is_really_f32(data):
 
 @pytest.mark.parametrize("binding", ["inputs", "constants"])
 def test_openvino_compiles_each_batch_shape_static_and_a_rebind_reaches_every_one(data, binding):
-    # A dynamic batch dimension cost OpenVINO ~30% on ResNet-8; each shape is now compiled static, so a partial
-    # last batch and the predict queue's sub-batches get graphs of their own, and a new sample must reach them all.
+    # With shapes: static a partial last batch and the predict queue's sub-batches get graphs of their own, and a
+    # new sample must reach them all.
     x, _ = data
     backend, first, second = _backend("openvino"), _model(1), _sample_of(_model(1), 7)
-    options = BackendOptions(threads=2, extra={"binding": binding})
+    options = BackendOptions(threads=2, extra={"binding": binding, "shapes": "static"})
     runner = backend.prepare(first, x, options)
     requests = runner.info["infer_requests"]  # the throughput hint splits a batch over its requests
     assert runner.info["static_shapes"] == [[len(x) // requests, *x.shape[1:]]]
@@ -168,6 +168,20 @@ def test_openvino_compiles_each_batch_shape_static_and_a_rebind_reaches_every_on
     for batch in (x, x[:5]):
         torch.testing.assert_close(runner(batch), fresh(batch), rtol=0, atol=1e-5)
         torch.testing.assert_close(runner(batch), second(batch), rtol=1e-4, atol=1e-4)
+
+
+def test_openvino_shapes_auto_times_both_and_keeps_the_faster(data):
+    x, calib = data
+    backend = _backend("openvino")
+    for precision in ("fp32", "int8"):
+        runner = backend.prepare(_model(1), x, BackendOptions(precision=precision, threads=2), calibration=calib)
+        rates = runner.info["shapes_img_per_s"]
+        assert set(rates) == {"dynamic", "static"} and min(rates.values()) > 0
+        assert runner.info["shapes"] == max(rates, key=rates.get)
+    dynamic = backend.prepare(_model(1), x, BackendOptions(threads=2, extra={"shapes": "dynamic"}))
+    dynamic(x), dynamic(x[:5])
+    assert dynamic.info["shapes"] == "dynamic" and "static_shapes" not in dynamic.info
+    assert "shapes_img_per_s" not in dynamic.info  # nothing timed when the user chose
 
 
 def test_unknown_backend_option_is_refused():
