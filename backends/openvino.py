@@ -116,6 +116,7 @@ class OpenVinoBackend(Backend):
         run.info = {
             **describe(options, method, precision={"f32": "fp32"}.get(precision, precision)),
             "binding": binding,
+            **{k: v for k, v in graph.info.items() if k.startswith("shapes")},
         }
         return run
 

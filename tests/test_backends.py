@@ -178,6 +178,8 @@ def test_openvino_shapes_auto_times_both_and_keeps_the_faster(data):
         rates = runner.info["shapes_img_per_s"]
         assert set(rates) == {"dynamic", "static"} and min(rates.values()) > 0
         assert runner.info["shapes"] == max(rates, key=rates.get)
+    statistics = backend.statistics(_model(1).train(), calib[0], BackendOptions(threads=2)).info
+    assert statistics["shapes"] == max(statistics["shapes_img_per_s"], key=statistics["shapes_img_per_s"].get)
     dynamic = backend.prepare(_model(1), x, BackendOptions(threads=2, extra={"shapes": "dynamic"}))
     dynamic(x), dynamic(x[:5])
     assert dynamic.info["shapes"] == "dynamic" and "static_shapes" not in dynamic.info
