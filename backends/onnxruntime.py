@@ -188,8 +188,7 @@ class _Int8Graph:
             if not calibration:
                 raise BackendError("onnxruntime int8 needs calibration batches (the fold's training inputs)")
             n = self.backend.settings(self.options).calibration_batches
-            proto = export_onnx(self.folded.graph_module, self.example, optimize=True)
-            self.model_bytes = _quantize_qdq(proto, calibration[:n])
+            self.model_bytes = quantized_model(self.folded.graph_module, self.example, calibration[:n])
             self.requantize = WeightRequantizer(self.model_bytes)
             self.quantized = onnx.load_from_string(self.model_bytes)
             self.session = self.backend.session(self.model_bytes, self.options)
@@ -262,6 +261,12 @@ class WeightRequantizer:
             out[f"{bias}_quantized"] = np.rint(state[bias] / scale).astype(np.int32)
             out[f"{bias}_quantized_scale"] = scale
         return out
+
+
+def quantized_model(folded: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor]) -> bytes:
+    """The int8 QDQ model (bytes) of a BN-folded module (:class:`backends.folding.FoldedModel`'s graph module),
+    its activations calibrated on ``calibration``: what an int8 trial runs for its fold's first sample."""
+    return _quantize_qdq(export_onnx(folded, example, optimize=True), calibration)
 
 
 def _quantize_qdq(proto, calibration: list[torch.Tensor]) -> bytes:

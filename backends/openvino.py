@@ -380,7 +380,7 @@ class _Int8Graph(_PredictRunner):
                 if source.get_type_name() == "Constant" and source.get_friendly_name() in state:
                     weight_of[op.get_friendly_name()] = source.get_friendly_name()
         data = nncf.Dataset([b.numpy() for b in calibration[:n]])
-        quantized = nncf.quantize(float_model, data, subset_size=sum(len(b) for b in calibration[:n]))
+        quantized = nncf.quantize(float_model, data, subset_size=len(calibration[:n]))  # items: batches
         self.weights, self.constants, self.bias_correction = {}, {}, {}
         for op in quantized.get_ops():
             name = op.get_friendly_name()
