@@ -404,7 +404,8 @@ class _Int8Graph(_PredictRunner):
                 self.bias_correction[name] = op.get_data().astype(np.float32) - state[name]
         self.calibration = calibration
         # a further fold's graph keeps the first one's shapes choice (the same model and batch)
-        static = self.graph.static if self.graph is not None else STATIC[settings.shapes]
+        previous = self.graph
+        static = previous.static if previous is not None else STATIC[settings.shapes]
         self.graph = _Graph(
             self.backend,
             quantized,
@@ -417,6 +418,8 @@ class _Int8Graph(_PredictRunner):
             self.example,
             static,
         )
+        if previous is not None:
+            self.graph.rates = previous.rates  # what the choice was made on
 
     @property
     def info(self) -> dict:
