@@ -18,6 +18,8 @@ keeps (binding, re-preparing per sample, the harness's own work between calls).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -131,6 +133,25 @@ def openvino_rate(onnx_path: Path, shape: tuple[int, ...], precision: str, secon
     return float(found.group(1)), " ".join(command[1:])
 
 
+@contextlib.contextmanager
+def _output_into(path: Path):
+    """This process's file descriptors 1 and 2 appended to ``path`` (the exporters', quantizers' and torch's own
+    warnings and progress bars), restored after."""
+    saved = []
+    with open(path, "ab") as sink:
+        for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+            stream.flush()
+            saved.append(os.dup(fd))
+            os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+                stream.flush()
+                os.dup2(saved[fd - 1], fd)
+                os.close(saved[fd - 1])
+
+
 def _run_model(run: RunDir, config):
     """The run's model with the first fold's SWA weights (speed does not depend on the values, realism does)."""
     from swag.io import load_posterior
@@ -183,7 +204,8 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
                 "graph": "statistics" if statistics else "eval" + (", quantized" if engine[1] == "int8" else ""),
             }
             try:
-                entry.update(_rate(r, engine, model, batches, statistics, Path(tmp), seconds))
+                with _output_into(run.ceiling_log):
+                    entry.update(_rate(r, engine, model, batches, statistics, Path(tmp), seconds))
             except Exception as exc:  # a runtime that cannot be measured is said, not hidden
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
             log(

@@ -94,7 +94,10 @@ def execute(
                 from bench.ceiling import measure
 
                 seconds = opened.config.ceiling_s
-                log(f"swagbench: each runtime's own ceiling on this model, {seconds:g} s each (ceiling_s=0 skips)")
+                log(
+                    f"swagbench: each runtime's own ceiling on this model, {seconds:g} s each (ceiling_s=0 skips; "
+                    "the runtimes' own output in ceiling.log)"
+                )
                 measure(opened.run.path, seconds, log=log)
             return finish_run(opened.run, log)
     except KeyboardInterrupt as exc:

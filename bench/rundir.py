@@ -278,6 +278,11 @@ class RunDir:
         """The run's answer as data (``bench.recommend.recommendation_record``)."""
         return self.path / self.RECOMMENDATION
 
+    @property
+    def ceiling_log(self) -> Path:
+        """What the runtimes' own tools and exporters printed while the ceilings were measured."""
+        return self.path / "ceiling.log"
+
     def write_ceilings(self, record: dict[str, Any]) -> None:
         """ceilings.json: each runtime's own throughput on the run's model (``bench.ceiling``)."""
         (self.path / self.CEILINGS).write_text(json.dumps(record, indent=2))

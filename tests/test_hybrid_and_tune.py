@@ -101,6 +101,7 @@ def test_the_ceiling_step_records_its_settings_and_the_report_shows_the_shares(t
     run = the_run(tmp_path / "results")
     measured_in_the_run = json.loads((run / "ceilings.json").read_text())  # in the same window as the trials
     assert measured_in_the_run["seconds"] == 0.1 and len(measured_in_the_run["ceilings"]) == 4  # eval + statistics
+    assert (run / "ceiling.log").is_file()  # the exporters' and runtimes' own output, kept off the user's terminal
     assert main(["ceiling", str(run), "--seconds", "0.2"]) == 0  # or again, later, by the command
     record = json.loads((run / "ceilings.json").read_text())
     assert record["seconds"] == 0.2
