@@ -43,8 +43,8 @@ from backends.onnx_graph import (
 from backends.torch_helpers import describe
 
 HINTS = ("throughput", "latency")
-SHAPES = ("auto", "static", "dynamic")
-STATIC = {"auto": None, "static": True, "dynamic": False}  # _Graph's ``static``
+STATIC = {"auto": None, "static": True, "dynamic": False}  # each ``shapes`` choice as _Graph's ``static``
+SHAPES = tuple(STATIC)
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
@@ -265,11 +265,12 @@ class _Graph:
         chunks = np.array_split(batch.numpy(), len(shapes))
         outputs: dict[int, np.ndarray] = {}
         queues = {shape: self._for(shape).queue for shape in set(shapes)}
-        for queue in {id(q): q for q in queues.values()}.values():
+        distinct = {id(q): q for q in queues.values()}.values()  # dynamic: one queue for every shape
+        for queue in distinct:
             queue.set_callback(lambda request, i: outputs.__setitem__(i, request.get_output_tensor(0).data.copy()))
         for i, chunk in enumerate(chunks):
             queues[chunk.shape].start_async({"x": _tensor(chunk)}, i)
-        for queue in {id(q): q for q in queues.values()}.values():
+        for queue in distinct:
             queue.wait_all()
         return np.concatenate([outputs[i] for i in range(len(chunks))])
 

@@ -193,15 +193,13 @@ def with_ceilings(df: pd.DataFrame, rows: list[TrialRow], ceilings: dict[str, An
     if df.empty or not ceilings:
         return df
 
-    def rate(key: str):
+    def rate(key: str | None):  # None: no such pass
         return ceilings.get(key, {}).get("img_per_s")
 
     rows = list(map(as_row, rows))
     bn_batch = [((r.steady or {}).get("bn_update") or {}).get("batch") for r in rows]
     predict = [rate(ceiling_key(r.backend, r.precision, r.channels_last, r.batch_size)) for r in rows]
-    bn = [
-        rate(statistics_key(r, b)) if b and statistics_key(r, b) else None for r, b in zip(rows, bn_batch, strict=True)
-    ]
+    bn = [rate(statistics_key(r, b)) if b else None for r, b in zip(rows, bn_batch, strict=True)]
     df = df.assign(
         ceiling_img_per_s=pd.to_numeric(pd.Series(predict, index=df.index), errors="coerce"),
         bn_ceiling_img_per_s=pd.to_numeric(pd.Series(bn, index=df.index), errors="coerce"),
