@@ -26,11 +26,11 @@ sweep: $(STAMP)  ## workers x threads / batch / layout grid of the profile (PROF
 # Memory against data size: N synthetic 224x224 RGB images x 1 and 2 workers, the process tree's peak anonymous
 # memory and RSS (override: make bench-memory ARGS="--sizes 400,3200 --workers 2").
 bench-memory: $(STAMP)
-	$(PY) -m bench.memory_bench $(ARGS)
+	$(PY) -m tests.benchmarks.memory_bench $(ARGS)
 
 # Decode rate of the image cache: JPEGs of 500x375 to 224x224, 1 and 2 decode processes.
 bench-decode: $(STAMP)
-	$(PY) -m bench.decode_bench $(ARGS)
+	$(PY) -m tests.benchmarks.decode_bench $(ARGS)
 
 # Speed regression checks (tests/benchmarks, pytest-benchmark) against this machine type's baseline.
 # The first run on a machine type records the baseline; later runs fail when a benchmark's BENCH_STAT
@@ -38,7 +38,7 @@ bench-decode: $(STAMP)
 # percent slower. 40% is twice the worst run-to-run slowdown of the min measured here (README).
 BENCH_STAT ?= min
 BENCH_FAIL ?= 40
-BENCH_STORE = tests/benchmarks/baselines/$(shell $(PY) -m bench.profile)
+BENCH_STORE = tests/benchmarks/baselines/$(shell $(PY) -m swagbench.bench.measure.hardware_profiles)
 BENCH_PYTEST = $(PY) -m pytest tests/benchmarks -q -o addopts="" -p no:cacheprovider --benchmark-only \
 	--benchmark-storage=file://$(BENCH_STORE) --benchmark-columns=min,median,iqr,rounds \
 	--benchmark-warmup=on --benchmark-min-rounds=20 --benchmark-max-time=2
@@ -68,8 +68,8 @@ test-ipex: $(STAMP) $(IPEX_STAMP)
 	$(PY) -m pytest -q -m ipex $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bench backends swag tests
-	$(VENV)/bin/ruff format --check bench backends swag tests
+	$(VENV)/bin/ruff check swagbench bench backends swag tests
+	$(VENV)/bin/ruff format --check swagbench bench backends swag tests
 
 clean:
 	rm -rf $(VENV) $(IPEX_VENV) build *.egg-info .pytest_cache

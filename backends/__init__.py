@@ -1,17 +1,17 @@
-"""Inference backends behind one small interface (see ``backends.base``).
+"""Inference backends behind one small interface (see ``swagbench.backends.base``).
 
-The names below load on first use, so importing a light submodule (``backends.errors``, ``backends.precisions``)
-does not import torch.
+The names below load on first use, so importing a light submodule (``swagbench.backends.errors``,
+``swagbench.backends.precisions``) does not import torch.
 """
 
-from swag.imports import lazy_exports
+from swagbench.imports import lazy_exports
 
 _EXPORTS = {
-    "Backend": "backends.base",
-    "BackendOptions": "backends.base",
-    "Runner": "backends.base",
-    "backend_names": "backends.registry",
-    "get_backend": "backends.registry",
+    "Backend": "swagbench.backends.base",
+    "BackendOptions": "swagbench.backends.base",
+    "Runner": "swagbench.backends.base",
+    "backend_names": "swagbench.backends.registry",
+    "get_backend": "swagbench.backends.registry",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(_EXPORTS)

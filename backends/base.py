@@ -4,7 +4,7 @@ A backend runs the whole per-sample step of the SWAG ensemble in its own runtime
 
 1. a *statistics runner* (:meth:`Backend.statistics`) maps a float32 batch (N, C, H, W) of the fold's
    training data to every BatchNorm layer's batch mean and unbiased variance
-   (:data:`swag.batchnorm.BatchStatistics`); the harness averages them over the fold's BN batches exactly
+   (:data:`swagbench.swag.batchnorm.BatchStatistics`); the harness averages them over the fold's BN batches exactly
    as ``torch.optim.swa_utils.update_bn`` does and writes them into the model;
 2. a *runner* (:meth:`Backend.prepare`) maps a float32 batch to logits (N, classes) as a CPU float32
    tensor, with the sample's weights and those statistics.
@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from backends.errors import BackendError
-from backends.precisions import PRECISIONS
-from swag import checked
-from swag.batchnorm import BatchStatistics, StatisticsUnsupported
+from swagbench import checked
+from swagbench.backends.errors import BackendError
+from swagbench.backends.precisions import PRECISIONS
+from swagbench.swag.batchnorm import BatchStatistics, StatisticsUnsupported
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 """A runner may carry an ``info`` dict attribute (e.g. verified precision, streams) that is recorded."""
@@ -84,7 +84,7 @@ class NoOptions:
 
 
 def typed_options(cls, raw: dict[str, Any], backend: str):
-    """``cls`` (a backend's options dataclass) from a trial's ``options`` mapping (:func:`swag.checked.build`):
+    """``cls`` (a backend's options dataclass) from a trial's ``options`` mapping (:func:`swagbench.checked.build`):
     unknown keys, wrong types and values outside a field's choices raise :class:`BackendError`."""
     return checked.build(cls, raw, f"{backend} options", BackendError)
 
@@ -148,7 +148,7 @@ class Backend(ABC):
     def variants(self, options: BackendOptions) -> tuple[str, dict[str, BackendOptions]] | None:
         """Where ``options`` leave an option to ``auto``: its name and each candidate's concrete options, in order;
         the harness measures them on the trial's first sample and keeps the cheapest at the target
-        (:mod:`bench.variants`). None (the default): nothing to choose."""
+        (:mod:`swagbench.bench.answer.auto`). None (the default): nothing to choose."""
         return None
 
     def prepare_compiles(self, options: BackendOptions) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner, StatisticsRunner
-from backends.torch_helpers import memory_format, module_runner, native_statistics
+from swagbench.backends.base import Backend, BackendOptions, Runner, StatisticsRunner
+from swagbench.backends.torch_helpers import memory_format, module_runner, native_statistics
 
 
 class EagerBackend(Backend):

@@ -1,6 +1,6 @@
 """Errors of the backends package (no torch import: the CLI and config name them cheaply)."""
 
-from swag.errors import SwagbenchError
+from swagbench.errors import SwagbenchError
 
 
 class BackendError(SwagbenchError, RuntimeError):

@@ -17,7 +17,7 @@ from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from backends.base import BackendError
+from swagbench.backends.base import BackendError
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

@@ -5,7 +5,7 @@ new SWAG sample is copied into the model in place and the compiled code is reuse
 ``freezing: true`` constant-folds weights (and BN) for faster kernels but must recompile for
 every sample (caches are reset so no stale constants are reused).
 
-BatchNorm statistics: the model's :class:`~swag.batchnorm.StatisticsGraph` (plain ops that return each
+BatchNorm statistics: the model's :class:`~swagbench.swag.batchnorm.StatisticsGraph` (plain ops that return each
 layer's batch statistics; a train-mode BatchNorm with momentum=None does not compile under fullgraph),
 compiled once per trial without freezing, reading the model's parameters in place (swap) whatever
 ``freezing`` says.
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
-from backends.torch_helpers import autocast, describe, memory_format, module_runner
-from swag.batchnorm import StatisticsGraph
+from swagbench.backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
+from swagbench.backends.torch_helpers import autocast, describe, memory_format, module_runner
+from swagbench.swag.batchnorm import StatisticsGraph
 
 
 @dataclass(frozen=True)

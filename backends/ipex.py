@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
-from backends.torch_helpers import autocast, memory_format, module_runner
-from swag.batchnorm import StatisticsUnsupported
+from swagbench.backends.base import Backend, BackendOptions, Runner, StatisticsRunner, option
+from swagbench.backends.torch_helpers import autocast, memory_format, module_runner
+from swagbench.swag.batchnorm import StatisticsUnsupported
 
 ENV_VAR = "SWAGBENCH_IPEX_PYTHON"
 FIX = (

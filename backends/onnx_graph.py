@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.base import option
-from backends.errors import BackendError
+from swagbench.backends.base import option
+from swagbench.backends.errors import BackendError
 
 BINDINGS = ("inputs", "constants", "auto")
 
@@ -42,7 +42,7 @@ class GraphOptions:
 
 
 def binding_variants(options) -> tuple[str, dict]:
-    """``binding: auto``'s candidates (:meth:`backends.base.Backend.variants`): the trial's options with each
+    """``binding: auto``'s candidates (:meth:`swagbench.backends.base.Backend.variants`): the trial's options with each
     concrete binding."""
     import dataclasses
 
@@ -76,10 +76,10 @@ def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = False,
 
 
 def export_statistics(model: nn.Module, example: torch.Tensor):
-    """(proto, graph): ``model``'s :class:`~swag.batchnorm.StatisticsGraph` exported to ONNX (outputs
+    """(proto, graph): ``model``'s :class:`~swagbench.swag.batchnorm.StatisticsGraph` exported to ONNX (outputs
     ``out_0 .. out_<2L-1>``: each BatchNorm layer's batch mean and biased variance; initializers named
     ``net.<state_dict key>``) and the graph module, whose ``batch_statistics`` reads those outputs."""
-    from swag.batchnorm import StatisticsGraph
+    from swagbench.swag.batchnorm import StatisticsGraph
 
     graph = StatisticsGraph(model, example, reduction="convolution")  # both graph runtimes: see REDUCTIONS
     with warnings.catch_warnings():  # train mode is intended: update_bn runs the model in train mode

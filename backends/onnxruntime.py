@@ -1,14 +1,14 @@
 """ONNX Runtime, CPUExecutionProvider.
 
 Both graphs of a sample run in ONNX Runtime: the statistics graph (BatchNorm statistics over the fold's
-BN batches, see ``swag.batchnorm``) and the inference graph, each exported once per trial
+BN batches, see ``swagbench.swag.batchnorm``) and the inference graph, each exported once per trial
 (``torch.onnx.export(dynamo=True)``). ``binding`` (fp32) says how a new sample reaches them:
 ``inputs`` (weights and BN statistics are graph inputs fed from the model's own tensors: one session per
 graph for the whole trial) or ``constants`` (initializers: the sample's values are written into the model,
 which is serialized and given a new session, so ORT can fold and prepack them).
 
 int8: static QDQ quantization (per-channel int8 weights, uint8 activations) of the inference graph with
-BatchNorm folded into the convolutions (``backends.folding``; 2.6x faster int8 ResNet-50 here than
+BatchNorm folded into the convolutions (``swagbench.backends.folding``; 2.6x faster int8 ResNet-50 here than
 quantizing the unfolded graph), calibrated once per fold on the fold's training inputs. Each further
 sample of the fold re-quantizes only the weights, with ONNX Runtime's own formulas (symmetric
 per-channel weight scales, int32 bias at input scale x weight scale), and rebuilds the session. Its
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
-from backends.onnx_graph import (
+from swagbench.backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
+from swagbench.backends.onnx_graph import (
     GraphOptions,
     binding_variants,
     bound_names,
@@ -38,7 +38,7 @@ from backends.onnx_graph import (
     float_state,
     symmetric_per_channel,
 )
-from backends.torch_helpers import describe
+from swagbench.backends.torch_helpers import describe
 
 LEVELS = ("all", "extended", "basic", "disabled")
 
@@ -170,7 +170,7 @@ class _Int8Graph:
     """The int8 runner: QDQ graph of the BN-folded model, calibrated per fold, weights re-quantized per sample."""
 
     def __init__(self, backend, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration) -> None:
-        from backends.folding import FoldedModel
+        from swagbench.backends.folding import FoldedModel
 
         self.backend, self.options, self.example = backend, options, example
         self.folded = FoldedModel(model)
@@ -264,7 +264,8 @@ class WeightRequantizer:
 
 
 def quantized_model(folded: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor]) -> bytes:
-    """The int8 QDQ model (bytes) of a BN-folded module (:class:`backends.folding.FoldedModel`'s graph module),
+    """The int8 QDQ model (bytes) of a BN-folded module (:class:`swagbench.backends.folding.FoldedModel`'s graph
+    module),
     its activations calibrated on ``calibration``: what an int8 trial runs for its fold's first sample."""
     return _quantize_qdq(export_onnx(folded, example, optimize=True), calibration)
 

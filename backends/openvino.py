@@ -1,7 +1,7 @@
 """OpenVINO CPU plugin.
 
 Both graphs of a sample run in OpenVINO: the statistics graph (BatchNorm statistics over the fold's BN
-batches, see ``swag.batchnorm``; one synchronous request on all threads, so a batch is never split) and
+batches, see ``swagbench.swag.batchnorm``; one synchronous request on all threads, so a batch is never split) and
 the inference graph, each exported to ONNX once per trial (initializers named by state_dict key).
 ``binding`` says how a new sample reaches them: ``inputs`` (weights and BN statistics become graph
 parameters fed from the model's own tensors, no copy: each graph is compiled once per trial) or
@@ -16,7 +16,7 @@ for an "fp32" model) and read back with ``get_property``; a mismatch fails the t
 ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``; ``hint: latency`` uses one synchronous request.
 
 int8: NNCF post-training quantization of the inference graph with BatchNorm folded into the convolutions
-(``backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
+(``swagbench.backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
 fold re-quantizes only the weights (NNCF's symmetric per-channel int8, max|w| / 127) and keeps the fold's
 activation ranges and bias correction, then recompiles. Its BatchNorm statistics come from the
 statistics graph in bf16 where the CPU has it, else f32, bound as ``binding`` says.
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
-from backends.onnx_graph import (
+from swagbench.backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
+from swagbench.backends.onnx_graph import (
     GraphOptions,
     binding_variants,
     bound_names,
@@ -40,7 +40,7 @@ from backends.onnx_graph import (
     float_state,
     symmetric_per_channel,
 )
-from backends.torch_helpers import describe
+from swagbench.backends.torch_helpers import describe
 
 HINTS = ("throughput", "latency")
 STATIC = {"auto": None, "static": True, "dynamic": False}  # each ``shapes`` choice as _Graph's ``static``
@@ -337,7 +337,7 @@ class _Int8Graph(_PredictRunner):
     """NNCF-quantized inference graph of the BN-folded model: calibrated per fold, weights re-quantized per sample."""
 
     def __init__(self, backend, model, example, options, calibration, hint: str) -> None:
-        from backends.folding import FoldedModel
+        from swagbench.backends.folding import FoldedModel
 
         self.backend, self.options, self.example, self.hint = backend, options, example, hint
         self.folded = FoldedModel(model)
@@ -430,8 +430,9 @@ class _Int8Graph(_PredictRunner):
 def quantize_weights(
     w: np.ndarray, axis: int, step: float, qmax: int, scale_shape: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8 weights as NNCF makes them (:func:`backends.onnx_graph.symmetric_per_channel`
-    with scale = max|w| * ``step``: 1/127, or 1/63.5 where NNCF narrows the first layer). Returns (q int8, scale
+    """Symmetric per-channel int8 weights as NNCF makes them
+    (:func:`swagbench.backends.onnx_graph.symmetric_per_channel` with scale = max|w| * ``step``: 1/127, or 1/63.5 where
+    NNCF narrows the first layer). Returns (q int8, scale
     shaped ``scale_shape``)."""
     q, scale = symmetric_per_channel(w, axis, lambda a: a * step, qmax)
     return q, scale.reshape(scale_shape)

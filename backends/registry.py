@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from backends.errors import UnknownBackendError
-from swag.imports import load_object
+from swagbench.backends.errors import UnknownBackendError
+from swagbench.imports import load_object
 
 ENTRY_POINT_GROUP = "swagbench.backends"
 BUILTIN = {
-    "eager": "backends.eager:EagerBackend",
-    "torchscript": "backends.torchscript:TorchScriptBackend",
-    "inductor": "backends.inductor:InductorBackend",
-    "onnxruntime": "backends.onnxruntime:OnnxRuntimeBackend",
-    "openvino": "backends.openvino:OpenVinoBackend",
-    "ipex": "backends.ipex:IpexBackend",
+    "eager": "swagbench.backends.eager:EagerBackend",
+    "torchscript": "swagbench.backends.torchscript:TorchScriptBackend",
+    "inductor": "swagbench.backends.inductor:InductorBackend",
+    "onnxruntime": "swagbench.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "swagbench.backends.openvino:OpenVinoBackend",
+    "ipex": "swagbench.backends.ipex:IpexBackend",
 }
 
 
@@ -35,7 +35,8 @@ def backend_names() -> list[str]:
 
 
 def get_backend(name: str):
-    """Instantiate the backend (a :class:`backends.base.Backend`) registered as ``name`` or a ``module:Class`` spec."""
+    """Instantiate the backend (a :class:`swagbench.backends.base.Backend`) registered as ``name`` or a ``module:Class``
+    spec."""
     target = _targets().get(name, name if ":" in name else None)
     if target is None:
         raise UnknownBackendError(f"unknown backend {name!r}; choose from {', '.join(backend_names())}")

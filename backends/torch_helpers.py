@@ -8,8 +8,8 @@ import contextlib
 import torch
 from torch import nn
 
-from backends.base import BackendOptions, Runner, StatisticsRunner
-from swag.batchnorm import eager_batch_statistics
+from swagbench.backends.base import BackendOptions, Runner, StatisticsRunner
+from swagbench.swag.batchnorm import eager_batch_statistics
 
 
 def native_statistics(model: nn.Module, options: BackendOptions) -> StatisticsRunner:

@@ -4,7 +4,7 @@ Freezing folds weights and BatchNorm into constants, so each SWAG sample is re-t
 With ``freeze: false`` the traced module keeps the model's parameters as attributes and a new
 sample only needs its weights copied in (swap), at the cost of the fusions freezing enables.
 
-BatchNorm statistics: the model's :class:`~swag.batchnorm.StatisticsGraph` traced once per trial
+BatchNorm statistics: the model's :class:`~swagbench.swag.batchnorm.StatisticsGraph` traced once per trial
 (under autocast for bf16) and never frozen (freezing needs eval mode); a new sample's weights are
 copied into the trace.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
-from backends.torch_helpers import autocast, describe, memory_format, module_runner
-from swag.batchnorm import StatisticsGraph
+from swagbench.backends.base import Backend, BackendError, BackendOptions, Runner, StatisticsRunner, option
+from swagbench.backends.torch_helpers import autocast, describe, memory_format, module_runner
+from swagbench.swag.batchnorm import StatisticsGraph
 
 
 @dataclass(frozen=True)

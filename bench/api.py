@@ -1,6 +1,6 @@
 """swagbench from Python (a notebook, a job): run a benchmark and get the run back; predict with its answer.
 
-    from bench import api
+    from swagbench.bench import api
 
     run = api.run(overrides=["data.source=photos", "ensemble.samples=4"], backends="eager,eager:bf16:cl")
     run.summary                 # one row per trial (pandas), as summary.csv
@@ -9,7 +9,7 @@
     probs = api.predictor(run).predict_proba("new_photos/")   # the winner, on new data, from the stored posteriors
 
 :func:`run` is ``swagbench run`` (the same code, the same rows); user mistakes raise
-:class:`bench.errors.SwagbenchError` subclasses with the CLI's one-line messages.
+:class:`swagbench.bench.errors.SwagbenchError` subclasses with the CLI's one-line messages.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.rundir import RunDir
+from swagbench.bench.record.rundir import RunDir
 
 __all__ = ["Run", "open_run", "predictor", "run"]
 
@@ -36,7 +36,7 @@ class Run:
     @cached_property
     def summary(self) -> pd.DataFrame:
         """One row per trial: minutes per phase, speedups, memory, calibration, fidelity, verdict."""
-        from bench.report import load
+        from swagbench.bench.report import load
 
         return load(self.path).df
 
@@ -64,9 +64,9 @@ def run(
     """Run a benchmark as ``swagbench run`` would with ``--config config``, ``key=value`` ``overrides``,
     ``--backends``, ``--strategy`` (a recommendation.json) and ``--profile``; or finish run folder ``resume``.
     ``log`` gets every line the CLI would print."""
-    from bench.config import load_config
-    from bench.profile import load_profile, profile_overrides
-    from bench.run import execute
+    from swagbench.bench.config import load_config
+    from swagbench.bench.measure.hardware_profiles import load_profile, profile_overrides
+    from swagbench.bench.run import execute
 
     if resume is not None:
         stored = RunDir.existing(resume)
@@ -83,9 +83,10 @@ def open_run(path: str | Path) -> Run:
 
 
 def predictor(run_or_path: Run | str | Path, strategy=None, threads: int | None = None, samples: int | None = None):
-    """An :class:`bench.predict.EnsemblePredictor` over a run's posteriors with ``strategy`` (default: the run's
+    """An :class:`swagbench.bench.predictor.EnsemblePredictor` over a run's posteriors with ``strategy`` (default: the
+    run's
     recommendation)."""
-    from bench.predict import EnsemblePredictor
+    from swagbench.bench.predictor import EnsemblePredictor
 
     path = run_or_path.path if isinstance(run_or_path, Run) else run_or_path
     return EnsemblePredictor(path, strategy, threads=threads, samples=samples)

@@ -7,8 +7,8 @@ import contextlib
 import errno
 import sys
 
-from bench.config.settings import EXECUTOR_NAMES
-from bench.errors import USER_ERRORS
+from swagbench.bench.config.settings import EXECUTOR_NAMES
+from swagbench.bench.errors import USER_ERRORS
 
 EPILOG = """examples:
   swagbench run                                  # embedded default: every built-in backend and precision
@@ -55,7 +55,7 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--profile",
         metavar="NAME|YAML",
-        help="hardware profile (local, n2-highcpu-32: bench/profiles/*.yaml; or a YAML path): thread budget, "
+        help="hardware profile (local, n2-highcpu-32: bench/measure/profiles/*.yaml; or a YAML path): thread budget, "
         "workers, memory limit; recorded, and a host that does not match is reported",
     )
     cmd.add_argument(
@@ -183,11 +183,11 @@ def _reading_commands(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.config import RESUME_FREE, RunConfig, build, expand_sweep, load_config, parse_grid
-    from bench.errors import ConfigError
-    from bench.profile import host_mismatch, load_profile, profile_overrides
-    from bench.run import execute
-    from bench.rundir import RunDir
+    from swagbench.bench.config import RESUME_FREE, RunConfig, build, expand_sweep, load_config, parse_grid
+    from swagbench.bench.errors import ConfigError
+    from swagbench.bench.measure.hardware_profiles import host_mismatch, load_profile, profile_overrides
+    from swagbench.bench.record.rundir import RunDir
+    from swagbench.bench.run import execute
 
     if getattr(args, "resume", None):
         free = [o for o in args.overrides if o.partition("=")[0] in RESUME_FREE[2:]]  # cannot change results
@@ -259,8 +259,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def _outcome(run_dir) -> int:
     """Exit code of a finished run: 1 (and one line saying so) when no trial succeeded, else 0."""
-    from bench.results import read_rows
-    from bench.rundir import RunDir
+    from swagbench.bench.record.row_store import read_rows
+    from swagbench.bench.record.rundir import RunDir
 
     if not any(r.status == "ok" for r in read_rows(run_dir)):
         print(f"swagbench: no trial succeeded (see {RunDir(run_dir).summary_md} for each one's error)", file=sys.stderr)
@@ -275,7 +275,7 @@ def show_config() -> str:
 
     import yaml
 
-    from bench.config import RunConfig, TrialConfig
+    from swagbench.bench.config import RunConfig, TrialConfig
 
     lines = []
 
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swagbench: error: {exc.strerror or exc}{where}; {fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        from bench.errors import RunInterrupted, Terminated
+        from swagbench.bench.errors import RunInterrupted, Terminated
 
         hint = f"; finish it with: swagbench run --resume {exc.run_dir}" if isinstance(exc, RunInterrupted) else ""
         terminated = isinstance(exc, Terminated) or getattr(exc, "terminated", False)
@@ -338,12 +338,13 @@ def main(argv: list[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _terminate_like_ctrl_c():
-    """While the command runs, SIGTERM raises :class:`bench.errors.Terminated` (a KeyboardInterrupt): workers are
+    """While the command runs, SIGTERM raises :class:`swagbench.bench.errors.Terminated` (a KeyboardInterrupt): workers
+    are
     stopped, rows kept and the resume hint printed, as for Ctrl-C (main thread only; the old handler comes back)."""
     import signal
     import threading
 
-    from bench.errors import Terminated
+    from swagbench.bench.errors import Terminated
 
     def terminated(_signum, _frame):
         raise Terminated()
@@ -367,30 +368,30 @@ def _command(args: argparse.Namespace) -> int:
     elif args.command == "list-backends":
         list_backends()
     elif args.command == "summary":
-        from bench.report import write_summary
+        from swagbench.bench.report import write_summary
 
         print(write_summary(args.run_dir))
     elif args.command == "report":
-        from bench.report import build_report
+        from swagbench.bench.report import build_report
 
         print(f"swagbench: report written to {build_report(args.run_dir)}")
     elif args.command == "estimate":
-        from bench.estimate import estimate, render
+        from swagbench.bench.estimate import estimate, render
 
         print(render(*estimate(args.run_dir, args.images, args.folds, args.samples, args.check)), end="")
     elif args.command == "ceiling":
-        from bench.ceiling import measure
-        from bench.report import build_report
+        from swagbench.bench.measure.ceiling import measure
+        from swagbench.bench.report import build_report
 
         measure(args.run_dir, seconds=args.seconds)
         print(f"swagbench: report written to {build_report(args.run_dir)}")
     elif args.command == "tune":
-        from bench.tune import tune
+        from swagbench.bench.tune import tune
 
         run_dir = tune(args.run_dir, verify=not args.dry_run)
         return _outcome(run_dir) if run_dir is not None else 0
     elif args.command == "compare":
-        from bench.report import compare
+        from swagbench.bench.report import compare
 
         print(compare(args.run_a, args.run_b))
     return 0
@@ -398,8 +399,8 @@ def _command(args: argparse.Namespace) -> int:
 
 def list_backends() -> None:
     """Each registered backend: available or why not, its precisions and its options."""
-    from backends import backend_names, get_backend
-    from backends.base import describe_options
+    from swagbench.backends import backend_names, get_backend
+    from swagbench.backends.base import describe_options
 
     for name in backend_names():
         try:

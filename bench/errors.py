@@ -1,10 +1,11 @@
 """Exception types for user mistakes; the CLI prints them as one line and exits with code 2.
 
-Every one derives from :class:`swag.errors.SwagbenchError` (the one root), and this module imports no torch.
+Every one derives from :class:`swagbench.errors.SwagbenchError` (the one root), and this module imports no torch.
 """
 
-from backends.errors import BackendError, UnknownBackendError
-from swag.errors import ModelSpecError, PosteriorError, SwagbenchError
+from swagbench.backends.errors import BackendError, UnknownBackendError
+from swagbench.errors import SwagbenchError
+from swagbench.swag.errors import ModelSpecError, PosteriorError
 
 
 class ConfigError(SwagbenchError, ValueError):

@@ -1,8 +1,8 @@
 """Project a run's measured costs onto the user's own data size: ``swagbench estimate RUN --images N``.
 
-Each trial's whole-ensemble time is rebuilt phase by phase by :func:`bench.projection.project`. Training (shared
-by all trials) scales with the training images of all folds, epochs unchanged. The projection is validated
-against a real run at another size in README ("Estimating your own run").
+Each trial's whole-ensemble time is rebuilt phase by phase by :func:`swagbench.bench.answer.projection.project`.
+Training (shared by all trials) scales with the training images of all folds, epochs unchanged. The projection is
+validated against a real run at another size in README ("Estimating your own run").
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import ConfigError
-from bench.projection import project
-from bench.report.frames import summary_frame
-from bench.results import read_rows
-from bench.rundir import RunDir
+from swagbench.bench.answer.projection import project
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.record.rundir import RunDir
+from swagbench.bench.report.frames import summary_frame
 
 
 def estimate(
@@ -100,7 +100,7 @@ def _check_against(df: pd.DataFrame, check: str | Path, size: tuple[int, int, in
 def _pricing(df: pd.DataFrame, run_dir: str | Path) -> dict[str, Any]:
     """Add each trial's USD on demand and spot to ``df`` when the run was made on its profile's machine; return
     the price used (``price``) or why there is none (``no_price``)."""
-    from bench.profile import load_profile, price
+    from swagbench.bench.measure.hardware_profiles import load_profile, price
 
     profile = RunDir(run_dir).read_env().get("profile") or {}
     if not profile.get("name"):
@@ -117,7 +117,7 @@ def _pricing(df: pd.DataFrame, run_dir: str | Path) -> dict[str, Any]:
 
 def render(df: pd.DataFrame, facts: dict[str, Any]) -> str:
     """The estimate as Markdown: what was projected from what, the table, training and pricing."""
-    import bench.report.tables as tables
+    import swagbench.bench.report.tables as tables
 
     (n0, k0, s0), (n, k, s) = facts["measured"], facts["projected"]
     lines = [

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import RunConfig
-from bench.dataset import Dataset
-from bench.dataset.store import file_sha256
-from bench.errors import ConfigError
-from bench.folds import fold_split
-from bench.seeds import fold_seed
+from swagbench.bench.config import RunConfig
+from swagbench.bench.dataset import Dataset
+from swagbench.bench.dataset.store import file_sha256
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.record.folds import fold_split
+from swagbench.bench.record.seeds import fold_seed
 
 MANIFEST = "manifest.json"
 
@@ -113,7 +113,8 @@ def obtain_posteriors(
     on_epoch: Callable[[], None] = lambda: None,
 ) -> Posteriors:
     """The run's posteriors: the user's files, an intact cached store, or freshly trained ones (in the shared
-    cache, or in run folder ``run``'s own store, a :class:`bench.rundir.RunDir`, when ``posterior_cache`` is off)."""
+    cache, or in run folder ``run``'s own store, a :class:`swagbench.bench.record.rundir.RunDir`, when
+    ``posterior_cache`` is off)."""
     folds = config.ensemble.folds
     if config.posteriors_dir:  # checked by user_posteriors before the run started
         paths = user_posterior_files(config)
@@ -167,9 +168,9 @@ def user_posterior_files(config: RunConfig) -> list[Path]:
 
 def reference_posterior(config: RunConfig, dataset: Dataset, path: Path):
     """The reference-format posterior in ``path`` over the run's model, checked to be finite."""
-    from swag.io import check_finite
-    from swag.models import build_model
-    from swag.reference_format import load_reference_posterior
+    from swagbench.swag.io import check_finite
+    from swagbench.swag.models import build_model
+    from swagbench.swag.reference_format import load_reference_posterior
 
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
     posterior = load_reference_posterior(path, model, config.posteriors_max_num_models)
@@ -183,7 +184,7 @@ def import_reference(
     """Write fold ``fold``'s reference-format posterior as a swagbench posterior file in ``store`` (the run's own
     posteriors folder), with the metadata of this run's data and folds (``data.folds``) and its source file's
     SHA-256; return its path."""
-    from swag.io import save_posterior
+    from swagbench.swag.io import save_posterior
 
     posterior = reference_posterior(config, dataset, path)
     posterior.meta.update(posterior_meta(config, dataset, fold_of, fold))
@@ -196,9 +197,9 @@ def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) ->
     the data and fold split they were trained on, that their tensors hold exactly the model's parameters, and that
     every value is finite. Reference-format files: that ``data.folds`` says which examples each was trained on,
     that their parameters are exactly the model's, and that every value is finite."""
-    from swag.io import check_finite, load_posterior
-    from swag.models import build_model
-    from swag.sampling import check_layout
+    from swagbench.swag.io import check_finite, load_posterior
+    from swagbench.swag.models import build_model
+    from swagbench.swag.sampling import check_layout
 
     paths = user_posterior_files(config)
     if paths[0].suffix != ".safetensors":
@@ -233,9 +234,9 @@ def train_posteriors(
     """Train a SWAG posterior on every fold's training part (noisy labels); return (paths, seconds)."""
     import torch
 
-    from swag.io import check_finite, save_posterior
-    from swag.models import build_model
-    from swag.training import train_swag
+    from swagbench.swag.io import check_finite, save_posterior
+    from swagbench.swag.models import build_model
+    from swagbench.swag.training import train_swag
 
     torch.set_num_threads(config.resolved_threads)
     y = torch.from_numpy(dataset.labels)

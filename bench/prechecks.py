@@ -6,13 +6,13 @@ import dataclasses
 
 import numpy as np
 
-from backends import get_backend
-from bench.config import RunConfig
-from bench.dataset import Dataset
-from bench.errors import DataError
-from bench.roofline import gflop_per_image
-from bench.trial import trial_options
-from swag.models import build_model
+from swagbench.backends import get_backend
+from swagbench.bench.config import RunConfig
+from swagbench.bench.dataset import Dataset
+from swagbench.bench.errors import DataError
+from swagbench.bench.execute.trial import trial_options
+from swagbench.bench.measure.roofline import gflop_per_image
+from swagbench.swag.models import build_model
 
 
 def thread_warnings(config: RunConfig) -> list[str]:
@@ -42,7 +42,7 @@ def check_trials(config: RunConfig) -> None:
 class ModelFacts:
     """gflop: GFLOPs of one forward pass per image (roofline); bn_channels: channels over all BatchNorm
     layers with running statistics (the width of a trial's recorded statistics); bn_notes: what the model's
-    BatchNorm layers mean for the results (:meth:`swag.batchnorm.BatchNormFacts.notes`)."""
+    BatchNorm layers mean for the results (:meth:`swagbench.swag.batchnorm.BatchNormFacts.notes`)."""
 
     gflop: float
     bn_channels: int
@@ -53,7 +53,7 @@ def check_model(config: RunConfig, dataset: Dataset) -> ModelFacts:
     """Build the model and run two examples through it, so a bad spec fails before any work."""
     import torch
 
-    from swag.batchnorm import batchnorm_facts, bn_layers
+    from swagbench.swag.batchnorm import batchnorm_facts, bn_layers
 
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1], config.model_checkpoint).eval()
     try:

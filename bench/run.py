@@ -1,8 +1,8 @@
 """A whole benchmark run: data -> folds -> posteriors -> one worker per backend trial -> report.
 
-:func:`execute` opens the run (:func:`new_run` or :func:`resume_run`, two small functions over the same steps),
-obtains the posteriors, runs every trial that has no row yet (``bench.trial``), gates it against the reference
-(``bench.fidelity.gate``) and writes the report (``bench.report``).
+:func:`execute` opens the run (:func:`new_run` or :func:`resume_run`, two small functions over the same steps), obtains
+the posteriors, runs every trial that has no row yet (``swagbench.bench.execute.trial``), gates it against the reference
+(``swagbench.bench.answer.fidelity.gate``) and writes the report (``swagbench.bench.report``).
 """
 
 from __future__ import annotations
@@ -17,26 +17,26 @@ from typing import Any
 
 import numpy as np
 
-from backends import get_backend
-from bench.config import RESUME_FREE, RunConfig, TrialConfig, setting_digests
-from bench.dataset import Dataset, data_cache, load_dataset
-from bench.envinfo import environment
-from bench.errors import ConfigError, RunInterrupted, Terminated
-from bench.executors import EXECUTORS, Executor
-from bench.fidelity import gate, is_reference, is_reference_row, tolerances_table
-from bench.folds import assign_folds
-from bench.memory import AnonPeak
-from bench.posteriors import obtain_posteriors, user_posteriors
-from bench.prechecks import ModelFacts, check_model, check_room, check_shards, check_trials, thread_warnings
-from bench.profile import host_mismatch
-from bench.progress import Progress
-from bench.recommend import recommendation
-from bench.results import append_row, has_rows, read_rows
-from bench.roofline import measure_peak, roofline
-from bench.row import TrialRow
-from bench.rundir import RunDir
-from bench.trial import RunFacts, base_row, repeated, run_one
-from swag.models.registry import resolve_model
+from swagbench.backends import get_backend
+from swagbench.bench.answer.fidelity import gate, is_reference, is_reference_row, tolerances_table
+from swagbench.bench.answer.recommend import recommendation
+from swagbench.bench.config import RESUME_FREE, RunConfig, TrialConfig, setting_digests
+from swagbench.bench.dataset import Dataset, data_cache, load_dataset
+from swagbench.bench.errors import ConfigError, RunInterrupted, Terminated
+from swagbench.bench.execute.executors import EXECUTORS, Executor
+from swagbench.bench.execute.trial import RunFacts, base_row, repeated, run_one
+from swagbench.bench.measure.environment import environment
+from swagbench.bench.measure.hardware_profiles import host_mismatch
+from swagbench.bench.measure.memory import AnonPeak
+from swagbench.bench.measure.roofline import measure_peak, roofline
+from swagbench.bench.posteriors import obtain_posteriors, user_posteriors
+from swagbench.bench.prechecks import ModelFacts, check_model, check_room, check_shards, check_trials, thread_warnings
+from swagbench.bench.progress import Progress
+from swagbench.bench.record.folds import assign_folds
+from swagbench.bench.record.row import TrialRow
+from swagbench.bench.record.row_store import append_row, has_rows, read_rows
+from swagbench.bench.record.rundir import RunDir
+from swagbench.swag.models.registry import resolve_model
 
 
 @dataclass
@@ -72,7 +72,7 @@ def execute(
 
     With ``resume`` (a run directory) the run continues there: the stored data and folds are
     reused, posteriors come from the cache, and only trials without a recorded row run (also
-    failed, timed-out and skipped ones when ``retry_failed``). ``profile`` (see bench.profiles)
+    failed, timed-out and skipped ones when ``retry_failed``). ``profile`` (see swagbench.bench.measure.profiles)
     is recorded in env.json with whether this host matches it.
     """
     check_trials(config)
@@ -91,7 +91,7 @@ def execute(
             executor = held.enter_context(contextlib.closing(EXECUTORS[config.executor](opened.config, log)))
             run_trials(opened, facts, executor, log, parent)
             if opened.config.ceiling_s:
-                from bench.ceiling import measure
+                from swagbench.bench.measure.ceiling import measure
 
                 seconds = opened.config.ceiling_s
                 log(
@@ -269,8 +269,8 @@ def trial_row(opened: Opened, facts: RunFacts, trial: TrialConfig, row: TrialRow
 
 def finish_run(run: RunDir, log) -> Path:
     """Write the report (frames built once), print summary.md and end with the recommendation."""
-    from bench.report import build_report, load
-    from bench.report.sections import issues_line
+    from swagbench.bench.report import build_report, load
+    from swagbench.bench.report.sections import issues_line
 
     data = load(run, warn=log)
     reference = data.reference
@@ -281,7 +281,7 @@ def finish_run(run: RunDir, log) -> Path:
     log(f"swagbench: results in {run.path} (results.jsonl, summary.csv, summary.md, charts, {report.name})")
     if reference is not None:
         log(f"swagbench: {issues_line(reference, run.label_issues_csv)}")
-    log(f"swagbench: the recommended strategy as data (--strategy, bench.api.predictor): {run.recommendation_json}")
+    log(f"swagbench: the recommended strategy as data (--strategy, api.predictor): {run.recommendation_json}")
     log(f"swagbench: recommendation: {recommendation(data.df)}")
     return run.path
 

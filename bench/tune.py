@@ -1,11 +1,11 @@
 """``swagbench tune RUN``: the cheapest VALID combination of per-phase engines for the target job, verified.
 
-A run measured each trial's BatchNorm pass and its predict side (sampling, data, setup, predict, confident
-learning) separately. Projected to the run's target (``bench.projection``), the cheapest BatchNorm engine and
-the cheapest predict engine among the run's successful VALID trials may be different trials: then a *hybrid* trial
-(``bn:`` beside ``backend:``) combines them. Only VALID trials are components; the combination itself is run
-(beside the eager fp32 reference, on the run's own data, folds and posteriors) and gated like any trial before it
-is recommended, so a pair that is only valid apart is caught.
+A run measured each trial's BatchNorm pass and its predict side (sampling, data, setup, predict, confident learning)
+separately. Projected to the run's target (``swagbench.bench.answer.projection``), the cheapest BatchNorm engine and the
+cheapest predict engine among the run's successful VALID trials may be different trials: then a *hybrid* trial (``bn:``
+beside ``backend:``) combines them. Only VALID trials are components; the combination itself is run (beside the eager
+fp32 reference, on the run's own data, folds and posteriors) and gated like any trial before it is recommended, so a
+pair that is only valid apart is caught.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from bench.config import TrialConfig, load_config
-from bench.errors import ConfigError
-from bench.projection import project, target_sizes
-from bench.row import TrialRow
-from bench.rundir import RunDir
+from swagbench.bench.answer.projection import project, target_sizes
+from swagbench.bench.config import TrialConfig, load_config
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.record.row import TrialRow
+from swagbench.bench.record.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def tune(run_dir, verify: bool = True, log=print):
     """Compose the plan for run ``run_dir``'s target, print it and (``verify``) run it beside the reference in a new
     run folder next to it, whose recommendation.json then holds the verified answer; returns that folder (None where
     nothing was run: not verifying, or no hybrid beats the run's own trials)."""
-    from bench.report import load
-    from bench.run import execute
+    from swagbench.bench.report import load
+    from swagbench.bench.run import execute
 
     run = RunDir.existing(run_dir)
     data = load(run)

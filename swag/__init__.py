@@ -1,17 +1,17 @@
 """SWA-Gaussian posteriors: collection during SGD, sampling, BatchNorm update, I/O.
 
 No backend code lives here; see ``backends/`` for inference strategies. The names below load on first use, so a
-light submodule (``swag.errors``, ``swag.checked``) imports without torch.
+light submodule (``swagbench.swag.errors``, ``swagbench.checked``) imports without torch.
 """
 
-from swag.imports import lazy_exports
+from swagbench.imports import lazy_exports
 
 _EXPORTS = {
-    "Posterior": "swag.posterior",
-    "SwagCollector": "swag.posterior",
-    "sample_parameters": "swag.sampling",
-    "load_flat_parameters": "swag.sampling",
-    "recompute_batchnorm": "swag.sampling",
+    "Posterior": "swagbench.swag.posterior",
+    "SwagCollector": "swagbench.swag.posterior",
+    "sample_parameters": "swagbench.swag.sampling",
+    "load_flat_parameters": "swagbench.swag.sampling",
+    "recompute_batchnorm": "swagbench.swag.sampling",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(_EXPORTS)

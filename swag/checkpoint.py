@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from swag.errors import CheckpointError
+from swagbench.swag.errors import CheckpointError
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from swag.errors import PosteriorError
-from swag.posterior import Posterior
+from swagbench.swag.errors import PosteriorError
+from swagbench.swag.posterior import Posterior
 
 FORMAT = "swagbench-posterior-v1"
 LAYOUT_KEYS = ("format", "max_rank", "n_models", "param_names", "param_shapes")

@@ -1,7 +1,7 @@
 """SWAG moments (Maddox et al. 2019, Alg. 1) collected from SGD iterates.
 
 Parameters are flattened in ``model.named_parameters()`` order; BatchNorm buffers are
-not part of the posterior (they are recomputed per sample, see ``swag.sampling``).
+not part of the posterior (they are recomputed per sample, see ``swagbench.swag.sampling``).
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ Its ``SWAG`` module wraps the network as ``base`` and turns every parameter ``<p
 
     theta = mean + sqrt(scale) * (sqrt(clamp(sq_mean - mean^2, 1e-30)) * z1 + D^T z2 / sqrt(K - 1))
 
-with ``K = max_num_models``, a constructor argument the file does not store; here K defaults to the number of
-stored deviation rows (``min(n_models, max_num_models)``: the same once collection filled the window) and may be
-given. :class:`swag.sampling.Sampler` draws the same formula (from its own seeded generator, not torch's global
-one). The BatchNorm buffers under ``base`` are ignored: every sample's statistics are recomputed.
+with ``K = max_num_models``, a constructor argument the file does not store; here K defaults to the number of stored
+deviation rows (``min(n_models, max_num_models)``: the same once collection filled the window) and may be given.
+:class:`swagbench.swag.sampling.Sampler` draws the same formula (from its own seeded generator, not torch's global one).
+The BatchNorm buffers under ``base`` are ignored: every sample's statistics are recomputed.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from swag.checkpoint import key_diff, read_tensors, unwrap
-from swag.errors import PosteriorError
-from swag.posterior import Posterior
+from swagbench.swag.checkpoint import key_diff, read_tensors, unwrap
+from swagbench.swag.errors import PosteriorError
+from swagbench.swag.posterior import Posterior
 
 SUFFIXES = ("_mean", "_sq_mean", "_cov_mat_sqrt")
 

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from swag.errors import PosteriorError
-from swag.posterior import Posterior
+from swagbench.swag.errors import PosteriorError
+from swagbench.swag.posterior import Posterior
 
 
 class Sampler:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from swag.posterior import Posterior, SwagCollector, synthesize_posterior
+from swagbench.swag.posterior import Posterior, SwagCollector, synthesize_posterior
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def train_swag(
 
     x: (N, C, H, W) float32, or a function from example positions (a LongTensor) to those examples (streaming
     them from a file); y: (N,) int64 labels (possibly noisy). With ``config.synthesize`` no training happens (see
-    :func:`swag.posterior.synthesize_posterior`).
+    :func:`swagbench.swag.posterior.synthesize_posterior`).
     """
     if config.synthesize:
         return synthesize_posterior(model, max_rank=config.max_rank, seed=seed)

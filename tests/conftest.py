@@ -38,7 +38,7 @@ def start_run(args):
 
     root = Path(__file__).resolve().parent.parent
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *args],
+        [sys.executable, "-m", "swagbench.bench.cli", "run", *args],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL,

@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
-from backends.base import Backend
-from backends.eager import EagerBackend
+from swagbench.backends.base import Backend
+from swagbench.backends.eager import EagerBackend
 
 
 class SegfaultBackend(EagerBackend):

@@ -42,13 +42,13 @@ def machine() -> dict[str, str]:
     """What bit-identity depends on besides the code: the CPU and torch."""
     import torch
 
-    from bench.envinfo import cpu_info
+    from swagbench.bench.measure.environment import cpu_info
 
     return {"cpu": cpu_info().get("model") or platform.processor(), "torch": torch.__version__}
 
 
 def run(results_dir: Path) -> Path:
-    from bench.cli import main
+    from swagbench.bench.cli import main
 
     if main([*ARGS, f"--results-dir={results_dir}"]) != 0:
         raise RuntimeError("the golden run failed")

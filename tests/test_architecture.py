@@ -1,14 +1,48 @@
-"""The package structure docs/architecture.md describes: swag <- backends <- bench, no import cycles."""
+"""The package structure docs/architecture.md describes: one import name, rooms in layers, no import cycles."""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("swag", "backends", "bench")
+FOLDERS = {
+    "swagbench": "swagbench",
+    "swag": "swagbench.swag",
+    "backends": "swagbench.backends",
+    "bench": "swagbench.bench",
+}
+
+# The rooms, lowest first: a module imports only from its own room or those below it, never from one above (which
+# may import it). Longest prefix decides a module's room; swagbench.bench's other modules (run, job, api, cli,
+# posteriors, predictor, prechecks, estimate, tune) are the top.
+LAYERS = (
+    ("swagbench.errors", "swagbench.checked", "swagbench.imports", "swagbench"),
+    ("swagbench.swag",),
+    ("swagbench.backends",),
+    ("swagbench.bench.errors", "swagbench.bench.progress"),
+    ("swagbench.bench.config",),
+    ("swagbench.bench.dataset",),
+    ("swagbench.bench.record",),
+    ("swagbench.bench.measure",),
+    ("swagbench.bench.answer",),
+    ("swagbench.bench.execute",),
+    ("swagbench.bench.report",),
+    ("swagbench.bench",),
+)
+
+
+def layer(module: str) -> int:
+    """The index in LAYERS of ``module``'s room (the longest prefix that names it)."""
+    best = max(
+        ((len(p), i) for i, room in enumerate(LAYERS) for p in room if module == p or module.startswith(p + ".")),
+        default=None,
+    )
+    assert best is not None, f"{module} is in no room of LAYERS"
+    return best[1]
 
 
 def _module(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    rel = path.relative_to(ROOT).with_suffix("")
+    return ".".join((FOLDERS[rel.parts[0]], *rel.parts[1:])).removesuffix(".__init__")
 
 
 def _imports(path: Path, module_level_only: bool) -> set[str]:
@@ -23,24 +57,49 @@ def _imports(path: Path, module_level_only: bool) -> set[str]:
             names = [a.name for a in node.names]
         else:
             continue
-        found.update(n for n in names if n.split(".")[0] in PACKAGES)
+        found.update(n for n in names if n.split(".")[0] in {"swagbench", *FOLDERS})
     return found
 
 
+def _files() -> dict[str, Path]:
+    return {_module(p): p for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")}
+
+
 def _graph(module_level_only: bool) -> dict[str, set[str]]:
-    files = {_module(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    files = _files()
     return {m: {i for i in _imports(p, module_level_only) if i in files} - {m} for m, p in files.items()}
 
 
-def test_packages_depend_one_way():
-    order = {pkg: i for i, pkg in enumerate(PACKAGES)}  # swag <- backends <- bench
+def test_code_imports_only_the_one_import_name():
+    """Every import of our code goes through ``swagbench``: a bare ``bench``/``swag``/``backends`` would be another
+    distribution's package once installed (or this checkout's folder, by accident of the working directory)."""
+    bare = [
+        f"{m}: {i}"
+        for m, p in _files().items()
+        for i in _imports(p, module_level_only=False)
+        if i.split(".")[0] != "swagbench"
+    ]
+    assert not bare, bare
+
+
+def test_rooms_import_only_rooms_below():
     wrong = [
-        f"{m} imports {i}"
+        f"{m} (room {layer(m)}) imports {i} (room {layer(i)})"
         for m, deps in _graph(module_level_only=False).items()
         for i in deps
-        if order[i.split(".")[0]] > order[m.split(".")[0]]
+        if layer(i) > layer(m)
     ]
     assert not wrong, wrong
+
+
+def test_every_package_folder_is_installed():
+    """pyproject.toml lists the packages explicitly (the folders are mapped onto swagbench.*): a new room that is not
+    listed would be missing from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {_module(p) for folder in FOLDERS for p in (ROOT / folder).rglob("__init__.py")}
+    assert listed == folders
 
 
 def test_no_import_cycles():
@@ -65,11 +124,11 @@ def test_no_import_cycles():
 
 
 def test_executor_names_are_checked_without_importing_executors():
-    from bench.config.settings import EXECUTOR_NAMES
-    from bench.executors import EXECUTORS
+    from swagbench.bench.config.settings import EXECUTOR_NAMES
+    from swagbench.bench.execute.executors import EXECUTORS
 
     assert tuple(EXECUTORS) == EXECUTOR_NAMES
-    assert "bench.executors" not in _graph(module_level_only=False)["bench.config.settings"]
+    assert "swagbench.bench.execute.executors" not in _graph(module_level_only=False)["swagbench.bench.config.settings"]
 
 
 RUN_FILES = (
@@ -99,7 +158,7 @@ RUN_FILES = (
 
 
 def test_only_the_run_folder_object_spells_run_file_names():
-    """bench/rundir.py owns every file name of a run folder; nobody else spells one in code."""
+    """bench/record/rundir.py owns every file name of a run folder; nobody else spells one in code."""
     offenders = []
     for path in (ROOT / "bench").rglob("*.py"):
         if path.name == "rundir.py":
@@ -117,7 +176,7 @@ def test_error_types_import_no_torch():
     import sys
 
     code = (
-        "import sys; import bench.errors as e; from swag.errors import SwagbenchError;"
+        "import sys; import swagbench.bench.errors as e; from swagbench.errors import SwagbenchError;"
         "assert all(issubclass(t, SwagbenchError) for t in (e.ConfigError, e.DataError, e.ResultsError,"
         " e.PosteriorError, e.ModelSpecError, e.BackendError, e.UnknownBackendError));"
         "print('torch' in sys.modules)"

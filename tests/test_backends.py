@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from backends import BackendOptions, get_backend
-from backends.base import BackendError
-from bench.fidelity import TOLERANCES
-from swag.models import build_model
-from swag.sampling import recompute_batchnorm
+from swagbench.backends import BackendOptions, get_backend
+from swagbench.backends.base import BackendError
+from swagbench.bench.answer.fidelity import TOLERANCES
+from swagbench.swag.models import build_model
+from swagbench.swag.sampling import recompute_batchnorm
 
 CASES = [
     ("eager", "bf16", {}),
@@ -200,7 +200,7 @@ def test_unknown_backend_option_is_refused():
 
 
 def test_backend_options_are_typed_with_defaults_and_help():
-    from backends.base import describe_options
+    from swagbench.backends.base import describe_options
 
     ort = get_backend("onnxruntime")
     assert ort.settings(BackendOptions()) == ort.Options(

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from backends import BackendOptions, get_backend
-from backends.base import BackendError
-from bench.fidelity import TOLERANCES
-from bench.tasks import StatisticsStep
-from swag.batchnorm import (
+from swagbench.backends import BackendOptions, get_backend
+from swagbench.backends.base import BackendError
+from swagbench.bench.answer.fidelity import TOLERANCES
+from swagbench.bench.execute.worker_loop import StatisticsStep
+from swagbench.swag.batchnorm import (
     REDUCTIONS,
     StatisticsAccumulator,
     StatisticsGraph,
@@ -22,7 +22,7 @@ from swag.batchnorm import (
     load_statistics,
     statistics_vector,
 )
-from swag.models import build_model
+from swagbench.swag.models import build_model
 
 
 class TransposedNet(nn.Module):

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from bench import api
-from bench.cli import main
-from bench.config import DataConfig, load_config
-from bench.dataset import load_dataset
-from bench.errors import ConfigError, DataError
-from bench.folds import check_folds
-from bench.results import read_rows
-from bench.rundir import RunDir
-from swag.checkpoint import load_checkpoint
-from swag.errors import PosteriorError
-from swag.models import build_model
-from swag.posterior import SwagCollector
-from swag.reference_format import load_reference_posterior
+from swagbench.bench import api
+from swagbench.bench.cli import main
+from swagbench.bench.config import DataConfig, load_config
+from swagbench.bench.dataset import load_dataset
+from swagbench.bench.errors import ConfigError, DataError
+from swagbench.bench.record.folds import check_folds
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.record.rundir import RunDir
+from swagbench.swag.checkpoint import load_checkpoint
+from swagbench.swag.errors import PosteriorError
+from swagbench.swag.models import build_model
+from swagbench.swag.posterior import SwagCollector
+from swagbench.swag.reference_format import load_reference_posterior
 from tests.conftest import TINY, the_run
 from tests.reference_swag import reference_state_dict, sgd_iterates
 
@@ -239,8 +239,8 @@ def test_swag_collection_starts_from_the_checkpoint(tmp_path):
     args += ["train.swa_lr=0", "train.weight_decay=0", "ensemble.samples=1", "posterior_cache=false"]
     args += ["train.swa_start=0"]  # TINY's 1 is refused with a checkpoint (checked below)
     assert main(["run", "--backends", "eager", *args]) == 0
-    from swag.io import load_posterior
-    from swag.posterior import flatten_parameters
+    from swagbench.swag.io import load_posterior
+    from swagbench.swag.posterior import flatten_parameters
 
     with pytest.raises(ConfigError, match="train.swa_start must be 0"):
         load_config(None, [f"model_checkpoint={tmp_path / 'trained.pt'}", "train.swa_start=1"])

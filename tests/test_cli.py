@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench.cli import main
+from swagbench.bench.cli import main
 from tests.conftest import DIGITS
 
 
@@ -72,13 +72,13 @@ def _npz(tmp_path, **arrays):
 def _posteriors(tmp_path, model="digits_cnn", truncate=False, poison=False, missing=None, tensors_of="digits_cnn"):
     """Two folds' posteriors for the embedded default data split into 2 folds, with the metadata a swagbench
     training run writes (so each case below has exactly one defect)."""
-    from bench.config import load_config
-    from bench.dataset import load_dataset
-    from bench.folds import make_folds
-    from bench.posteriors import posterior_meta
-    from swag.io import save_posterior
-    from swag.models import build_model
-    from swag.posterior import synthesize_posterior
+    from swagbench.bench.config import load_config
+    from swagbench.bench.dataset import load_dataset
+    from swagbench.bench.posteriors import posterior_meta
+    from swagbench.bench.record.folds import make_folds
+    from swagbench.swag.io import save_posterior
+    from swagbench.swag.models import build_model
+    from swagbench.swag.posterior import synthesize_posterior
 
     config = load_config(None, [*DIGITS, "ensemble.folds=2"])
     dataset = load_dataset(config.data)
@@ -201,7 +201,7 @@ def test_resume_and_report_misuse(argv, msg, tmp_path, capsys):
 
 
 def test_a_run_being_written_cannot_be_resumed_twice(tmp_path, capsys):
-    from bench.rundir import RunDir
+    from swagbench.bench.record.rundir import RunDir
 
     run = _recorded_run(tmp_path / "run")
     held = RunDir(run).lock()

@@ -2,10 +2,10 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
-from bench.confident import find_label_issues
-from bench.config import CleanlabConfig
-from bench.dataset import inject_label_noise
-from bench.metrics import detection_scores
+from swagbench.bench.answer.confident import find_label_issues
+from swagbench.bench.answer.metrics import detection_scores
+from swagbench.bench.config import CleanlabConfig
+from swagbench.bench.dataset import inject_label_noise
 
 RECALL_FLOOR = 0.6  # confident learning on a well-separated set with 20% noise finds most flips
 PRECISION_FLOOR = 0.6

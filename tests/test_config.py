@@ -1,7 +1,7 @@
 import pytest
 
-from bench.config import RunConfig, load_config, parse_backends
-from bench.errors import ConfigError
+from swagbench.bench.config import RunConfig, load_config, parse_backends
+from swagbench.bench.errors import ConfigError
 
 
 def test_embedded_default():

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from bench.config import DataConfig
-from bench.dataset import load_dataset
-from bench.errors import DataError
-from bench.folds import fold_split, make_folds
+from swagbench.bench.config import DataConfig
+from swagbench.bench.dataset import load_dataset
+from swagbench.bench.errors import DataError
+from swagbench.bench.record.folds import fold_split, make_folds
 
 
 def test_default_is_packaged_mnist_with_injected_noise(monkeypatch):

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from backends import BackendOptions, get_backend
-from backends.base import BackendError
-from backends.registry import UnknownBackendError
-from swag.models import build_model
+from swagbench.backends import BackendOptions, get_backend
+from swagbench.backends.base import BackendError
+from swagbench.backends.registry import UnknownBackendError
+from swagbench.swag.models import build_model
 
 
 @pytest.fixture

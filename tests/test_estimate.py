@@ -2,13 +2,13 @@
 
 import pytest
 
-from bench.cli import main
-from bench.config import load_config
-from bench.errors import ConfigError
-from bench.estimate import estimate, render
-from bench.projection import bn_images
-from bench.results import read_rows
-from bench.run import execute
+from swagbench.bench.answer.projection import bn_images
+from swagbench.bench.cli import main
+from swagbench.bench.config import load_config
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.estimate import estimate, render
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.run import execute
 from tests.conftest import DIGITS
 
 # Stated error of a projection from a run 3x smaller, on this suite's tiny digits runs (README states the error
@@ -79,7 +79,7 @@ def _fixture_with_profile(tmp_path, profile):
 
 
 def test_money_only_for_a_run_on_the_priced_machine(tmp_path):
-    from bench.profile import load_profile, price
+    from swagbench.bench.measure.hardware_profiles import load_profile, price
 
     rate = price(load_profile("n2-highcpu-32"))
     on_it = _fixture_with_profile(tmp_path / "a", {"name": "n2-highcpu-32", "host_mismatch": None})
@@ -100,7 +100,7 @@ def test_the_reports_target_projection_equals_the_estimate_commands(tmp_path):
 
     import yaml
 
-    from bench.report import load
+    from swagbench.bench.report import load
 
     run = tmp_path / "run"
     shutil.copytree(Path(__file__).parent / "fixtures" / "run_small", run)
@@ -119,8 +119,8 @@ def test_the_reports_target_projection_equals_the_estimate_commands(tmp_path):
 def test_the_recommendation_is_made_at_the_target_not_at_the_proxy(tmp_path):
     from pathlib import Path
 
-    from bench.recommend import recommendation, recommendation_record
-    from bench.report.frames import summary_frame
+    from swagbench.bench.answer.recommend import recommendation, recommendation_record
+    from swagbench.bench.report.frames import summary_frame
 
     rows = read_rows(Path(__file__).parent / "fixtures" / "run_small")
     df = summary_frame(rows, {"images": 3000, "samples": 8})

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from bench.config import load_config
-from bench.fidelity import TOLERANCES, compare, verdict
-from bench.results import read_rows
-from bench.row import TrialRow
-from bench.run import execute
+from swagbench.bench.answer.fidelity import TOLERANCES, compare, verdict
+from swagbench.bench.config import load_config
+from swagbench.bench.record.row import TrialRow
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.run import execute
 
 
 def _trial(tmp_path, name, probs, issues):

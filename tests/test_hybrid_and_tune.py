@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.config import TrialConfig
-from bench.errors import ConfigError
-from bench.results import read_rows
-from bench.rundir import RunDir
-from bench.tune import bn_engine_of, compose
+from swagbench.bench.cli import main
+from swagbench.bench.config import TrialConfig
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.record.rundir import RunDir
+from swagbench.bench.tune import bn_engine_of, compose
 from tests.conftest import the_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
@@ -123,7 +123,7 @@ def test_int8_ceilings_run_the_backends_own_quantized_model_and_a_hybrid_is_meas
 ):
     import json
 
-    from bench.report.frames import ReportData
+    from swagbench.bench.report.frames import ReportData
 
     trials = "trials=[{backend: eager}, {backend: openvino, precision: int8}, {backend: onnxruntime, precision: int8},"
     trials += ' {backend: onnxruntime, bn: "eager:fp32"}]'
@@ -151,9 +151,9 @@ def test_int8_ceilings_run_the_backends_own_quantized_model_and_a_hybrid_is_meas
 def test_openvinos_own_benchmark_app_measures_a_model(tmp_path):
     import torch
 
-    from backends.onnx_graph import export_onnx
-    from bench.ceiling import openvino_rate
-    from swag.models import build_model
+    from swagbench.backends.onnx_graph import export_onnx
+    from swagbench.bench.measure.ceiling import openvino_rate
+    from swagbench.swag.models import build_model
 
     model = build_model("digits_cnn", 10, 1).eval()
     path = tmp_path / "m.onnx"

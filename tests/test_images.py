@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.cli import main
-from bench.config import DataConfig
-from bench.dataset import load_dataset
-from bench.errors import DataError
+from swagbench.bench.cli import main
+from swagbench.bench.config import DataConfig
+from swagbench.bench.dataset import load_dataset
+from swagbench.bench.errors import DataError
 from tests.conftest import the_run
 
 SIZE = 12
@@ -230,7 +230,7 @@ def test_resume_with_changed_or_missing_data_is_refused(tmp_path, capsys):
 
 
 def test_fold_ids_from_a_manifest_column_follow_the_images(tmp_path):
-    from bench.folds import assign_folds
+    from swagbench.bench.record.folds import assign_folds
 
     _folder(tmp_path / "pets")
     rows = [(f"pets/{c}/{i:02d}.png", c, i % 2) for c in ("cat", "dog") for i in range(1, 5)]

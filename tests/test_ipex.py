@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from backends import ipex as ipex_module
-from backends.ipex import IpexBackend
-from bench.cli import main
-from bench.results import read_rows
+from swagbench.backends import ipex as ipex_module
+from swagbench.backends.ipex import IpexBackend
+from swagbench.bench.cli import main
+from swagbench.bench.record.row_store import read_rows
 from tests.conftest import the_run
 
 needs_env = pytest.mark.skipif(not ipex_module.env_python().is_file(), reason="no .venv-ipex; run make ipex-env")
@@ -27,7 +27,7 @@ def test_missing_environment_is_reported_with_the_fix(monkeypatch, tmp_path):
 def test_resnets_load_torchvision_state_dicts_with_identical_outputs(name):
     script = textwrap.dedent(f"""
         import torch, torchvision
-        from swag.models import build_model
+        from swagbench.swag.models import build_model
         torch.manual_seed(0)
         ref = getattr(torchvision.models, "{name}")(weights=None, num_classes=1000).eval()
         ref.train(); ref(torch.randn(4, 3, 64, 64)); ref.eval()  # non-trivial BN statistics

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.metrics import calibration, detection_scores, sample_checkpoints
+from swagbench.bench.answer.metrics import calibration, detection_scores, sample_checkpoints
 
 
 def test_calibration_hand_computed():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from swag.models import build_model
-from swag.models.registry import ModelSpecError
+from swagbench.swag.models import build_model
+from swagbench.swag.models.registry import ModelSpecError
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_models_run_forward():
 
 
 def test_module_factory_spec():
-    model = build_model("swag.models.digits_cnn:digits_cnn", 3, 2)
+    model = build_model("swagbench.swag.models.digits_cnn:digits_cnn", 3, 2)
     assert model(torch.randn(4, 2, 8, 8)).shape == (4, 3)
 
 
@@ -49,7 +49,7 @@ def test_module_factory_spec():
     [
         ("vgg", "unknown model"),
         ("nosuchmod:f", "cannot load"),
-        ("swag.models.digits_cnn:nothing", "cannot load"),
+        ("swagbench.swag.models.digits_cnn:nothing", "cannot load"),
         ("builtins:dict", "not a torch.nn.Module"),
     ],
 )

@@ -12,8 +12,8 @@ import psutil
 import pytest
 import torch
 
-from backends import BackendOptions, get_backend
-from swag.models import build_model
+from swagbench.backends import BackendOptions, get_backend
+from swagbench.swag.models import build_model
 
 WINDOW_S = 0.02
 MAX_CORES = 0.3  # a spinning pool shows ~1 core per spinning thread in this window
@@ -62,7 +62,7 @@ def test_the_check_sees_a_spinning_pool(setup):
     """The measurement can fail: an ONNX Runtime session with its default (spinning) threads is caught."""
     import onnxruntime as ort
 
-    from backends.onnx_graph import export_onnx
+    from swagbench.backends.onnx_graph import export_onnx
 
     model, x, _ = setup
     so = ort.SessionOptions()

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.cli import main
-from bench.folds import fold_split
-from bench.results import read_rows
-from swag.io import read_metadata
+from swagbench.bench.cli import main
+from swagbench.bench.record.folds import fold_split
+from swagbench.bench.record.row_store import read_rows
+from swagbench.swag.io import read_metadata
 from tests.conftest import the_run
 
 pytestmark = pytest.mark.e2e

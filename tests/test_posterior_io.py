@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from swag.errors import PosteriorError
-from swag.io import load_posterior, save_posterior
-from swag.posterior import SwagCollector
+from swagbench.swag.errors import PosteriorError
+from swagbench.swag.io import load_posterior, save_posterior
+from swagbench.swag.posterior import SwagCollector
 
 
 @pytest.fixture

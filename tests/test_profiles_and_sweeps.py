@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cli import main
-from bench.config import expand_sweep, load_config, parse_grid, parse_plan
-from bench.errors import ConfigError
-from bench.profile import host_mismatch, load_profile, profile_overrides
-from bench.results import read_rows
-from bench.roofline import gflop_per_image, roofline
-from bench.run import execute
-from bench.tasks import split_tasks
-from swag.models import build_model
+from swagbench.bench.cli import main
+from swagbench.bench.config import expand_sweep, load_config, parse_grid, parse_plan
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.execute.worker_loop import split_tasks
+from swagbench.bench.measure.hardware_profiles import host_mismatch, load_profile, profile_overrides
+from swagbench.bench.measure.roofline import gflop_per_image, roofline
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.run import execute
+from swagbench.swag.models import build_model
 from tests.conftest import the_run
 
 
@@ -47,13 +47,15 @@ def test_profiles_load_and_set_the_run(monkeypatch):
 
     import psutil
 
-    import bench.envinfo
+    import swagbench.bench.measure.environment
 
     # Whatever machine runs this (the target VM included): simulate off GCP, then the profiled VM itself.
     monkeypatch.setattr(os, "cpu_count", lambda: 32)
-    monkeypatch.setattr(bench.envinfo, "gcp_metadata", lambda timeout_s=0.3: None)
+    monkeypatch.setattr(swagbench.bench.measure.environment, "gcp_metadata", lambda timeout_s=0.3: None)
     assert "not a n2-highcpu-32" in host_mismatch(n2) and "not on GCP" in host_mismatch(n2)
-    monkeypatch.setattr(bench.envinfo, "gcp_metadata", lambda timeout_s=0.3: {"machine_type": "n2-highcpu-32"})
+    monkeypatch.setattr(
+        swagbench.bench.measure.environment, "gcp_metadata", lambda timeout_s=0.3: {"machine_type": "n2-highcpu-32"}
+    )
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("vm", (), {"total": 32e9})())
     assert host_mismatch(n2) is None
     with pytest.raises(ConfigError, match="unknown profile 'n3'; choose from local, n2-highcpu-32"):
@@ -66,7 +68,7 @@ def test_gcp_metadata_is_read_from_the_server_and_absent_without_one(monkeypatch
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    import bench.envinfo
+    import swagbench.bench.measure.environment
 
     class Metadata(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -90,21 +92,27 @@ def test_gcp_metadata_is_read_from_the_server_and_absent_without_one(monkeypatch
     server = HTTPServer(("127.0.0.1", 0), Metadata)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(bench.envinfo, "GCP_METADATA", f"http://127.0.0.1:{server.server_port}/?recursive=true")
-        bench.envinfo.gcp_metadata.cache_clear()
-        assert bench.envinfo.gcp_metadata() == {
+        monkeypatch.setattr(
+            swagbench.bench.measure.environment,
+            "GCP_METADATA",
+            f"http://127.0.0.1:{server.server_port}/?recursive=true",
+        )
+        swagbench.bench.measure.environment.gcp_metadata.cache_clear()
+        assert swagbench.bench.measure.environment.gcp_metadata() == {
             "machine_type": "n2-highcpu-32",
             "zone": "us-central1-a",
             "cpu_platform": "Intel Ice Lake",
         }
     finally:
         server.shutdown()
-    bench.envinfo.gcp_metadata.cache_clear()
-    monkeypatch.setattr(bench.envinfo, "GCP_METADATA", f"http://127.0.0.1:{server.server_port}/")  # nobody there
+    swagbench.bench.measure.environment.gcp_metadata.cache_clear()
+    monkeypatch.setattr(
+        swagbench.bench.measure.environment, "GCP_METADATA", f"http://127.0.0.1:{server.server_port}/"
+    )  # nobody there
     start = time.perf_counter()
-    assert bench.envinfo.gcp_metadata(timeout_s=0.3) is None  # never an error
+    assert swagbench.bench.measure.environment.gcp_metadata(timeout_s=0.3) is None  # never an error
     assert time.perf_counter() - start < 2
-    bench.envinfo.gcp_metadata.cache_clear()
+    swagbench.bench.measure.environment.gcp_metadata.cache_clear()
 
 
 def test_sweep_expansion_and_grid_parsing():
@@ -184,7 +192,7 @@ def test_sweep_cli_records_profile_and_draws_scaling(tiny_overrides, tmp_path, c
 
 
 def test_a_profile_prices_its_machine_with_a_source(tmp_path):
-    from bench.profile import price
+    from swagbench.bench.measure.hardware_profiles import price
 
     rate = price(load_profile("n2-highcpu-32"))
     assert rate["machine"] == "n2-highcpu-32" and 0 < rate["spot"] < rate["on_demand"]

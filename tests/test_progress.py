@@ -2,7 +2,7 @@
 
 import io
 
-from bench.progress import Progress
+from swagbench.bench.progress import Progress
 
 
 class _Terminal(io.StringIO):

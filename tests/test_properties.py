@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from bench.config import load_config, parse_backends
-from bench.errors import ConfigError
-from bench.metrics import calibration, detection_scores
+from swagbench.bench.answer.metrics import calibration, detection_scores
+from swagbench.bench.config import load_config, parse_backends
+from swagbench.bench.errors import ConfigError
 
 
 @st.composite

@@ -5,9 +5,9 @@ Each test starts a local Ray instance (what --executor ray does without an addre
 import numpy as np
 import pytest
 
-from bench.config import load_config
-from bench.results import read_rows
-from bench.run import execute
+from swagbench.bench.config import load_config
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.run import execute
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]'")
 

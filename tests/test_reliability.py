@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.config import load_config
-from bench.dataset import load_dataset
-from bench.errors import ResultsError
-from bench.folds import make_folds
-from bench.posteriors import obtain_posteriors
-from bench.results import append_row, read_rows
-from bench.run import execute
+from swagbench.bench.cli import main
+from swagbench.bench.config import load_config
+from swagbench.bench.dataset import load_dataset
+from swagbench.bench.errors import ResultsError
+from swagbench.bench.posteriors import obtain_posteriors
+from swagbench.bench.record.folds import make_folds
+from swagbench.bench.record.row_store import append_row, read_rows
+from swagbench.bench.run import execute
 from tests.conftest import small_tmpfs, start_run, the_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ def test_resume_from_another_directory_uses_the_runs_own_folders(tiny_overrides,
 @pytest.mark.e2e
 def test_a_model_factory_in_the_users_directory_is_found(tiny_overrides, tmp_path, monkeypatch):
     (tmp_path / "mymodels.py").write_text(
-        "from swag.models import build_model\n\n"
+        "from swagbench.swag.models import build_model\n\n"
         "def make_net(num_classes, in_channels):\n"
         "    return build_model('digits_cnn', num_classes, in_channels)\n"
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.cli import main
-from bench.results import read_rows
+from swagbench.bench.cli import main
+from swagbench.bench.record.row_store import read_rows
 from tests.conftest import small_tmpfs, start_run, the_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,9 @@ def test_resume_may_change_what_cannot_change_results(tiny_overrides, tmp_path, 
 
 
 def _worker_pids(trial: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"bench.worker .*{trial}"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["pgrep", "-f", f"swagbench.bench.execute.worker .*{trial}"], capture_output=True, text=True
+    ).stdout
     return [int(p) for p in out.split()]
 
 

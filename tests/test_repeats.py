@@ -2,13 +2,13 @@
 
 import pytest
 
-from bench.config import load_config
-from bench.errors import ConfigError
-from bench.report.frames import summary_frame
-from bench.results import read_rows
-from bench.row import TrialRow
-from bench.run import execute
-from bench.trial import repeated
+from swagbench.bench.config import load_config
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.execute.trial import repeated
+from swagbench.bench.record.row import TrialRow
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.report.frames import summary_frame
+from swagbench.bench.run import execute
 
 
 def _row(**measured):

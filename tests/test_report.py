@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.recommend import recommendation
-from bench.report import build_report, compare
-from bench.report.charts import CHARTS
-from bench.report.frames import summary_frame
-from bench.results import read_rows
+from swagbench.bench.answer.recommend import recommendation
+from swagbench.bench.cli import main
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.report import build_report, compare
+from swagbench.bench.report.charts import CHARTS
+from swagbench.bench.report.frames import summary_frame
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 
@@ -111,7 +111,7 @@ def test_a_run_where_every_trial_failed_says_so_everywhere(run_dir):
     """The page, summary.md and the charts of an all-failed run: no success box, no None cells, no empty axes."""
     import json
 
-    from bench.results import CHECKSUM, _digest
+    from swagbench.bench.record.row_store import CHECKSUM, _digest
 
     rows = read_rows(run_dir)
     skipped = next(r for r in rows if r["status"] == "skipped")  # a real row with no measurements

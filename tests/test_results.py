@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from bench.errors import ResultsError
-from bench.report.frames import summary_frame
-from bench.results import append_row, read_rows
+from swagbench.bench.errors import ResultsError
+from swagbench.bench.record.row_store import append_row, read_rows
+from swagbench.bench.report.frames import summary_frame
 
 
 def _row(trial, backend="eager", precision="fp32", predict=2.0, status="ok", img_per_s=100.0):
@@ -73,9 +73,9 @@ def test_summary_minutes_and_speedup():
 def test_rows_carry_their_schema_and_foreign_rows_are_refused(tmp_path, capsys):
     import dataclasses
 
-    from bench.cli import main
-    from bench.results import CHECKSUM, _digest
-    from bench.row import SCHEMA_VERSION, TrialRow
+    from swagbench.bench.cli import main
+    from swagbench.bench.record.row import SCHEMA_VERSION, TrialRow
+    from swagbench.bench.record.row_store import CHECKSUM, _digest
 
     append_row(tmp_path, _row("a"))
     stored = json.loads((tmp_path / "results.jsonl").read_text())

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cli import main
-from bench.errors import DataError
-from bench.folds import make_folds
-from bench.results import read_rows
-from bench.runner import _crash_reason
-from swag.batchnorm import batchnorm_facts
+from swagbench.bench.cli import main
+from swagbench.bench.errors import DataError
+from swagbench.bench.execute.worker_process import _crash_reason
+from swagbench.bench.record.folds import make_folds
+from swagbench.bench.record.row_store import read_rows
+from swagbench.swag.batchnorm import batchnorm_facts
 from tests import odd_models
 from tests.conftest import the_run
 
@@ -40,7 +40,7 @@ def test_batchnorm_facts_name_what_changes_the_pass():
     assert "depend on the batch size" in untracked.notes()[0]
     dropout = batchnorm_facts(odd_models.dropout_before_batchnorm(3, 1), x)
     assert (dropout.layers, dropout.dropout_before) == (1, ["1"]) and "active during" in dropout.notes()[0]
-    from swag.models import build_model
+    from swagbench.swag.models import build_model
 
     assert batchnorm_facts(build_model("digits_cnn", 10, 1), x).notes() == []  # an ordinary model: nothing to say
 
@@ -96,7 +96,7 @@ def test_a_sigkill_is_blamed_on_memory_only_near_the_limit(tmp_path):
 def test_sigterm_stops_the_run_like_ctrl_c_with_the_resume_hint(tiny_overrides, tmp_path):
     args = ["--backends", "eager,eager:bf16", *tiny_overrides, "train.epochs=400", "train.swa_start=399"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *args],
+        [sys.executable, "-m", "swagbench.bench.cli", "run", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from bench.config import load_config
-from bench.results import read_rows
-from bench.run import execute
+from swagbench.bench.config import load_config
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.run import execute
 from tests.conftest import the_run
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker(tiny_overrides, tmp_path):
     root = Path(__file__).resolve().parent.parent
     trials = "trials=[{backend: eager}, {backend: 'tests.faulty_backends:HangBackend'}]"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *tiny_overrides, trials],
+        [sys.executable, "-m", "swagbench.bench.cli", "run", *tiny_overrides, trials],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL,

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from bench.cli import main
-from bench.projection import project
-from bench.results import read_rows
-from bench.rundir import RunDir
-from bench.variants import choose, pair_images
+from swagbench.bench.answer.auto import choose, pair_images
+from swagbench.bench.answer.projection import project
+from swagbench.bench.cli import main
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.record.rundir import RunDir
 from tests.conftest import the_run
 
 INPUTS = {"rebind_s": 0.001, "bn_update_s_per_image": 4e-4, "predict_s_per_image": 2e-4}  # weights as graph inputs
@@ -102,7 +102,7 @@ def test_no_steady_state_measurement_when_turned_off(tiny_overrides, tmp_path):
 
 def _row(steady):
     """A one-worker trial of 100 images x 2 folds x 2 samples: BN pass 10 s, predict 4 s (warm-up apart)."""
-    from bench.row import TrialRow
+    from swagbench.bench.record.row import TrialRow
 
     entries = [
         [f, s, {"sample": 0.1, "prepare": 0.5 if (f, s) == (0, 0) else 0.0, "warmup": 0.0}]

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from swag.posterior import SwagCollector
+from swagbench.swag.posterior import SwagCollector
 
 
 def _set(model: nn.Linear, flat: list[float]) -> None:

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from swag.errors import PosteriorError
-from swag.models import build_model
-from swag.posterior import Posterior
-from swag.sampling import load_flat_parameters, recompute_batchnorm, sample_parameters
+from swagbench.swag.errors import PosteriorError
+from swagbench.swag.models import build_model
+from swagbench.swag.posterior import Posterior
+from swagbench.swag.sampling import load_flat_parameters, recompute_batchnorm, sample_parameters
 
 
 def _posterior(p=5, rank=3, max_rank=4, seed=0) -> Posterior:

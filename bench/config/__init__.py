@@ -1,7 +1,7 @@
 """Run configuration: the settings (``settings``), how they are loaded (``loading``) and sweeps (``sweeps``)."""
 
-from bench.config.loading import apply_override, build, load_config, parse_backends
-from bench.config.settings import (
+from swagbench.bench.config.loading import apply_override, build, load_config, parse_backends
+from swagbench.bench.config.settings import (
     EXECUTOR_NAMES,
     FILTER_BY,
     MEMBERS,
@@ -16,7 +16,7 @@ from bench.config.settings import (
     TrialConfig,
     setting_digests,
 )
-from bench.config.sweeps import SWEEP_DIMENSIONS, expand_sweep, parse_grid, parse_plan
+from swagbench.bench.config.sweeps import SWEEP_DIMENSIONS, expand_sweep, parse_grid, parse_plan
 
 __all__ = [
     "EXECUTOR_NAMES",

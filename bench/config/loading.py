@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from bench.config.settings import RunConfig, parse_engine
-from bench.errors import ConfigError
-from swag import checked
-from swag.checked import quoted
+from swagbench import checked
+from swagbench.bench.config.settings import RunConfig, parse_engine
+from swagbench.bench.errors import ConfigError
+from swagbench.checked import quoted
 
 MAX_YAML_VALUES = 100_000  # values a config may expand to; aliases (&a / *a) that multiply past it are refused
 
@@ -47,14 +47,14 @@ def _expanded_size(node, seen: dict) -> int:
 
 
 def build(cls, raw: Any, where: str = ""):
-    """Construct settings dataclass ``cls`` from nested dicts (:func:`swag.checked.build`: unknown keys and wrong
+    """Construct settings dataclass ``cls`` from nested dicts (:func:`swagbench.checked.build`: unknown keys and wrong
     types are a :class:`ConfigError`)."""
     return checked.build(cls, raw, where, ConfigError, root="config")
 
 
 def parse_backends(spec: str) -> list[dict[str, Any]]:
     """``eager,eager:bf16,eager:fp32:cl,my_pkg.mod:MyBackend:bf16`` -> trial dicts (see
-    :func:`bench.config.settings.parse_engine`)."""
+    :func:`swagbench.bench.config.settings.parse_engine`)."""
     trials = [parse_engine(item) for item in filter(None, (s.strip() for s in spec.split(",")))]
     if not trials:
         raise ConfigError("--backends is empty; e.g. --backends eager,eager:bf16")
@@ -100,7 +100,7 @@ def load_config(
     if backends is not None:  # --backends "" (an unset shell variable) is an error, not "all trials"
         raw["trials"] = parse_backends(backends)
     if strategy is not None:
-        from bench.recommend import read_strategy
+        from swagbench.bench.config.strategy import read_strategy
 
         raw["trials"] = [read_strategy(strategy)]
     for item in overrides or []:

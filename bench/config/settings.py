@@ -1,4 +1,4 @@
-"""Run settings: dataclasses validated on construction (loading them is ``bench.config.loading``).
+"""Run settings: dataclasses validated on construction (loading them is ``swagbench.bench.config.loading``).
 
 The dataclass defaults *are* the embedded default run (``swagbench run`` with no config).
 """
@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.precisions import PRECISIONS
-from bench.errors import ConfigError
-from swag.checked import quoted
-from swag.training import TrainConfig
+from swagbench.backends.precisions import PRECISIONS
+from swagbench.bench.errors import ConfigError
+from swagbench.checked import quoted
+from swagbench.swag.training import TrainConfig
 
-# Executor names as config, CLI and rows spell them; bench.executors.EXECUTORS implements exactly these
+# Executor names as config, CLI and rows spell them; swagbench.bench.execute.executors.EXECUTORS implements exactly
+# these
 # (a test checks), so checking a name here needs no executor import.
 EXECUTOR_NAMES = ("local", "ray")
 
@@ -162,7 +163,7 @@ class TargetConfig:
     """The job the answer is for: a run here is a proxy of it, and its one-off costs (exports, compiles,
     calibration) weigh far less at the job's size. Tables show every trial's whole-ensemble minutes projected to
     this size beside the measured ones, and the recommendation ranks trials by the projection
-    (``bench.projection``; read it to about +-25%, see README "Estimating your own run").
+    (``swagbench.bench.answer.projection``; read it to about +-25%, see README "Estimating your own run").
 
     Attributes
     ----------
@@ -191,7 +192,7 @@ class SteadyConfig:
     worker times full batches (``batch_size`` images for predict, ``ensemble.bn_batch_size`` for the BatchNorm
     pass), one untimed call first (a new shape may compile), until both minimums are met. A proxy run's own
     batches are few and often partial; these rates are what a job of the target's size runs at, and the
-    projection to the target is made from them (``bench.projection``). Not counted in the trial's time.
+    projection to the target is made from them (``swagbench.bench.answer.projection``). Not counted in the trial's time.
 
     Attributes
     ----------
@@ -259,7 +260,7 @@ class TrialConfig:
     bn_examples : int or None
         BatchNorm statistics from a seeded subset of this many of each fold's training examples (a strategy
         that trades calibration for time; None = the run's ``ensemble.bn_examples``, all by default). Such a
-        trial is judged on its decisions, not its numbers (see ``bench.fidelity``).
+        trial is judged on its decisions, not its numbers (see ``swagbench.bench.answer.fidelity``).
     bn : str or None
         A hybrid: the BatchNorm pass in another engine, ``backend[:precision][:cl]`` (e.g. ``eager:bf16:cl``
         beside ``backend: openvino, precision: int8``), predict in this trial's (None: both in this trial's). Gated
@@ -330,7 +331,7 @@ def parse_engine(item: str, where: str = "--backends item") -> dict[str, Any]:
     (backend: a registered name or ``module:Class``; ConfigError naming what it cannot read)."""
     import re
 
-    from backends.registry import backend_names
+    from swagbench.backends.registry import backend_names
 
     parts = item.split(":")
     if (
@@ -359,7 +360,7 @@ def _default_trials() -> list[TrialConfig]:
     """The embedded default: every built-in backend at fp32, plus bf16 in eager (channels_last) and OpenVINO and
     int8 in ONNX Runtime and OpenVINO; the graph runtimes with ``binding: auto`` (weights as graph inputs or as
     constants rebuilt per sample, for OpenVINO int8 those of its statistics graph; both measured on the first
-    sample, the cheaper at the target size kept: ``bench.variants``) and TorchScript with ``freeze: auto``
+    sample, the cheaper at the target size kept: ``swagbench.bench.answer.auto``) and TorchScript with ``freeze: auto``
     (frozen and re-traced per sample, or swapped); ten trials, so that ``make bench`` fits ~13 minutes on 2 cores.
     TorchScript bf16 and Inductor bf16 are one ``--backends`` away (``torchscript:bf16,inductor:bf16``); on
     2 cores Inductor bf16 alone adds ~2 minutes, most of it compilation."""
@@ -423,9 +424,9 @@ class RunConfig:
         Split each fold's held-out examples into this many parts, each its own task (more parallelism;
         sampling and the BN update are repeated per shard).
     ceiling_s : float
-        After the trials, measure each runtime's own throughput on the run's model for this many seconds per
-        (backend, precision, layout, batch) (``bench.ceiling``: OpenVINO's benchmark_app, API loops), so that the
-        report sets every trial against it, measured in the same window; 0 skips it (``swagbench ceiling RUN``
+        After the trials, measure each runtime's own throughput on the run's model for this many seconds per (backend,
+        precision, layout, batch) (``swagbench.bench.measure.ceiling``: OpenVINO's benchmark_app, API loops), so that
+        the report sets every trial against it, measured in the same window; 0 skips it (``swagbench ceiling RUN``
         measures it later).
     repeats : int
         Run each trial this many times; its row keeps the median whole-ensemble time (the outputs are the

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from bench.config.loading import build
-from bench.config.settings import TrialConfig
-from bench.errors import ConfigError
+from swagbench.bench.config.loading import build
+from swagbench.bench.config.settings import TrialConfig
+from swagbench.bench.errors import ConfigError
 
 SWEEP_DIMENSIONS = ("workers_threads", "batch_size", "channels_last", "members", "bn_examples")
 

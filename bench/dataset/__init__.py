@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.dataset.store import CHUNK_BYTES, BatchReader, Store, StoreWriter, content_key, open_store
-from bench.errors import DataError
+from swagbench.bench.dataset.store import CHUNK_BYTES, BatchReader, Store, StoreWriter, content_key, open_store
+from swagbench.bench.errors import DataError
 
-if TYPE_CHECKING:  # the decode workers import this package: keep it free of torch (bench.config imports it)
-    from bench.config import DataConfig
+if TYPE_CHECKING:  # the decode workers import this package: keep it free of torch (swagbench.bench.config imports it)
+    from swagbench.bench.config import DataConfig
 
 __all__ = ["Dataset", "inject_label_noise", "load_dataset"]
 
 
 @dataclass
 class Dataset:
-    """A run's data: ``store`` (the memory-mapped pixels, see bench.dataset.store), ``labels`` (N,) int64 the
+    """A run's data: ``store`` (the memory-mapped pixels, see swagbench.bench.dataset.store), ``labels`` (N,) int64 the
     pipeline sees (noisy), ``true_labels`` (N,) int64 or None when the truth is unknown."""
 
     store: Store
@@ -107,7 +107,7 @@ def data_cache(cache_dir: str | Path) -> Path:
 
 def load_dataset(config: DataConfig, cache_dir: str | Path = "results/cache", log=print) -> Dataset:
     """Open (making it once) the configured data set's store, subset it, and inject label noise (see DataConfig)."""
-    from bench.dataset.sources import source_store
+    from swagbench.bench.dataset.sources import source_store
 
     root = data_cache(cache_dir)
     store = source_store(config, root, log)
@@ -160,7 +160,7 @@ def open_recorded(record: dict, labels: np.ndarray, true_labels: np.ndarray | No
     """The data set a run folder recorded (``record``: its store folder and SHA-256), its bytes hashed again: they
     must match, so a resumed run never reads changed data. Where the store is gone (a cleared cache),
     ``rebuild()`` (the run's data config loaded again) may make it anew; it is used if its bytes are the same."""
-    from bench.dataset.store import file_sha256
+    from swagbench.bench.dataset.store import file_sha256
 
     folder = Path(record["store"])
     store = open_store(folder)

@@ -1,5 +1,5 @@
 """Images as users hold them: an ImageFolder tree (``root/<class>/<image>``) or a CSV manifest (``path,label``
-and optionally ``true_label``), decoded once with Pillow into a uint8 store (bench.dataset.store).
+and optionally ``true_label``), decoded once with Pillow into a uint8 store (swagbench.bench.dataset.store).
 
 Decoding: any Pillow mode (L, RGB, RGBA, palette, 16-bit, ...) to the configured channels (RGBA and palette
 images lose their alpha channel; 16-bit grey is scaled to 8 bits), the shorter side resized to ``image_size``
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import DataError
+from swagbench.bench.errors import DataError
 
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 

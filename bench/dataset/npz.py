@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.dataset.store import CHUNK_BYTES, StoreWriter
-from bench.errors import DataError
+from swagbench.bench.dataset.store import CHUNK_BYTES, StoreWriter
+from swagbench.bench.errors import DataError
 
 
 def _header(member) -> tuple[tuple[int, ...], bool, np.dtype]:

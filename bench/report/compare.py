@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ResultsError
-from bench.report.frames import summary_frame
-from bench.results import read_rows
-from bench.rundir import RunDir
+from swagbench.bench.errors import ResultsError
+from swagbench.bench.record.row_store import read_rows
+from swagbench.bench.record.rundir import RunDir
+from swagbench.bench.report.frames import summary_frame
 
 
 def compare(run_a: str | Path, run_b: str | Path) -> str:

@@ -8,30 +8,29 @@ from typing import Any
 
 import pandas as pd
 
-from bench.config.settings import parse_engine
-from bench.fidelity import is_reference_row
-from bench.metrics import CALIBRATION_KEYS
-from bench.projection import setup_costs, target_minutes, target_sizes
-from bench.row import TrialRow, as_row
-from bench.timing import PHASES
-from bench.variants import strategy_text
+from swagbench.bench.answer.auto import strategy_text
+from swagbench.bench.answer.fidelity import is_reference_row
+from swagbench.bench.answer.metrics import CALIBRATION_KEYS
+from swagbench.bench.answer.projection import setup_costs, target_minutes, target_sizes
+from swagbench.bench.config.settings import parse_engine
+from swagbench.bench.measure.timing import PHASES
+from swagbench.bench.record.row import TrialRow, as_row
 
 
 def summary_frame(rows: list[TrialRow | dict[str, Any]], target: dict[str, Any] | None = None) -> pd.DataFrame:
     """One flat row per trial: minutes per phase, throughput, memory, calibration, detection, speedup.
 
-    ``ensemble_min`` is the per-trial wall-clock cost (sample + BN update + prepare + warm-up +
-    predict over all workers, then confident learning); phase minutes are worker-minutes summed
-    over a trial's workers; ``train_min`` is shared by all trials of the run and listed apart.
-    ``speedup`` is eager-fp32 ensemble_min divided by this trial's; ``predict_speedup`` the
-    same for steady-state predict throughput (img/s). ``target_min`` is ``ensemble_min`` projected to ``target``
-    (the config's ``target`` mapping: the user's job, see :mod:`bench.projection`) and ``target_speedup`` the
-    speedup there.
+    ``ensemble_min`` is the per-trial wall-clock cost (sample + BN update + prepare + warm-up + predict over all
+    workers, then confident learning); phase minutes are worker-minutes summed over a trial's workers; ``train_min`` is
+    shared by all trials of the run and listed apart. ``speedup`` is eager-fp32 ensemble_min divided by this trial's;
+    ``predict_speedup`` the same for steady-state predict throughput (img/s). ``target_min`` is ``ensemble_min``
+    projected to ``target`` (the config's ``target`` mapping: the user's job, see
+    :mod:`swagbench.bench.answer.projection`) and ``target_speedup`` the speedup there.
     """
     df = pd.DataFrame([{**_settings(r), **_timing(r), **_quality(r), **_target(r, target)} for r in map(as_row, rows)])
     if df.empty:
         return df
-    # The reference is the first such row, as the run's fidelity gate took it (bench.run); another eager fp32
+    # The reference is the first such row, as the run's fidelity gate took it (swagbench.bench.run); another eager fp32
     # trial (say with another thread plan) is a strategy like any other.
     df["is_reference"] = df.index == (df.index[df.is_reference][0] if df.is_reference.any() else -1)
     ref = df[df.is_reference]
@@ -184,11 +183,12 @@ def calibration_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
 
 
 def with_ceilings(df: pd.DataFrame, rows: list[TrialRow], ceilings: dict[str, Any]) -> pd.DataFrame:
-    """``df`` with each trial's runtime ceilings (``bench.ceiling``: the runtime's own throughput, same precision,
-    layout and threads, on the plain eval model at the trial's batch, and on the BatchNorm pass's statistics graph
-    at the BatchNorm batch, in the engine and precision the pass ran in) and its predict and BatchNorm throughput
+    """``df`` with each trial's runtime ceilings (``swagbench.bench.measure.ceiling``: the runtime's own throughput,
+    same precision, layout and threads, on the plain eval model at the trial's batch, and on the BatchNorm pass's
+    statistics graph at the BatchNorm batch, in the engine and precision the pass ran in) and its predict and BatchNorm
+    throughput
     as shares of them; unchanged where none was measured."""
-    from bench.ceiling import ceiling_key, statistics_key
+    from swagbench.bench.measure.ceiling import ceiling_key, statistics_key
 
     if df.empty or not ceilings:
         return df
@@ -223,7 +223,7 @@ class ReportData:
 
     @classmethod
     def of(cls, run, rows: list[TrialRow]) -> ReportData:
-        """From a :class:`bench.rundir.RunDir` and its rows (and the target size its config names)."""
+        """From a :class:`swagbench.bench.record.rundir.RunDir` and its rows (and the target size its config names)."""
         target = run.config_dict().get("target") if run.config_path.is_file() else None
         df = with_ceilings(summary_frame(rows, target), rows, run.read_ceilings())
         return cls(run.name, rows, df, calibration_frame(rows), run.read_env(), run.config_text(), target)

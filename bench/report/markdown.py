@@ -1,11 +1,11 @@
-"""summary.md (and summary.csv): the report as Markdown, from the frames built once (bench.report.frames)."""
+"""summary.md (and summary.csv): the report as Markdown, from the frames built once (swagbench.bench.report.frames)."""
 
 from __future__ import annotations
 
-import bench.report.sections as sections
-import bench.report.tables as tables
-from bench.recommend import recommendation
-from bench.report.frames import ReportData
+import swagbench.bench.report.sections as sections
+import swagbench.bench.report.tables as tables
+from swagbench.bench.answer.recommend import recommendation
+from swagbench.bench.report.frames import ReportData
 
 
 def render(data: ReportData) -> str:

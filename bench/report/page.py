@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import bench.report.sections as sections
-import bench.report.tables as tables
-from bench.recommend import recommendation
-from bench.report.charts import CHARTS
-from bench.report.frames import ReportData
+import swagbench.bench.report.sections as sections
+import swagbench.bench.report.tables as tables
+from swagbench.bench.answer.recommend import recommendation
+from swagbench.bench.report.charts import CHARTS
+from swagbench.bench.report.frames import ReportData
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }

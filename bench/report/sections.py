@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import bench.report.tables as tables
-from bench.metrics import HEADLINE_LABELS, HEADLINE_WHY
+import swagbench.bench.report.tables as tables
+from swagbench.bench.answer.metrics import HEADLINE_LABELS, HEADLINE_WHY
 
 
 @dataclass(frozen=True)
 class Section:
-    """A titled table of the summary frame: ``columns`` (bench.report.tables) under ``title``, read by ``note``."""
+    """A titled table of the summary frame: ``columns`` (swagbench.bench.report.tables) under ``title``, read by
+    ``note``."""
 
     key: str  # the HTML table's id
     title: str
@@ -113,7 +114,7 @@ def batchnorm_notes(rows) -> list[str]:
 
 def auto_line(rows) -> str | None:
     """What each trial with an option left to ``auto`` chose, with every candidate's cost per (fold, sample) pair at
-    the target (``bench.variants``); None where no trial had one."""
+    the target (``swagbench.bench.answer.auto``); None where no trial had one."""
     chosen = []
     for row in rows:
         auto = row.auto
@@ -132,7 +133,7 @@ def auto_line(rows) -> str | None:
 
 def target_line(df) -> str | None:
     """Which job the answer is for, and that its minutes are projections (None where the target is the run)."""
-    from bench.projection import PROJECTION_ERROR
+    from swagbench.bench.answer.projection import PROJECTION_ERROR
 
     rows = df[df.target_size.notna()] if "target_size" in df else df.iloc[0:0]
     if rows.empty or rows.target_size.iloc[0] == rows.run_size.iloc[0]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from bench.timing import PHASES
+from swagbench.bench.measure.timing import PHASES
 
 
 def _fixed(digits: int) -> Callable[[float], str]:

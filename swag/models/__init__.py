@@ -1,5 +1,5 @@
 """Model definitions and the ``--model`` lookup (built-in name or ``module:factory``)."""
 
-from swag.models.registry import MODEL_NAMES, build_model
+from swagbench.swag.models.registry import MODEL_NAMES, build_model
 
 __all__ = ["build_model", "MODEL_NAMES"]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from swag.errors import ModelSpecError
-from swag.imports import load_object
+from swagbench.imports import load_object
+from swagbench.swag.errors import ModelSpecError
 
 BUILTIN = {
-    "resnet8": "swag.models.resnet:resnet8",
-    "digits_cnn": "swag.models.digits_cnn:digits_cnn",
-    "resnet18": "swag.models.resnet:resnet18",
-    "resnet50": "swag.models.resnet:resnet50",
+    "resnet8": "swagbench.swag.models.resnet:resnet8",
+    "digits_cnn": "swagbench.swag.models.digits_cnn:digits_cnn",
+    "resnet18": "swagbench.swag.models.resnet:resnet18",
+    "resnet50": "swagbench.swag.models.resnet:resnet50",
 }
 MODEL_NAMES = tuple(BUILTIN)
 
@@ -56,7 +56,7 @@ def factory_arguments(factory, num_classes: int, in_channels: int) -> dict[str, 
 def build_model(spec: str, num_classes: int, in_channels: int, checkpoint: str | None = None) -> nn.Module:
     """Build the model named by ``spec`` for ``num_classes`` outputs and ``in_channels`` inputs (see
     :func:`factory_arguments`), with the weights of ``checkpoint`` (a state_dict file, see
-    :func:`swag.checkpoint.load_checkpoint`) where given; a factory that cannot be called so, or raises, is a
+    :func:`swagbench.swag.checkpoint.load_checkpoint`) where given; a factory that cannot be called so, or raises, is a
     ModelSpecError naming it (never a traceback)."""
     target = BUILTIN.get(spec, spec)
     factory = resolve_model(spec)
@@ -74,7 +74,7 @@ def build_model(spec: str, num_classes: int, in_channels: int, checkpoint: str |
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"model factory {target!r} returned {type(model).__name__}, not a torch.nn.Module")
     if checkpoint is not None:
-        from swag.checkpoint import load_checkpoint
+        from swagbench.swag.checkpoint import load_checkpoint
 
         load_checkpoint(model, checkpoint)
     return model

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from backends import BackendOptions, get_backend
-from backends.registry import BUILTIN
-from swag.models import build_model
-from swag.posterior import synthesize_posterior
-from swag.sampling import load_flat_parameters, recompute_batchnorm, sample_parameters
+from swagbench.backends import BackendOptions, get_backend
+from swagbench.backends.registry import BUILTIN
+from swagbench.swag.models import build_model
+from swagbench.swag.posterior import synthesize_posterior
+from swagbench.swag.sampling import load_flat_parameters, recompute_batchnorm, sample_parameters
 
 THREADS = os.cpu_count() or 1
 BATCH = 128

@@ -1,20 +1,19 @@
 """``auto``: a backend option whose best value depends on the job's size, chosen from rates measured in the trial.
 
-A graph runtime's ``binding`` is such a choice: ``inputs`` binds every sample's weights for free but runs a graph
-the runtime cannot prepack; ``constants`` runs faster per image but rebuilds for every sample. Which is cheaper
-depends on how many images one sample's BatchNorm pass and predict see, i.e. on the target job, not on the
-proxy. A trial with ``binding: auto`` builds every candidate on its first sample, times each one's rebind (what
-a further sample costs it before any image) and full batches of both phases (:func:`bench.steady.time_calls`),
-and runs the ensemble with the candidate that costs least per (fold, sample) pair at the target
-(:func:`choose`); the row's ``auto`` says what it measured and chose. The measuring is part of the trial's first
-sample (a one-off cost, like an export).
+A graph runtime's ``binding`` is such a choice: ``inputs`` binds every sample's weights for free but runs a graph the
+runtime cannot prepack; ``constants`` runs faster per image but rebuilds for every sample. Which is cheaper depends on
+how many images one sample's BatchNorm pass and predict see, i.e. on the target job, not on the proxy. A trial with
+``binding: auto`` builds every candidate on its first sample, times each one's rebind (what a further sample costs it
+before any image) and full batches of both phases (:func:`swagbench.bench.measure.steady.time_calls`), and runs the
+ensemble with the candidate that costs least per (fold, sample) pair at the target (:func:`choose`); the row's ``auto``
+says what it measured and chose. The measuring is part of the trial's first sample (a one-off cost, like an export).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.projection import bn_images
+from swagbench.bench.answer.projection import bn_images
 
 
 def pair_images(images: int, folds: int, bn_examples: int | None) -> dict[str, float]:

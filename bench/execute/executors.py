@@ -1,9 +1,9 @@
 """Where a trial's worker parts run: one small interface, one class per executor, one registry.
 
-``bench.trial`` builds a trial's :class:`~bench.tasks.TrialSpec` parts and hands them to the run's executor;
-it never asks which executor it is. A new executor is a class with this interface (its own module), one line in
-:data:`EXECUTORS` and its name in ``bench.config.settings.EXECUTOR_NAMES`` (which the config checks names
-against and the CLI offers); docs/architecture.md lists what else one may need.
+``swagbench.bench.execute.trial`` builds a trial's :class:`~swagbench.bench.execute.worker_loop.TrialSpec` parts and
+hands them to the run's executor; it never asks which executor it is. A new executor is a class with this interface (its
+own module), one line in :data:`EXECUTORS` and its name in ``swagbench.bench.config.settings.EXECUTOR_NAMES`` (which the
+config checks names against and the CLI offers); docs/architecture.md lists what else one may need.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from bench.rundir import TrialDir
-from bench.runner import WorkerJob, WorkerOutcome, run_workers
-from bench.tasks import TrialSpec
+from swagbench.bench.execute.worker_loop import TrialSpec
+from swagbench.bench.execute.worker_process import WorkerJob, WorkerOutcome, run_workers
+from swagbench.bench.record.rundir import TrialDir
 
 
 class Executor(Protocol):
@@ -48,7 +48,8 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Worker processes on this machine (``python -m bench.worker``), inputs and outputs passed as files in the
+    """Worker processes on this machine (``python -m swagbench.bench.execute.worker``), inputs and outputs passed as
+    files in the
     trial folder; a trial whose workers together exceed ``memory_limit_bytes`` of resident memory is stopped."""
 
     shares_files = True
@@ -78,7 +79,7 @@ def _local(config, log) -> LocalExecutor:
 
 
 def _ray(config, log) -> Executor:
-    from bench.ray_executor import RayExecutor
+    from swagbench.bench.execute.ray_executor import RayExecutor
 
     return RayExecutor(config.ray_address, config.ray_max_retries, log=log)
 

@@ -1,5 +1,6 @@
 """One trial in the parent process: its worker specs, running them on the run's executor, finishing the outputs
-into a row (the worker side is ``bench.tasks``; the finishing step ``bench.finish``)."""
+into a row (the worker side is ``swagbench.bench.execute.worker_loop``; the finishing step
+``swagbench.bench.execute.finish``)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from backends import BackendOptions
-from bench.config import RunConfig, TrialConfig
-from bench.executors import Executor
-from bench.progress import Progress
-from bench.projection import target_sizes
-from bench.row import TrialRow
-from bench.rundir import RunDir, TrialDir
-from bench.tasks import TrialSpec, split_tasks
+from swagbench.backends import BackendOptions
+from swagbench.bench.answer.projection import target_sizes
+from swagbench.bench.config import RunConfig, TrialConfig
+from swagbench.bench.execute.executors import Executor
+from swagbench.bench.execute.worker_loop import TrialSpec, split_tasks
+from swagbench.bench.progress import Progress
+from swagbench.bench.record.row import TrialRow
+from swagbench.bench.record.rundir import RunDir, TrialDir
 
 
 def trial_workers(config: RunConfig, trial: TrialConfig) -> int:
@@ -65,7 +66,7 @@ class RunFacts:
         bn_channels: int = 0,
         profile: str | None = None,
     ) -> RunFacts:
-        """The facts of a run over ``dataset`` (a :class:`bench.dataset.Dataset`) and its posteriors."""
+        """The facts of a run over ``dataset`` (a :class:`swagbench.bench.dataset.Dataset`) and its posteriors."""
         return cls(
             data_file=dataset.store.x_path,
             data_mean=dataset.mean,
@@ -117,7 +118,8 @@ def base_row(config: RunConfig, trial: TrialConfig, trial_id: str, run: RunDir, 
 
 
 def worker_specs(config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunDir, facts: RunFacts, shared: bool):
-    """One :class:`~bench.tasks.TrialSpec` per worker part: the trial's task split times the run's data shards.
+    """One :class:`~swagbench.bench.execute.worker_loop.TrialSpec` per worker part: the trial's task split times the
+    run's data shards.
     ``shared``: the executor's workers write the trial's maps themselves (else the specs carry no map paths)."""
     trial_dir = run.trial(row.trial_id)
     shards = config.data_shards
@@ -171,9 +173,10 @@ def open_outputs(trial_dir: TrialDir, config: RunConfig, facts: RunFacts) -> Non
 def run_one(
     config: RunConfig, trial: TrialConfig, row: TrialRow, run: RunDir, facts: RunFacts, executor: Executor, dataset
 ) -> TrialRow:
-    """Run one trial's worker parts on the run's ``executor`` (see ``bench.executors``), finish it with the run's
+    """Run one trial's worker parts on the run's ``executor`` (see ``swagbench.bench.execute.executors``), finish it
+    with the run's
     ``dataset`` (labels, class names, paths), and return ``row`` with the outcome and the measurements."""
-    from bench.finish import finish_trial
+    from swagbench.bench.execute.finish import finish_trial
 
     trial_dir = run.trial(row.trial_id).reset()  # empties what an interrupted attempt left
     open_outputs(trial_dir, config, facts)

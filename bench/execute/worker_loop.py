@@ -1,4 +1,5 @@
-"""A trial's work in its worker processes: the spec a worker gets and the loop it runs (parent side: bench.trial).
+"""A trial's work in its worker processes: the spec a worker gets and the loop it runs (parent side:
+swagbench.bench.execute.trial).
 
 A trial's work is the (fold, sample) pairs of the ensemble. They are split into contiguous
 *tasks* ``[fold, first_sample, stop_sample]`` among the trial's workers (one worker by default;
@@ -21,27 +22,26 @@ from typing import Any
 
 import numpy as np
 
-from bench.seeds import bn_subset, bn_subset_seed, sample_seed
-from bench.timing import PhaseClock
+from swagbench.bench.measure.timing import PhaseClock
+from swagbench.bench.record.seeds import bn_subset, bn_subset_seed, sample_seed
 
 
 @dataclass
 class TrialSpec:
     """Inputs of one worker (paths are absolute or relative to the worker's cwd).
 
-    data_path: the run's memory-mapped (N, C, H, W) data (``x.npy`` of its store), read batch by batch;
-    data_mean / data_std: the normalisation of uint8 pixels (None: the store holds normalised float32).
-    tasks: ``[fold, first_sample, stop_sample]`` triples this worker computes. shard / shards:
-    this worker predicts only part ``shard`` of ``shards`` equal parts of each fold's held-out
-    examples (sampling and the BN update are repeated per shard). members: ``stream`` draws one
-    sample's weights at a time; ``hold`` draws all of a task's samples first and keeps them in
-    memory. members_path: the shared (S, N, C) map to write into; None returns the member
-    probabilities in the payload instead (executors whose workers share no file system). bn_stats_path:
-    the shared (S, K, 2, channels) map of every sample's BatchNorm running means and variances (None:
-    returned in the payload like the members). bn_backend / bn_options: a hybrid trial's BatchNorm engine and
-    its options (None: the trial's own). steady: the run's :class:`bench.config.SteadyConfig` as a mapping
-    (None: no steady-state measurement, see ``bench.steady``). target: the job's images, folds and samples, for
-    an option left to ``auto`` (``bench.variants``)."""
+    data_path: the run's memory-mapped (N, C, H, W) data (``x.npy`` of its store), read batch by batch; data_mean /
+    data_std: the normalisation of uint8 pixels (None: the store holds normalised float32). tasks: ``[fold,
+    first_sample, stop_sample]`` triples this worker computes. shard / shards: this worker predicts only part ``shard``
+    of ``shards`` equal parts of each fold's held-out examples (sampling and the BN update are repeated per shard).
+    members: ``stream`` draws one sample's weights at a time; ``hold`` draws all of a task's samples first and keeps
+    them in memory. members_path: the shared (S, N, C) map to write into; None returns the member probabilities in the
+    payload instead (executors whose workers share no file system). bn_stats_path: the shared (S, K, 2, channels) map of
+    every sample's BatchNorm running means and variances (None: returned in the payload like the members). bn_backend /
+    bn_options: a hybrid trial's BatchNorm engine and its options (None: the trial's own). steady: the run's
+    :class:`swagbench.bench.config.SteadyConfig` as a mapping (None: no steady-state measurement, see
+    ``swagbench.bench.measure.steady``). target: the job's images, folds and samples, for
+    an option left to ``auto`` (``swagbench.bench.answer.auto``)."""
 
     trial_id: str
     backend: str
@@ -167,15 +167,15 @@ class _Worker:
     def __init__(self, spec: TrialSpec) -> None:
         import torch
 
-        from backends import BackendOptions, get_backend
-        from swag.models import build_model
+        from swagbench.backends import BackendOptions, get_backend
+        from swagbench.swag.models import build_model
 
         self.spec = spec
         self.options = BackendOptions(**spec.options)
         torch.set_num_threads(self.options.threads)
         self.backend = get_backend(spec.backend)
         self.backend.check(self.options)
-        from bench.dataset.store import BatchReader
+        from swagbench.bench.dataset.store import BatchReader
 
         self.x = np.load(spec.data_path, mmap_mode="r", allow_pickle=False)
         self.reader = BatchReader(self.x, spec.data_mean, spec.data_std)
@@ -204,9 +204,9 @@ class _Worker:
         """Load fold ``fold``'s posterior and cut its BN and held-out batches (this worker's shard)."""
         import torch
 
-        from bench.folds import fold_split
-        from swag.io import load_posterior
-        from swag.sampling import Sampler
+        from swagbench.bench.record.folds import fold_split
+        from swagbench.swag.io import load_posterior
+        from swagbench.swag.sampling import Sampler
 
         spec = self.spec
         posterior = load_posterior(
@@ -239,9 +239,10 @@ class _Worker:
 
     def steady(self, data: _Fold, settings: dict[str, Any]) -> dict[str, Any]:
         """Seconds per image of full batches of the BatchNorm pass and of predict on the warm runners, as the
-        run's own steps call them (:mod:`bench.steady`); outputs discarded, nothing timed on the clock."""
-        from bench.steady import full_rows, time_calls
-        from swag.batchnorm import StatisticsAccumulator
+        run's own steps call them (:mod:`swagbench.bench.measure.steady`); outputs discarded, nothing timed on the
+        clock."""
+        from swagbench.bench.measure.steady import full_rows, time_calls
+        from swagbench.swag.batchnorm import StatisticsAccumulator
 
         least = (int(settings["batches"]), float(settings["seconds"]))
         out = {}
@@ -256,8 +257,8 @@ class _Worker:
 
     def sample(self, data: _Fold, s: int, held: dict) -> None:
         """Draw sample ``s`` of the fold, set BatchNorm over the fold's BN batches, predict its held-out part."""
-        from swag.batchnorm import StatisticsAccumulator, load_statistics, statistics_vector
-        from swag.sampling import load_flat_parameters
+        from swagbench.swag.batchnorm import StatisticsAccumulator, load_statistics, statistics_vector
+        from swagbench.swag.sampling import load_flat_parameters
 
         clock, model = self.clock, self.model
         clock.start_sample()
@@ -288,9 +289,10 @@ class _Worker:
 
     def choose_variant(self, data: _Fold) -> None:
         """An option left to ``auto``: build every candidate on this (the first) sample, time its rebind and full
-        batches of both phases, and keep the cheapest per (fold, sample) pair at the target (:mod:`bench.variants`)."""
-        from bench.steady import full_rows
-        from bench.variants import choose, pair_images, record
+        batches of both phases, and keep the cheapest per (fold, sample) pair at the target
+        (:mod:`swagbench.bench.answer.auto`)."""
+        from swagbench.bench.answer.auto import choose, pair_images, record
+        from swagbench.bench.measure.steady import full_rows
 
         option, candidates = self.variants
         self.variants, hybrid = None, self.spec.bn_backend is not None
@@ -305,7 +307,7 @@ class _Worker:
             name: self._measure(options, data, None if hybrid else bn_batch, test_batch, least)
             for name, options in candidates.items()
         }
-        target = self.spec.target  # set by bench.trial.worker_specs for every trial and the predictor
+        target = self.spec.target  # set by swagbench.bench.execute.trial.worker_specs for every trial and the predictor
         per_pair = pair_images(target["images"], target["folds"], self.spec.ensemble.get("bn_examples"))
         chosen, cost = choose(measured, per_pair)
         self.options = candidates[chosen]
@@ -316,7 +318,7 @@ class _Worker:
 
     def _measure(self, options, data: _Fold, bn_batch, test_batch, least) -> dict[str, float]:
         """One candidate's rebind seconds and seconds per image of full batches (BatchNorm pass: where ``bn_batch``)."""
-        from bench.steady import time_calls
+        from swagbench.bench.measure.steady import time_calls
 
         measured = {"rebind_s": 0.0}
         if bn_batch is not None:
@@ -380,7 +382,7 @@ def run_tasks(spec: TrialSpec, progress: Callable[[int, int], None] = lambda don
     batch shape after a runner was built is timed apart as ``warmup``. A backend that cannot compute
     statistics gets them from eager fp32, recorded in ``bn_update``.
     """
-    from bench.memory import AnonPeak, fix_mmap_threshold
+    from swagbench.bench.measure.memory import AnonPeak, fix_mmap_threshold
 
     fix_mmap_threshold()
     start_wall = time.time()
@@ -394,7 +396,7 @@ def _loop(worker: _Worker, spec: TrialSpec, progress, start_wall: float) -> dict
     import psutil
     import torch
 
-    from bench.memory import peak_rss_bytes
+    from swagbench.bench.measure.memory import peak_rss_bytes
 
     baseline_rss = psutil.Process().memory_info().rss
     total = sum(stop - first for _, first, stop in spec.tasks)
@@ -442,8 +444,8 @@ class StatisticsStep:
 
     def bind(self, model, example) -> None:
         """Build the runner (first sample) or move it to the weights now in ``model``."""
-        from backends.torch_helpers import native_statistics
-        from swag.batchnorm import StatisticsUnsupported, batchnorm_facts
+        from swagbench.backends.torch_helpers import native_statistics
+        from swagbench.swag.batchnorm import StatisticsUnsupported, batchnorm_facts
 
         if not self.info:  # the trial's first sample
             facts = batchnorm_facts(model, example[:2])

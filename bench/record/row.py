@@ -1,9 +1,10 @@
 """One trial's result row: every field, typed and documented, and the one place rows are checked.
 
-``bench.run`` assembles a row (settings, outcome, measurements from ``bench.finish.finish_trial``, the gate's
-verdict) and ``bench.results.append_row`` writes it through :meth:`TrialRow.from_dict` (a field this schema
-does not know is a bug, refused); ``bench.results.read_rows`` reads every row back through it. Readers use
-attributes (``row.ensemble_s``); ``row["ensemble_s"]`` and ``{**row}`` work too.
+``swagbench.bench.run`` assembles a row (settings, outcome, measurements from
+``swagbench.bench.execute.finish.finish_trial``, the gate's verdict) and ``swagbench.bench.record.row_store.append_row``
+writes it through :meth:`TrialRow.from_dict` (a field this schema does not know is a bug, refused);
+``swagbench.bench.record.row_store.read_rows`` reads every row back through it. Readers use attributes
+(``row.ensemble_s``); ``row["ensemble_s"]`` and ``{**row}`` work too.
 
 Versions: :data:`SCHEMA_VERSION` is written in every row. An older row is brought to this version by the steps
 in :data:`UPGRADES`, one per version, in order (the one place old rows are interpreted); a row of a newer version,
@@ -16,8 +17,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import ResultsError
-from swag import checked
+from swagbench import checked
+from swagbench.bench.errors import ResultsError
 
 SCHEMA_VERSION = 5
 
@@ -46,18 +47,19 @@ class TrialRow:
         Whole-ensemble wall-clock seconds: workers' loops, first start to last end, plus confident learning;
         with ``repeats`` > 1 the median repeat's, every repeat's in ``ensemble_s_repeats``.
     phases_s : dict
-        Worker-seconds per phase (``bench.timing.PHASES``) summed over workers.
+        Worker-seconds per phase (``swagbench.bench.measure.timing.PHASES``) summed over workers.
     sample_phases_s : list
         ``[fold, sample, {phase: seconds}]`` for every (fold, sample) pair.
     predict_img_per_s, bn_img_per_s : float or None
         Steady-state images per second of predict and of the BatchNorm pass: from ``steady`` where measured, else
         the run's own timed calls (warm-up calls excluded).
     auto : dict or None
-        An option the trial left to ``auto`` (``bench.variants``): which, the value chosen, the target it was chosen
-        for and every candidate's measured rebind seconds, seconds per image and cost per (fold, sample) pair there.
+        An option the trial left to ``auto`` (``swagbench.bench.answer.auto``): which, the value chosen, the target it
+        was chosen for and every candidate's measured rebind seconds, seconds per image and cost per (fold, sample) pair
+        there.
     steady : dict or None
-        Per phase (``bn_update``, ``predict``) the steady-state measurement of :mod:`bench.steady`: seconds per
-        image, img/s, calls, batch size, and the images the run's own timed calls saw (None: not measured).
+        Per phase (``bn_update``, ``predict``) the steady-state measurement of :mod:`swagbench.bench.measure.steady`:
+        seconds per image, img/s, calls, batch size, and the images the run's own timed calls saw (None: not measured).
     peak_rss_bytes, rss_growth_bytes, baseline_rss_bytes : int or None
         Peak resident memory of the trial's workers, its growth over their baseline after loading data. RSS
         counts the page cache of the memory-mapped data and member files too (shared, reclaimable).

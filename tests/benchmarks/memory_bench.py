@@ -1,4 +1,4 @@
-"""Memory against data size: ``make bench-memory`` (``python -m bench.memory_bench``).
+"""Memory against data size: ``make bench-memory`` (``python -m tests.benchmarks.memory_bench``).
 
 Runs the whole pipeline (``swagbench run``: data store, folds, synthesised posteriors, eager trial, confident
 learning, report) on N synthetic RGB images for each N and worker count, and samples the process tree (the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from bench.memory import status_bytes
+from swagbench.bench.measure.memory import status_bytes
 
 
 def probe_model(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
@@ -89,7 +89,7 @@ def measure(
     argv = [
         sys.executable,
         "-m",
-        "bench.cli",
+        "swagbench.bench.cli",
         "run",
         "--name",
         f"mem-{images}-w{workers}",
@@ -137,12 +137,14 @@ def table(points: list[dict], size: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.memory_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.memory_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--sizes", default="400,1600,6400,20000", help="comma list of image counts")
     parser.add_argument("--workers", default="1,2", help="comma list of worker counts")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--out", default="results/memory", help="folder for memory.md and memory.json")
-    parser.add_argument("--model", default="bench.memory_bench:probe_model", help="model spec of the runs")
+    parser.add_argument("--model", default="tests.benchmarks.memory_bench:probe_model", help="model spec of the runs")
     parser.add_argument("--repo", help="run this checkout of swagbench instead (e.g. an older commit's worktree)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more run settings")
     args = parser.parse_args(argv)

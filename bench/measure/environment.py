@@ -76,7 +76,8 @@ def gcp_metadata(timeout_s: float = 0.3) -> dict[str, Any] | None:
 
 
 def environment(threads: int) -> dict[str, Any]:
-    """Machine, library and thread facts for env.json (``bench.run`` adds the profile the run was made for)."""
+    """Machine, library and thread facts for env.json (``swagbench.bench.run`` adds the profile the run was made
+    for)."""
     import psutil
 
     return {

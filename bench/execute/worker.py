@@ -1,4 +1,4 @@
-"""Worker process entry: ``python -m bench.worker SPEC.json RESULT.json``.
+"""Worker process entry: ``python -m swagbench.bench.execute.worker SPEC.json RESULT.json``.
 
 Progress goes to stdout as ``progress DONE TOTAL`` lines; the result (or the error) is
 written to RESULT.json. Exit code 0 on success, 1 on a Python error; a crash leaves no
@@ -31,7 +31,7 @@ def die_with_parent() -> None:
 def main(argv: list[str]) -> int:
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     die_with_parent()
-    from bench.tasks import TrialSpec, run_tasks
+    from swagbench.bench.execute.worker_loop import TrialSpec, run_tasks
 
     def progress(done: int, total: int) -> None:
         print(f"progress {done} {total}", flush=True)

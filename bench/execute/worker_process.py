@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.memory import anon_bytes, peak_rss_bytes, tree_rss_bytes
+from swagbench.bench.measure.memory import anon_bytes, peak_rss_bytes, tree_rss_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The user's own choice, read before torch runs in this process: torch writes this variable into
@@ -44,7 +44,7 @@ class WorkerOutcome:
 
 @dataclass
 class WorkerJob:
-    """One worker process of a trial: ``python -m bench.worker spec result``, stderr to log."""
+    """One worker process of a trial: ``python -m swagbench.bench.execute.worker spec result``, stderr to log."""
 
     spec_path: Path
     result_path: Path
@@ -94,7 +94,13 @@ def run_workers(
                 job.result_path.unlink(missing_ok=True)
                 log = stack.enter_context(open(job.log_path, "wb"))
                 proc = subprocess.Popen(
-                    [python or sys.executable, "-m", "bench.worker", str(job.spec_path), str(job.result_path)],
+                    [
+                        python or sys.executable,
+                        "-m",
+                        "swagbench.bench.execute.worker",
+                        str(job.spec_path),
+                        str(job.result_path),
+                    ],
                     stdout=subprocess.PIPE,
                     stderr=log,
                     env=env,

@@ -1,5 +1,5 @@
 """The row store: ``results/<run-id>/results.jsonl``, one checksummed row per trial. It only stores and loads;
-what shows rows (tables, charts, the page) is ``bench.report``.
+what shows rows (tables, charts, the page) is ``swagbench.bench.report``.
 
 Rows are appended with a single ``write`` on an O_APPEND descriptor followed by fsync, so a
 row is either wholly on disk or absent. Each row carries ``row_sha256``, the SHA-256 of its own
@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ResultsError
-from bench.row import TrialRow, as_row
-from bench.rundir import RunDir
+from swagbench.bench.errors import ResultsError
+from swagbench.bench.record.row import TrialRow, as_row
+from swagbench.bench.record.rundir import RunDir
 
 CHECKSUM = "row_sha256"
 
@@ -31,7 +31,7 @@ def _digest(row: dict[str, Any]) -> str:
 
 
 def append_row(run_dir: str | Path | RunDir, row: TrialRow | dict[str, Any]) -> None:
-    """Append one checksummed JSON row (checked against :class:`bench.row.TrialRow`) to the run's
+    """Append one checksummed JSON row (checked against :class:`swagbench.bench.record.row.TrialRow`) to the run's
     results.jsonl atomically and durably."""
     row = as_row(row).to_dict()
     line = json.dumps({**row, CHECKSUM: _digest(row)}, sort_keys=True) + "\n"

@@ -1,12 +1,12 @@
 """Steady-state rates of a trial's two per-image phases, measured apart from the ensemble it runs (``steady:`` in
-the config, :class:`bench.config.SteadyConfig`).
+the config, :class:`swagbench.bench.config.SteadyConfig`).
 
-A proxy run's BatchNorm pass and predict see few batches per sample, often partial ones, and every one of them
-right after a rebind or a rebuild; a user's job runs thousands of full batches per sample. So after its last sample
-each worker times full batches of both phases on its warm runners (one untimed call first: a new shape may
-compile) until a minimum of calls and seconds is met, and records seconds per image. The projection to the target
-size (:mod:`bench.projection`) takes the per-image cost from these and the rest of what the run measured per phase
-(rebinding, first calls, partial batches) as a cost per sample.
+A proxy run's BatchNorm pass and predict see few batches per sample, often partial ones, and every one of them right
+after a rebind or a rebuild; a user's job runs thousands of full batches per sample. So after its last sample each
+worker times full batches of both phases on its warm runners (one untimed call first: a new shape may compile) until a
+minimum of calls and seconds is met, and records seconds per image. The projection to the target size
+(:mod:`swagbench.bench.answer.projection`) takes the per-image cost from these and the rest of what the run measured per
+phase (rebinding, first calls, partial batches) as a cost per sample.
 """
 
 from __future__ import annotations

@@ -1,25 +1,22 @@
 """The run's answer: which strategy to use, what it saves and what it costs in calibration, as one line and as data.
 
-It is computed from the summary (``bench.report.frames.summary_frame``): the line is the last of ``swagbench run``,
-the last section of summary.md and the box at the top of report.html; :func:`recommendation_record` is
-``recommendation.json``, which ``swagbench run --strategy`` and the Python predictor (``bench.api``) take as the
-strategy to run.
+It is computed from the summary (``swagbench.bench.report.frames.summary_frame``): the line is the last of ``swagbench
+run``, the last section of summary.md and the box at the top of report.html; :func:`recommendation_record` is
+``recommendation.json``, which ``swagbench run --strategy`` and the Python predictor (``swagbench.bench.api``) take as
+the strategy to run.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.errors import ConfigError
-from bench.metrics import HEADLINE_LABELS
-from bench.projection import PROJECTION_ERROR
-from bench.variants import resolved_options
+from swagbench.bench.answer.auto import resolved_options
+from swagbench.bench.answer.metrics import HEADLINE_LABELS
+from swagbench.bench.answer.projection import PROJECTION_ERROR
+from swagbench.bench.config.strategy import FORMAT
 
-FORMAT = "swagbench-recommendation-v1"
 # The settings of a trial that make its strategy (TrialConfig fields), as recommendation.json's "strategy" holds them.
 STRATEGY_KEYS = ("backend", "precision", "channels_last", "threads", "workers", "batch_size", "members", "options")
 
@@ -71,9 +68,9 @@ def recommendation(df: pd.DataFrame) -> str:
     """A plain-language "what to use" line from a summary frame.
 
     The fastest VALID trial for the target job (by its whole-ensemble minutes projected there, see
-    :mod:`bench.projection`; by the measured ones where the target is the run itself), its speedup over eager fp32
-    and its calibration cost; when other VALID trials' measured ranges overlap its own (``repeats`` > 1), they are
-    named as ties instead of crowning one; with one repeat per trial it says that the noise was not measured.
+    :mod:`swagbench.bench.answer.projection`; by the measured ones where the target is the run itself), its speedup over
+    eager fp32 and its calibration cost; when other VALID trials' measured ranges overlap its own (``repeats`` > 1),
+    they are named as ties instead of crowning one; with one repeat per trial it says that the noise was not measured.
     """
     if df.empty or not (df.status == "ok").any():
         return "No trial succeeded, so there is nothing to recommend; each trial's error is listed above."
@@ -174,20 +171,3 @@ def recommendation_record(df: pd.DataFrame, rows: list, run_name: str) -> dict[s
         ties=[str(t) for t in valid[valid.tie].trial],
     )
     return record
-
-
-def read_strategy(path: str | Path) -> dict[str, Any]:
-    """The trial settings in a recommendation.json (ConfigError naming the file when it is not one, or recommends
-    nothing)."""
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"strategy file {path} cannot be read as JSON ({exc}); give a run's recommendation.json"
-        ) from exc
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ConfigError(f"strategy file {path} is not a swagbench recommendation.json (format {FORMAT})")
-    if not isinstance(record.get("strategy"), dict):
-        raise ConfigError(f"strategy file {path} recommends no strategy (its run had no VALID trial)")
-    return record["strategy"]

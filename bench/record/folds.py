@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import DataError
+from swagbench.bench.errors import DataError
 
 
 def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:

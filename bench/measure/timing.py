@@ -93,14 +93,14 @@ class PhaseClock:
 def merge_timings(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """A trial's timing from its workers' payloads (:meth:`PhaseClock.payload`).
 
-    ``phases_s``: worker-seconds summed over workers (``confident_learning`` is added by the caller);
-    ``ensemble_s``: wall-clock from the first worker's loop start to the last one's end (worker start-up and
-    imports excluded, as a long-lived service would not pay them; the caller adds confident learning);
-    throughputs add up over concurrent workers, taken from the steady-state measurement (``steady``, see
-    :mod:`bench.steady`) where the run made one, else from the run's own timed calls; ``predict_batch_s``: every
-    worker's raw predict batch times, (batches,) seconds, for the caller to store.
+    ``phases_s``: worker-seconds summed over workers (``confident_learning`` is added by the caller); ``ensemble_s``:
+    wall-clock from the first worker's loop start to the last one's end (worker start-up and imports excluded, as a
+    long-lived service would not pay them; the caller adds confident learning); throughputs add up over concurrent
+    workers, taken from the steady-state measurement (``steady``, see :mod:`swagbench.bench.measure.steady`) where the
+    run made one, else from the run's own timed calls; ``predict_batch_s``: every worker's raw predict batch times,
+    (batches,) seconds, for the caller to store.
     """
-    from bench.steady import merge_steady
+    from swagbench.bench.measure.steady import merge_steady
 
     bt = np.concatenate([np.asarray(p["predict_batch_s"], dtype=np.float64) for p in parts])
     in_run = {"predict": sum(p["images_timed"] for p in parts), "bn_update": sum(p["bn_images_timed"] for p in parts)}

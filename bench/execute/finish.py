@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.timing import merge_timings
+from swagbench.bench.measure.timing import merge_timings
 
 
 def check_probabilities(probs: np.ndarray, what: str) -> None:
@@ -27,9 +27,10 @@ def check_probabilities(probs: np.ndarray, what: str) -> None:
 
 
 def ensemble_means(members_path: Path) -> dict[int, np.ndarray]:
-    """{S: (N, C) float64 mean of the first S members} for S in :func:`bench.metrics.sample_checkpoints`, streamed
+    """{S: (N, C) float64 mean of the first S members} for S in
+    :func:`swagbench.bench.answer.metrics.sample_checkpoints`, streamed
     one member at a time from the (S, N, C) map; each member is checked to be a probability table."""
-    from bench.metrics import sample_checkpoints
+    from swagbench.bench.answer.metrics import sample_checkpoints
 
     members = np.load(members_path, mmap_mode="r")
     samples = members.shape[0]
@@ -45,9 +46,10 @@ def ensemble_means(members_path: Path) -> dict[int, np.ndarray]:
 
 
 def quality(means: dict[int, np.ndarray], labels: np.ndarray, true_labels: np.ndarray | None, issues) -> dict:
-    """Calibration against the given labels (the headline, see bench.metrics.HEADLINE_LABELS) and against the true
+    """Calibration against the given labels (the headline, see swagbench.bench.answer.metrics.HEADLINE_LABELS) and
+    against the true
     labels when they are known (injected noise), for the full ensemble and per S; detection vs the truth."""
-    from bench.metrics import calibration, detection_scores
+    from swagbench.bench.answer.metrics import calibration, detection_scores
 
     probs = means[max(means)]
     eval_labels = labels if true_labels is None else true_labels
@@ -92,15 +94,14 @@ def write_label_issues(path: Path, dataset, probs: np.ndarray, issues: np.ndarra
 def finish_trial(trial, dataset, cleanlab: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge the workers' timings and turn the member probabilities into the trial's results (row fields).
 
-    ``trial`` is the trial's :class:`bench.rundir.TrialDir` and ``dataset`` the run's (its labels, class names
-    and paths); this writes the trial's ``probs.npy`` (N, C) ensemble probabilities, ``label_issues.npy``,
-    ``label_quality.npy``, ``label_issues.csv`` (:func:`write_label_issues`) and ``predict_batch_s.npy`` (raw
-    per-batch predict seconds of all workers). ``ensemble_s`` is wall-clock: first worker's loop start to last
-    worker's loop end (worker start-up and imports excluded, as a long-lived service would not pay them), plus
-    confident learning. ``phases_s`` are worker-seconds summed over workers; with one worker their sum is the
-    ensemble time.
+    ``trial`` is the trial's :class:`swagbench.bench.record.rundir.TrialDir` and ``dataset`` the run's (its labels,
+    class names and paths); this writes the trial's ``probs.npy`` (N, C) ensemble probabilities, ``label_issues.npy``,
+    ``label_quality.npy``, ``label_issues.csv`` (:func:`write_label_issues`) and ``predict_batch_s.npy`` (raw per-batch
+    predict seconds of all workers). ``ensemble_s`` is wall-clock: first worker's loop start to last worker's loop end
+    (worker start-up and imports excluded, as a long-lived service would not pay them), plus confident learning.
+    ``phases_s`` are worker-seconds summed over workers; with one worker their sum is the ensemble time.
     """
-    from bench.confident import find_label_issues
+    from swagbench.bench.answer.confident import find_label_issues
 
     labels, true_labels = dataset.labels, dataset.true_labels
     means = ensemble_means(trial.members)

@@ -4,9 +4,9 @@
 - ``data`` (reading batches from the memory-mapped data): per image read, the BatchNorm pass's and predict's;
 - ``bn_update``: per image of the BatchNorm pass, S x K x (the fold's training images, or the trial's subset);
 - ``predict``: per image predicted, S x N;
-  both at the steady-state rate the trial measured apart (``steady`` in the row, :mod:`bench.steady`), plus, per
-  (fold, sample) pair, what the run's own calls of that phase cost beyond that rate (first calls after a rebind,
-  partial batches); rows without a steady-state measurement scale the run's own seconds per image;
+  both at the steady-state rate the trial measured apart (``steady`` in the row, :mod:`swagbench.bench.measure.steady`),
+  plus, per (fold, sample) pair, what the run's own calls of that phase cost beyond that rate (first calls after a
+  rebind, partial batches); rows without a steady-state measurement scale the run's own seconds per image;
 - prepare + warm-up: the trial's first sample once, each further fold's first sample (K - 1), every other
   sample (K x (S - 1)), as :func:`setup_costs` splits them;
 - confident learning: per image, N.
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import ConfigError
-from bench.row import TrialRow
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.record.row import TrialRow
 
 # How far a projection may be off, as validated on this 2-core machine (README "Estimating your own run": from
 # 2,000 to 5,000 images and back within 11-12% median and 23-30% worst, about run-to-run noise): stated with

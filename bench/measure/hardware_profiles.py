@@ -1,4 +1,4 @@
-"""Hardware profiles: the machine a run is meant to represent (``bench/profiles/*.yaml``).
+"""Hardware profiles: the machine a run is meant to represent (``bench/measure/profiles/*.yaml``).
 
 A profile sets the run's thread budget, workers and memory limit, and the grid that
 ``swagbench sweep`` explores. ``local`` is detected from this host. Running a profile on a
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import SWEEP_DIMENSIONS
-from bench.config.loading import read_yaml
-from bench.errors import ConfigError
-from swag import checked
+from swagbench import checked
+from swagbench.bench.config import SWEEP_DIMENSIONS
+from swagbench.bench.config.loading import read_yaml
+from swagbench.bench.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"  # package data: installed with bench
 
@@ -52,7 +52,7 @@ class PriceSection:
 
 @dataclass(frozen=True)
 class ProfileSpec:
-    """A profile file's keys (``bench/profiles/*.yaml``), checked with :func:`swag.checked.build`."""
+    """A profile file's keys (``bench/measure/profiles/*.yaml``), checked with :func:`swagbench.checked.build`."""
 
     name: str
     gcp_machine_type: str | None = None
@@ -69,7 +69,7 @@ def profile_names() -> list[str]:
 
 
 def load_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile by name (``bench/profiles/<name>.yaml``) or path, with ``local``'s blanks detected."""
+    """A profile by name (``bench/measure/profiles/<name>.yaml``) or path, with ``local``'s blanks detected."""
     path = Path(name_or_path)
     if not path.is_file():
         path = PROFILE_DIR / f"{name_or_path}.yaml"
@@ -105,7 +105,7 @@ def _detect_blanks(raw: dict[str, Any]) -> dict[str, Any]:
 def host_facts() -> dict[str, Any]:
     import psutil
 
-    from bench.envinfo import gcp_metadata
+    from swagbench.bench.measure.environment import gcp_metadata
 
     gcp = gcp_metadata()
     return {
@@ -154,7 +154,7 @@ def machine_key() -> str:
     """A folder name for per-machine-type baselines: the GCP machine type, else CPU model + vCPUs."""
     import re
 
-    from bench.envinfo import cpu_info
+    from swagbench.bench.measure.environment import cpu_info
 
     gcp = host_facts()["gcp_machine_type"]
     if gcp:
@@ -163,5 +163,7 @@ def machine_key() -> str:
     return f"{model}-{os.cpu_count() or 1}cpu"
 
 
-if __name__ == "__main__":  # `python -m bench.profile`: print this machine's key (used by make bench-check)
+if (
+    __name__ == "__main__"
+):  # `python -m swagbench.bench.measure.hardware_profiles`: print this machine's key (used by make bench-check)
     print(machine_key())

@@ -17,9 +17,9 @@ def find_label_issues(
     probs : np.ndarray
         (N, C) float, each row the ensemble's probabilities for an example it did not train on.
     filter_by : str
-        ``cleanlab.filter.find_label_issues`` method (``bench.config.FILTER_BY``).
+        ``cleanlab.filter.find_label_issues`` method (``swagbench.bench.config.FILTER_BY``).
     quality_method : str
-        ``cleanlab.rank.get_label_quality_scores`` method (``bench.config.QUALITY_METHODS``).
+        ``cleanlab.rank.get_label_quality_scores`` method (``swagbench.bench.config.QUALITY_METHODS``).
 
     Returns
     -------

@@ -1,11 +1,11 @@
 """The production step: run a chosen strategy's SWAG ensemble on data, from a run's stored posteriors.
 
 :class:`EnsemblePredictor` takes a run folder (its data, folds and posteriors) and a strategy (a
-``recommendation.json``, a trial's settings, or the run's own recommendation) and runs the same per-sample step
-as a trial's worker (``bench.tasks``): for every fold and SWAG sample, draw the weights, recompute BatchNorm over
-the fold's training data in the backend, predict. Out of sample, on the run's own data, each example is predicted
-by its own fold's samples only (what confident learning needs); on new data, by every fold's samples. Batches are
-read from memory-mapped stores and only the (N, C) running mean is held: memory stays flat as N grows.
+``recommendation.json``, a trial's settings, or the run's own recommendation) and runs the same per-sample step as a
+trial's worker (``swagbench.bench.execute.worker_loop``): for every fold and SWAG sample, draw the weights, recompute
+BatchNorm over the fold's training data in the backend, predict. Out of sample, on the run's own data, each example is
+predicted by its own fold's samples only (what confident learning needs); on new data, by every fold's samples. Batches
+are read from memory-mapped stores and only the (N, C) running mean is held: memory stays flat as N grows.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.config import RunConfig, TrialConfig, build, load_config
-from bench.errors import ConfigError, DataError
-from bench.rundir import RunDir
+from swagbench.bench.config import RunConfig, TrialConfig, build, load_config
+from swagbench.bench.errors import ConfigError, DataError
+from swagbench.bench.record.rundir import RunDir
 
 MemberHook = Callable[[int, int, np.ndarray, np.ndarray], None]
 """(fold, sample, example indices (n,), probabilities (n, C)) of every member as it is computed."""
@@ -83,7 +83,7 @@ class EnsemblePredictor:
         ``data.source`` (image folder, CSV manifest, ``.npz``) decoded with the run's image settings into the cache.
         ``on_member`` sees every member's probabilities as they are computed.
         """
-        from bench.tasks import Batches, _Worker
+        from swagbench.bench.execute.worker_loop import Batches, _Worker
 
         worker = _Worker(self._spec())
         classes = worker.spec.num_classes
@@ -102,7 +102,7 @@ class EnsemblePredictor:
         return means.mean()
 
     def _spec(self):
-        from bench.trial import RunFacts, base_row, worker_specs
+        from swagbench.bench.execute.trial import RunFacts, base_row, worker_specs
 
         record = self.run.read_posteriors()
         dataset = self.run.load_data()
@@ -122,15 +122,15 @@ class EnsemblePredictor:
         """A reader of new data's rows (as torch batches) and its size, checked against the run's image shape."""
         import torch
 
-        from bench.dataset.store import BatchReader
+        from swagbench.bench.dataset.store import BatchReader
 
         if isinstance(data, np.ndarray):
             x, mean, std = data, None, None
             if x.dtype != np.float32:
                 raise DataError(f"new data has dtype {x.dtype}; give float32 images normalised as the run's")
         else:
-            from bench.dataset import data_cache
-            from bench.dataset.sources import source_store
+            from swagbench.bench.dataset import data_cache
+            from swagbench.bench.dataset.sources import source_store
 
             settings = dataclasses.replace(self.config.data, source=str(data), max_examples=None, folds=None)
             store = source_store(settings, data_cache(self.config.resolved_cache_dir))
@@ -154,7 +154,7 @@ class EnsemblePredictor:
 
 def _strategy_trial(run: RunDir, strategy) -> TrialConfig:
     """The trial settings ``strategy`` names (see :class:`EnsemblePredictor`)."""
-    from bench.recommend import read_strategy
+    from swagbench.bench.config.strategy import read_strategy
 
     if isinstance(strategy, TrialConfig):
         return strategy

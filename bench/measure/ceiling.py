@@ -5,7 +5,7 @@ eval model with its weights as constants, measured with the runtime's own tool w
 loop otherwise: OpenVINO's ``benchmark_app`` (in the ``openvino`` wheel; ``-hint throughput -infer_precision``),
 an ONNX Runtime ``InferenceSession`` on the trial's threads, eager PyTorch under ``inference_mode`` (bf16: CPU
 autocast). The BatchNorm pass's ceiling is the same tool on the pass's own graph at the BatchNorm batch: the
-statistics graph (``swag.batchnorm.StatisticsGraph``) exported as the trial exports it, with its weights as
+statistics graph (``swagbench.swag.batchnorm.StatisticsGraph``) exported as the trial exports it, with its weights as
 constants (eager: the model's train-mode forward), in the engine and precision the pass ran in (a hybrid's BN
 engine; an int8 trial's statistics graph in bf16 or fp32). int8's predict ceiling is the same tool on the int8
 model the backend's own quantizer makes of the run's model (BatchNorm folded, calibrated on the run's first
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.rundir import RunDir
+from swagbench.bench.record.rundir import RunDir
 
 MEASURED = {
     ("eager", "fp32"),
@@ -154,9 +154,9 @@ def _output_into(path: Path):
 
 def _run_model(run: RunDir, config):
     """The run's model with the first fold's SWA weights (speed does not depend on the values, realism does)."""
-    from swag.io import load_posterior
-    from swag.models import build_model
-    from swag.sampling import load_flat_parameters
+    from swagbench.swag.io import load_posterior
+    from swagbench.swag.models import build_model
+    from swagbench.swag.sampling import load_flat_parameters
 
     dataset = run.load_data()
     model = build_model(config.model, dataset.num_classes, int(dataset.x.shape[1])).eval()
@@ -171,11 +171,11 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
     graph at the BatchNorm batch (``<key>:statistics``); write ``ceilings.json`` and return its contents."""
     import torch
 
-    from bench.config import load_config
-    from bench.memory import fix_mmap_threshold
-    from bench.results import read_rows
+    from swagbench.bench.config import load_config
+    from swagbench.bench.measure.memory import fix_mmap_threshold
+    from swagbench.bench.record.row_store import read_rows
 
-    fix_mmap_threshold()  # malloc as the trials' workers have it: eager's speed depends on it (bench.memory)
+    fix_mmap_threshold()  # malloc as the trials' workers have it: eager's speed depends on it (measure.memory)
     run = RunDir.existing(run_dir)
     config = load_config(run.config_path, [f"results_dir={run.path.parent}"])
     rows = sorted((r for r in read_rows(run) if r.status == "ok"), key=lambda r: r.trial_id)
@@ -222,7 +222,7 @@ def _rate(r, engine, model, batches, statistics: bool, tmp: Path, seconds: float
     calibrated on the run's first images) on the first batch of ``batches(count)``."""
     import copy
 
-    from backends.onnx_graph import export_onnx, export_statistics
+    from swagbench.backends.onnx_graph import export_onnx, export_statistics
 
     backend, precision, channels_last = engine
     batch = batches(1)[0]
@@ -239,7 +239,7 @@ def _rate(r, engine, model, batches, statistics: bool, tmp: Path, seconds: float
             path.write_bytes(proto.SerializeToString())
     if backend == "onnxruntime":
         return {"img_per_s": onnxruntime_rate(path, batch, r.threads, seconds), "tool": "api loop"}
-    # an int8 model's float parts run in f32, as the trial compiles it (backends.openvino)
+    # an int8 model's float parts run in f32, as the trial compiles it (swagbench.backends.openvino)
     rate, command = openvino_rate(path, tuple(batch.shape), "fp32" if precision == "int8" else precision, seconds)
     return {"img_per_s": rate, "tool": "benchmark_app", "command": command.replace(str(tmp), "<tmp>")}
 
@@ -250,14 +250,14 @@ def _int8_model(r, backend: str, model, batches, stem: Path) -> Path:
     the runtime's own format."""
     import copy
 
-    from backends import BackendOptions, get_backend
+    from swagbench.backends import BackendOptions, get_backend
 
     engine = get_backend(backend)
     options = BackendOptions(precision="int8", threads=r.threads, batch_size=r.batch_size, extra=dict(r.options))
     calibration = batches(engine.settings(options).calibration_batches)
     if backend == "onnxruntime":  # its quantizer alone: the ceiling re-quantizes nothing
-        from backends.folding import FoldedModel
-        from backends.onnxruntime import quantized_model
+        from swagbench.backends.folding import FoldedModel
+        from swagbench.backends.onnxruntime import quantized_model
 
         folded = FoldedModel(copy.deepcopy(model))
         folded.refold()

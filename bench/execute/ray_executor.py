@@ -1,6 +1,6 @@
 """The ``ray`` executor: a trial's worker parts run as Ray tasks on a cluster (or a local Ray instance).
 
-Each task runs the same worker code as a local worker process (:func:`bench.tasks.run_tasks`),
+Each task runs the same worker code as a local worker process (:func:`swagbench.bench.execute.worker_loop.run_tasks`),
 in a fresh Ray worker process (``max_calls=1``: no state, compiled cache or memory high-water mark
 carries over from another task), with ``num_cpus`` = the trial's threads per worker. Inputs (the
 run folder's data.npz, folds.npy and the posteriors) are read from their paths, so on a cluster
@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import ConfigError
-from bench.rundir import TrialDir
-from bench.runner import WorkerOutcome
-from bench.tasks import TrialSpec
+from swagbench.bench.errors import ConfigError
+from swagbench.bench.execute.worker_loop import TrialSpec
+from swagbench.bench.execute.worker_process import WorkerOutcome
+from swagbench.bench.record.rundir import TrialDir
 
 
 def _run_part(spec: dict[str, Any]) -> dict[str, Any]:
-    from bench.tasks import run_tasks
+    from swagbench.bench.execute.worker_loop import run_tasks
 
     return run_tasks(TrialSpec(**spec))
 
@@ -34,7 +34,7 @@ def _run_part(spec: dict[str, Any]) -> dict[str, Any]:
 class RayExecutor:
     """Connects to Ray (``address``: None starts a local instance, ``auto`` joins the cluster this
     machine belongs to, ``ray://host:10001`` a remote one) and runs trial parts as tasks
-    (:class:`bench.executors.Executor`)."""
+    (:class:`swagbench.bench.execute.executors.Executor`)."""
 
     shares_files = False  # results come back through the object store
 

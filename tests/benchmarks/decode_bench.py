@@ -1,4 +1,4 @@
-"""Decode rate of the image cache: ``make bench-decode`` (``python -m bench.decode_bench``).
+"""Decode rate of the image cache: ``make bench-decode`` (``python -m tests.benchmarks.decode_bench``).
 
 Writes a folder of JPEGs of ``--width`` x ``--height`` pixels (photo-like: smooth gradients and texture, quality
 90, in 10 class folders), then times building the data store from it (``load_dataset``: hashing the files,
@@ -32,10 +32,12 @@ def write_jpegs(root: Path, images: int, width: int, height: int, seed: int = 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.config import DataConfig
-    from bench.dataset import load_dataset
+    from swagbench.bench.config import DataConfig
+    from swagbench.bench.dataset import load_dataset
 
-    parser = argparse.ArgumentParser(prog="python -m bench.decode_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.decode_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--width", type=int, default=500)
     parser.add_argument("--height", type=int, default=375)

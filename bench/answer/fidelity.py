@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.row import TrialRow
-from bench.rundir import TrialDir
+from swagbench.bench.record.row import TrialRow
+from swagbench.bench.record.rundir import TrialDir
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ def is_reference_row(row: TrialRow) -> bool:
 
 def gate(row: TrialRow, reference: TrialRow | None, run) -> TrialRow:
     """``row`` with ``fidelity`` and ``validity`` (VALID / INVALID / UNCHECKED) against ``reference`` (a finished
-    trial of run folder ``run``, a :class:`bench.rundir.RunDir`); a trial that did not succeed is returned as is."""
+    trial of run folder ``run``, a :class:`swagbench.bench.record.rundir.RunDir`); a trial that did not succeed is
+    returned as is."""
     if row.status != "ok":
         return row
     if reference is None:
@@ -138,7 +139,10 @@ def compare(ref_dir: Path, trial_dir: Path, ref_row: TrialRow, row: TrialRow) ->
     }
     if ref_dir.bn_stats.is_file() and trial_dir.bn_stats.is_file():  # older runs lack them
         out.update(bn_statistics_error(ref_dir.bn_stats, trial_dir.bn_stats))
-    for key in ("ece", "nll"):  # against the given labels: the headline (bench.metrics.HEADLINE_LABELS)
+    for key in (
+        "ece",
+        "nll",
+    ):  # against the given labels: the headline (swagbench.bench.answer.metrics.HEADLINE_LABELS)
         out[f"delta_{key}"] = row.calibration_given[key] - ref_row.calibration_given[key]
     f1, ref_f1 = ((r.label_issues or {}).get("f1") for r in (row, ref_row))
     if f1 is not None and ref_f1 is not None:  # the label-issue detection a strategy costs (the pipeline's product)

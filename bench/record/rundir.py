@@ -1,8 +1,8 @@
 """A run folder, ``results/<UTC timestamp>-<name>/``: the one place its file names are spelled.
 
 :class:`RunDir` creates a run folder, locks it, checks it can be written, and reads and writes its files (config,
-environment, tolerances, data, folds, where the posteriors are); the row store (``bench.results``), the report
-and the trials ask it for their paths. :class:`TrialDir` does the same for ``trials/<trial id>/``. What each
+environment, tolerances, data, folds, where the posteriors are); the row store (``swagbench.bench.record.row_store``),
+the report and the trials ask it for their paths. :class:`TrialDir` does the same for ``trials/<trial id>/``. What each
 file holds: results/README.md.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError, ResultsError
+from swagbench.bench.errors import ConfigError, ResultsError
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ class RunDir:
         return self.path / "posteriors"
 
     def chart(self, name: str) -> Path:
-        """The PNG of chart ``name`` (a key of ``bench.report.charts.CHARTS``)."""
+        """The PNG of chart ``name`` (a key of ``swagbench.bench.report.charts.CHARTS``)."""
         return self.path / f"{name}.png"
 
     def trial(self, trial_id: str) -> TrialDir:
@@ -235,7 +235,8 @@ class RunDir:
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def write_settings(self, digests: dict[str, str]) -> None:
-        """settings.json: each setting's digest when the run was created (``bench.config.setting_digests``)."""
+        """settings.json: each setting's digest when the run was created
+        (``swagbench.bench.config.setting_digests``)."""
         (self.path / self.SETTINGS).write_text(json.dumps(digests, indent=1, sort_keys=True))
 
     def read_settings(self) -> dict[str, str] | None:
@@ -275,7 +276,7 @@ class RunDir:
 
     @property
     def recommendation_json(self) -> Path:
-        """The run's answer as data (``bench.recommend.recommendation_record``)."""
+        """The run's answer as data (``swagbench.bench.answer.recommend.recommendation_record``)."""
         return self.path / self.RECOMMENDATION
 
     @property
@@ -284,7 +285,7 @@ class RunDir:
         return self.path / "ceiling.log"
 
     def write_ceilings(self, record: dict[str, Any]) -> None:
-        """ceilings.json: each runtime's own throughput on the run's model (``bench.ceiling``)."""
+        """ceilings.json: each runtime's own throughput on the run's model (``swagbench.bench.measure.ceiling``)."""
         (self.path / self.CEILINGS).write_text(json.dumps(record, indent=2))
 
     def read_ceilings(self) -> dict[str, Any]:
@@ -307,10 +308,10 @@ class RunDir:
 
     def load_data(self, rebuild=None):
         """The run's data set, its store's bytes checked against the recorded SHA-256 (DataError if changed);
-        ``rebuild`` makes a store that is gone anew (see :func:`bench.dataset.open_recorded`)."""
+        ``rebuild`` makes a store that is gone anew (see :func:`swagbench.bench.dataset.open_recorded`)."""
         import numpy as np
 
-        from bench.dataset import open_recorded
+        from swagbench.bench.dataset import open_recorded
 
         if not self.data_path.is_file():
             old = " (it holds a data.npz: made by an older swagbench)" if (self.path / "data.npz").is_file() else ""

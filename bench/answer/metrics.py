@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 ECE_BINS = 15
-# What calibration() returns: each becomes the summary columns <key>_given and <key>_true (bench.results).
+# What calibration() returns: each becomes the summary columns <key>_given and <key>_true
+# (swagbench.bench.record.row_store).
 CALIBRATION_KEYS = ("ece", "mce", "nll", "brier", "accuracy")
 # Which labels the headline calibration (tables, charts, the recommendation, delta_ece/delta_nll) is measured
 # against. Confident learning consumes the model's probabilities of the *given* labels (its per-class
