@@ -374,12 +374,7 @@ class _Int8Graph(_PredictRunner):
         core = ov.Core()
         proto = export_onnx(self.folded.graph_module, self.example, optimize=True)
         float_model = core.read_model(proto.SerializeToString(), b"")
-        weight_of = {}  # consumer op -> the float weight it reads
-        for op in float_model.get_ops():
-            for inp in op.inputs()[1:2]:
-                source = inp.get_source_output().get_node()
-                if source.get_type_name() == "Constant" and source.get_friendly_name() in state:
-                    weight_of[op.get_friendly_name()] = source.get_friendly_name()
+        weight_of = _weight_constants(float_model, state)
         data = nncf.Dataset([b.numpy() for b in calibration[:n]])
         quantized = nncf.quantize(float_model, data, subset_size=len(calibration[:n]))  # items: batches
         self.weights, self.constants, self.bias_correction = {}, {}, {}
@@ -460,3 +455,14 @@ def _tensor(array: np.ndarray):
     import openvino as ov
 
     return ov.Tensor(np.ascontiguousarray(array), shared_memory=True)
+
+
+def _weight_constants(model, state: dict[str, np.ndarray]) -> dict[str, str]:
+    """Consumer op name -> the name of the float weight (a Constant of ``state``) it reads as its second input."""
+    weight_of = {}
+    for op in model.get_ops():
+        for inp in op.inputs()[1:2]:
+            source = inp.get_source_output().get_node()
+            if source.get_type_name() == "Constant" and source.get_friendly_name() in state:
+                weight_of[op.get_friendly_name()] = source.get_friendly_name()
+    return weight_of

@@ -180,45 +180,54 @@ def _reading_commands(sub) -> None:
     cmp_.add_argument("run_b", help="run directory to compare with it (B)")
 
 
-def _run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from swagbench.bench.config import RESUME_FREE, RunConfig, build, expand_sweep, load_config, parse_grid
+def _resume(args: argparse.Namespace) -> int:
+    """``run --resume RUN_DIR``: the run's stored config again; any other setting given is refused."""
+    from swagbench.bench.config import RESUME_FREE, load_config
     from swagbench.bench.errors import ConfigError
-    from swagbench.bench.measure.hardware_profiles import host_mismatch, load_profile, profile_overrides
     from swagbench.bench.record.rundir import RunDir
     from swagbench.bench.run import execute
 
+    free = [o for o in args.overrides if o.partition("=")[0] in RESUME_FREE[2:]]  # cannot change results
+    args.overrides = [o for o in args.overrides if o not in free]
+    given = [
+        f
+        for f, v in (
+            ("--config", args.config),
+            ("--backends", args.backends),
+            ("--strategy", args.strategy),
+            ("--name", args.name),
+            ("--results-dir", args.results_dir),
+            ("--profile", args.profile),
+            ("--executor", args.executor),
+            ("--ray-address", args.ray_address),
+            (
+                "--target-images/--target-folds/--target-samples",
+                args.target_images or args.target_folds or args.target_samples,
+            ),
+            ("--grid", getattr(args, "grid", None)),
+            ("KEY=VALUE", args.overrides),
+        )
+        if v
+    ]
+    if given:
+        raise ConfigError(f"--resume reruns the run's stored config; drop {', '.join(given)} or start a new run")
+    run = RunDir.existing(args.resume)
+    # Everything the run stores resolves against its folder, wherever it is now and whatever the cwd:
+    # its results_dir is the folder it lives in (so the default posterior cache is found beside it).
+    stored = load_config(run.config_path, [f"results_dir={run.path.parent}", *free])
+    return _outcome(execute(stored, resume=run.path, retry_failed=args.retry_failed))
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from swagbench.bench.config import RunConfig, build, expand_sweep, load_config, parse_grid
+    from swagbench.bench.errors import ConfigError
+    from swagbench.bench.measure.hardware_profiles import host_mismatch, load_profile, profile_overrides
+    from swagbench.bench.run import execute
+
     if getattr(args, "resume", None):
-        free = [o for o in args.overrides if o.partition("=")[0] in RESUME_FREE[2:]]  # cannot change results
-        args.overrides = [o for o in args.overrides if o not in free]
-        given = [
-            f
-            for f, v in (
-                ("--config", args.config),
-                ("--backends", args.backends),
-                ("--strategy", args.strategy),
-                ("--name", args.name),
-                ("--results-dir", args.results_dir),
-                ("--profile", args.profile),
-                ("--executor", args.executor),
-                ("--ray-address", args.ray_address),
-                (
-                    "--target-images/--target-folds/--target-samples",
-                    args.target_images or args.target_folds or args.target_samples,
-                ),
-                ("--grid", getattr(args, "grid", None)),
-                ("KEY=VALUE", args.overrides),
-            )
-            if v
-        ]
-        if given:
-            raise ConfigError(f"--resume reruns the run's stored config; drop {', '.join(given)} or start a new run")
-        run = RunDir.existing(args.resume)
-        # Everything the run stores resolves against its folder, wherever it is now and whatever the cwd:
-        # its results_dir is the folder it lives in (so the default posterior cache is found beside it).
-        stored = load_config(run.config_path, [f"results_dir={run.path.parent}", *free])
-        return _outcome(execute(stored, resume=run.path, retry_failed=args.retry_failed))
+        return _resume(args)
     if getattr(args, "retry_failed", False):
         raise ConfigError("--retry-failed only applies with --resume RUN_DIR")
     overrides = _overrides(args)

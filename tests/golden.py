@@ -1,21 +1,26 @@
-"""A fixed small run whose outputs are pinned (tests/fixtures/golden): refactors must leave them bit-identical.
+"""A fixed small run whose outputs are pinned (tests/fixtures/golden/<machine class>/): refactors must leave them
+bit-identical on the machine class that made them, and within stated tolerances everywhere else.
 
-``python -m tests.golden write`` regenerates the fixture (only when results are *meant* to change, saying why in
-the commit); ``tests/test_golden.py`` reruns the same run and compares every trial's member probabilities, label
-issues, label quality and metrics with the stored ones.
+Bits depend on the CPU (oneDNN and ONNX Runtime pick kernels by instruction set) and torch, so a fixture is kept
+per machine class: :func:`machine` is what a class is, the folder name a readable slug of it.
+``python -m tests.golden write`` writes (or regenerates) this machine's fixture: for a new machine class, or when
+results are *meant* to change (then regenerate every class's fixture you can reach, saying why in the commit).
+``tests/test_golden.py`` reruns the same run and compares every trial's member probabilities, BatchNorm statistics,
+label issues, label quality and metrics: exactly with this machine's fixture, with tolerances against every other.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "golden"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "golden"
 ARGS = [
     "run",
     "--name",
@@ -38,13 +43,51 @@ ARRAYS = ("member_probs.npy", "bn_stats.npy", "label_issues.npy", "label_quality
 METRICS = ("calibration", "calibration_given", "calibration_vs_samples", "label_issues", "fidelity", "validity")
 
 
-def machine() -> dict[str, str]:
-    """What bit-identity depends on besides the code: the CPU and torch."""
+def machine() -> dict:
+    """What bit-identity depends on besides the code: the CPU (model, family and model numbers, the instruction
+    sets that pick kernels) and torch."""
     import torch
 
     from swagbench.bench.measure.environment import cpu_info
 
-    return {"cpu": cpu_info().get("model") or platform.processor(), "torch": torch.__version__}
+    info = cpu_info()
+    ids = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() in ("cpu family", "model") and key.strip() not in ids:
+                ids[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return {
+        "cpu": info.get("model") or platform.processor(),
+        "family": ids.get("cpu family"),
+        "model": ids.get("model"),
+        "flags": sorted(f for f, on in info.get("flags", {}).items() if on),
+        "torch": torch.__version__,
+    }
+
+
+def slug(machine: dict) -> str:
+    """A folder name for a machine class: ``amd-epyc-f26-m2``."""
+    name = re.sub(r"\(r\)|\(tm\)|processor|cpu", "", machine["cpu"].lower())
+    name = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+    return f"{name}-f{machine.get('family')}-m{machine.get('model')}"
+
+
+def fixtures() -> dict[str, tuple[dict, Path]]:
+    """Every stored fixture: folder name -> (its machine, its folder)."""
+    found = {}
+    for folder in sorted(p for p in FIXTURES.iterdir() if (p / "metrics.json").is_file()):
+        found[folder.name] = (json.loads((folder / "metrics.json").read_text())["machine"], folder)
+    return found
+
+
+def load(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """(arrays by ``<trial>/<file>``, metrics by trial) stored in a fixture folder."""
+    with np.load(folder / "arrays.npz") as f:
+        arrays = {k.replace("__", "/"): f[k] for k in f.files}
+    return arrays, json.loads((folder / "metrics.json").read_text())["trials"]
 
 
 def run(results_dir: Path) -> Path:
@@ -66,15 +109,19 @@ def outputs(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     return arrays, metrics
 
 
-def write() -> None:
+def write() -> Path:
+    """Run the golden run and store its outputs as this machine class's fixture; returns the folder."""
     with tempfile.TemporaryDirectory() as tmp:
         arrays, metrics = outputs(run(Path(tmp)))
-    FIXTURE.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(FIXTURE / "arrays.npz", **{k.replace("/", "__"): v for k, v in arrays.items()})
-    (FIXTURE / "metrics.json").write_text(json.dumps({"machine": machine(), "trials": metrics}, indent=1) + "\n")
+    here = machine()
+    folder = FIXTURES / slug(here)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / "arrays.npz", **{k.replace("/", "__"): v for k, v in arrays.items()})
+    (folder / "metrics.json").write_text(json.dumps({"machine": here, "trials": metrics}, indent=1) + "\n")
+    return folder
 
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["write"]:
         sys.exit("usage: python -m tests.golden write")
-    write()
+    print(f"golden fixture written to {write()}")

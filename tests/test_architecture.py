@@ -183,3 +183,18 @@ def test_error_types_import_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+MAX_FUNCTION_LINES = 60  # docs/architecture.md "Rules the code keeps"
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    """A function longer than ~60 lines is usually two steps that want names (STYLE.md): kept so in the package."""
+    long = []
+    for module, path in _files().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert not long, long
