@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 IPEX_VENV := .venv-ipex
 IPEX_STAMP := $(IPEX_VENV)/.installed
 
-.PHONY: install bench sweep bench-check bench-memory bench-decode test test-ipex ipex-env lint clean
+.PHONY: install bench sweep bench-check bench-memory bench-decode test test-fast test-ipex ipex-env lint clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-check: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not ipex" $(PYTEST_ARGS)
+
+# The same without the tests that make full runs (marked e2e): for development, a few minutes.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not ipex and not e2e" $(PYTEST_ARGS)
 
 # IPEX 2.8.0 needs torch 2.8.*, so its worker gets its own environment (~7 GB, a CUDA torch build).
 ipex-env: $(IPEX_STAMP)

@@ -2,7 +2,7 @@
 
 Each trial's whole-ensemble time is rebuilt phase by phase by :func:`swagbench.bench.answer.projection.project`.
 Training (shared by all trials) scales with the training images of all folds, epochs unchanged. The projection is
-validated against a real run at another size in README ("Estimating your own run").
+validated against a real run at another size in docs/answer-and-estimate.md ("Estimating your own run").
 """
 
 from __future__ import annotations

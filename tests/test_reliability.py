@@ -22,7 +22,7 @@ from tests.conftest import small_tmpfs, start_run, the_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The fields every stored row has (bench/row.py); these tests are about the store, not the measurements.
+# The fields every stored row has (bench/record/row.py); these tests are about the store, not the measurements.
 ROW = {"run_id": "r", "backend": "eager", "precision": "fp32", "channels_last": False, "threads": 1, "batch_size": 8}
 
 

@@ -190,3 +190,30 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     width, height = _png_size(shot)
     assert (width, height) == (1400, 2000)
     assert shot.stat().st_size > 50_000  # a rendered page with tables and charts, not a blank one
+
+
+def test_charts_show_the_target_beside_the_proxy_and_mark_the_answer(run_dir, tmp_path):
+    """The pictures tell the same story as the answer: minutes at the target (what the answer ranks by) beside the
+    proxy's, phase by phase, with the recommended trial marked; a run answering for its own size draws one panel."""
+    from swagbench.bench.answer.projection import PROJECTED_PHASES
+    from swagbench.bench.answer.recommend import describe, ranked
+    from swagbench.bench.report.charts import at_target, recommended_trial, speed_vs_quality, time_by_phase
+
+    rows = read_rows(run_dir)
+    df = summary_frame(rows, {"images": 50_000, "samples": 16})
+    ok = df[df.target_min.notna()]
+    assert len(ok) >= 2
+    phases = ok[[f"target_{p}_min" for p in PROJECTED_PHASES]].sum(axis=1)
+    assert (abs(phases - ok.target_min) <= 1e-9 * ok.target_min).all()  # the bars add up to the ranked minutes
+    assert at_target(df) and recommended_trial(df) == ranked(df).trial.iloc[0]
+    assert f"Use {describe(ranked(df).iloc[0])} " in recommendation(df)
+    two = [_png_size(draw(df, tmp_path / f"{draw.__name__}.png"))[0] for draw in (time_by_phase, speed_vs_quality)]
+    own = summary_frame(rows)  # no target: the run's own size
+    assert not at_target(own)
+    one = [_png_size(draw(own, tmp_path / f"own-{draw.__name__}.png"))[0] for draw in (time_by_phase, speed_vs_quality)]
+    assert two[0] > 1.4 * one[0] and two[1] > 1.4 * one[1]  # a second panel: the target's
+
+
+def test_the_page_opens_on_the_answer_and_its_picture(run_dir):
+    text = build_report(run_dir).read_text()
+    assert text.index('id="what-to-use"') < text.index('id="first-chart"') < text.index('id="trials"')

@@ -22,7 +22,8 @@ import numpy as np
 from swagbench.bench.errors import ConfigError
 from swagbench.bench.record.row import TrialRow
 
-# How far a projection may be off, as validated on this 2-core machine (README "Estimating your own run": from
+# How far a projection may be off, as validated on this 2-core machine (docs/answer-and-estimate.md "Estimating your own
+# run": from
 # 2,000 to 5,000 images and back within 11-12% median and 23-30% worst, about run-to-run noise): stated with
 # every answer made at a target size.
 PROJECTION_ERROR = 0.25
@@ -106,9 +107,14 @@ def target_sizes(row: TrialRow, target: dict | None) -> tuple[int, int, int]:
     )
 
 
-def target_minutes(row: TrialRow, target: dict | None) -> float | None:
-    """A successful trial's whole-ensemble minutes projected to ``target`` (None where it cannot be: a failed trial,
-    or a row without per-sample timings)."""
+# The phases a projection gives, in the order a chart stacks them (prepare and warm-up together: "setup").
+PROJECTED_PHASES = ("sample", "data", "bn_update", "setup", "predict", "confident_learning")
+
+
+def target_projection(row: TrialRow, target: dict | None) -> dict[str, float] | None:
+    """A successful trial's minutes projected to ``target``, per phase (:data:`PROJECTED_PHASES`) and in total
+    (``ensemble``); None where it cannot be (a failed trial, or a row without per-sample timings)."""
     if row.status != "ok" or not row.sample_phases_s or row.ensemble_s is None:
         return None
-    return project(row, *target_sizes(row, target))["ensemble"] / 60
+    return {k: v / 60 for k, v in project(row, *target_sizes(row, target)).items()}
+

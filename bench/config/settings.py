@@ -161,9 +161,10 @@ class EnsembleConfig:
 @dataclass(frozen=True)
 class TargetConfig:
     """The job the answer is for: a run here is a proxy of it, and its one-off costs (exports, compiles,
-    calibration) weigh far less at the job's size. Tables show every trial's whole-ensemble minutes projected to
-    this size beside the measured ones, and the recommendation ranks trials by the projection
-    (``swagbench.bench.answer.projection``; read it to about +-25%, see README "Estimating your own run").
+    calibration) weigh far less at the job's size. Tables show every trial's whole-ensemble minutes projected to this
+    size beside the measured ones, and the recommendation ranks trials by the projection
+    (``swagbench.bench.answer.projection``; read it to about +-25%, see docs/answer-and-estimate.md "Estimating your own
+    run").
 
     Attributes
     ----------

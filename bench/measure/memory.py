@@ -92,7 +92,7 @@ def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     anonymous memory climbed from 0.6 to 1.0 GB over 20,000 images. A fixed threshold keeps it flat. Not a low
     one: at 4 MB every activation of a batch (ResNet-8 at 128 images: 6 MB) was a fresh mapping, zero-filled on
     first touch and unmapped when freed, and eager PyTorch ran 1.6x slower (4,911 vs 2,999 img/s here); at 64 MB
-    they are reused from the heap and memory stays as flat (README, ``make bench-memory``)."""
+    they are reused from the heap and memory stays as flat (docs/measurements.md, ``make bench-memory``)."""
     import ctypes
 
     try:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from swagbench.bench.answer.projection import PROJECTED_PHASES  # noqa: E402
 from swagbench.bench.measure.timing import PHASES  # noqa: E402
 
 # One colour per backend in every chart; unknown (third-party) backends get a stable extra colour.
@@ -31,7 +32,7 @@ PHASE_COLOURS = dict(
 PRECISION_MARKERS = {"fp32": "o", "bf16": "s", "int8": "^"}
 # Every chart of the report: file stem -> title on the page (write_charts draws them in this order).
 CHARTS = {
-    "time_by_phase": "Time comparison (minutes, stacked by phase)",
+    "time_by_phase": "Minutes by phase: your job, projected, beside this run, measured",
     "peak_memory": "Peak memory per trial",
     "calibration_vs_samples": "Calibration vs number of SWAG samples",
     "speed_vs_quality": "Speed vs quality",
@@ -70,23 +71,78 @@ def _nothing_succeeded(df: pd.DataFrame) -> bool:
 NO_TRIAL = "No trial succeeded: nothing to plot. Each trial's error is in summary.md and the report."
 
 
+def recommended_trial(df: pd.DataFrame) -> str | None:
+    """The trial the answer recommends (the fastest VALID one at the target), None when there is none."""
+    from swagbench.bench.answer.recommend import ranked
+
+    valid = ranked(df)
+    return None if valid.empty else valid.trial.iloc[0]
+
+
+def at_target(df: pd.DataFrame) -> bool:
+    """Whether the run answers for a target size other than its own (then charts show both)."""
+    return bool(df.target_min.notna().any() and (df.target_size != df.run_size).any()) if "target_min" in df else False
+
+
+def _trial_axis(ax, df: pd.DataFrame, best: str | None) -> None:
+    """Trial names down the y axis in backend colours, the recommended one starred and bold."""
+    labels = [("\u2605 " if r.trial == best else "") + _label(r) for r in df.itertuples()]
+    ax.set_yticks(range(len(df)), labels)
+    for tick, row in zip(ax.get_yticklabels(), df.itertuples(), strict=True):
+        tick.set_color(backend_colour(row.backend))
+        if row.trial == best:
+            tick.set_fontweight("bold")
+    ax.invert_yaxis()
+
+
+def _phase_bars(ax, df: pd.DataFrame, phases: dict[str, str], best: str | None) -> None:
+    """Stacked bars of ``phases`` (column -> legend label) per trial, each bar's total written at its end."""
+    rows = range(len(df))
+    left = pd.Series(0.0, index=df.index)
+    for column, label in phases.items():
+        minutes = df[column].fillna(0.0).astype(float)
+        colour = PHASE_COLOURS.get(column.removeprefix("target_").removesuffix("_min"), PHASE_COLOURS["prepare"])
+        ax.barh(rows, minutes, left=left, color=colour, label=label)
+        left += minutes
+    for i, (total, row) in enumerate(zip(left, df.itertuples(), strict=True)):
+        if total > 0:
+            ax.text(
+                total, i, f" {total:.3g}", va="center", fontsize=7, fontweight="bold" if row.trial == best else None
+            )
+    ax.set_xlim(0, float(left.max()) * 1.18 or 1.0)
+
+
 def time_by_phase(df: pd.DataFrame, path: Path) -> Path:
-    """Stacked horizontal bars: minutes per phase for every trial (failed trials as empty bars)."""
+    """Stacked horizontal bars of minutes per phase for every trial (failed trials as empty bars): at the target
+    size the answer is for, projected phase by phase, beside what this run (the proxy) measured; the recommended
+    trial starred."""
     if _nothing_succeeded(df):
         return _empty(path, "Whole-ensemble time by phase", NO_TRIAL)
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(df) + 1.8))
-    left = pd.Series(0.0, index=df.index)
-    for phase in PHASES:
-        minutes = df[f"{phase}_min"].fillna(0.0)
-        ax.barh(df.trial, minutes, left=left, color=PHASE_COLOURS[phase], label=phase.replace("_", " "))
-        left += minutes
-    ax.set_yticks(range(len(df)), [_label(r) for r in df.itertuples()])
-    for tick, backend in zip(ax.get_yticklabels(), df.backend, strict=True):
-        tick.set_color(backend_colour(backend))
-    ax.invert_yaxis()
-    ax.set_xlabel("wall-clock minutes per trial (training is shared and excluded)")
-    ax.set_title("Whole-ensemble time by phase")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="phase")
+    best = recommended_trial(df)
+    measured = {f"{phase}_min": phase.replace("_", " ") for phase in PHASES}
+    if not at_target(df):
+        fig, ax = plt.subplots(figsize=(10, 0.45 * len(df) + 1.8))
+        _phase_bars(ax, df, measured, best)
+        _trial_axis(ax, df, best)
+        ax.set_xlabel("wall-clock minutes per trial (training is shared and excluded)")
+        ax.set_title("Whole-ensemble time by phase (\u2605 recommended)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="phase")
+        return _save(fig, path)
+    fig, (target_ax, run_ax) = plt.subplots(1, 2, figsize=(15, 0.45 * len(df) + 2.2), sharey=True)
+    projected = {f"target_{phase}_min": phase.replace("_", " ") for phase in PROJECTED_PHASES}
+    projected["target_setup_min"] = "prepare + warm-up"
+    _phase_bars(target_ax, df, projected, best)
+    _phase_bars(run_ax, df, measured, best)
+    _trial_axis(target_ax, df, best)
+    size = df.target_size.dropna().iloc[0]
+    target_ax.set_title(f"Your job, projected: {size}\n(what the answer ranks by; \u2605 recommended)", fontsize=10)
+    run_ax.set_title(
+        f"This run, measured: {df.run_size.dropna().iloc[0]}\n(one-off costs weigh far more here)", fontsize=10
+    )
+    target_ax.set_xlabel("projected wall-clock minutes for the ensemble")
+    run_ax.set_xlabel("measured wall-clock minutes (training is shared and excluded)")
+    run_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="phase")
+    fig.suptitle("Whole-ensemble time by phase", fontsize=11)
     return _save(fig, path)
 
 
@@ -215,9 +271,10 @@ def _tolerance_axis(ax) -> None:
 
 def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
     """Speedup over eager fp32 vs the change in ECE (given labels) against it, one marker per trial (colour:
-    backend; shape: precision; hollow: channels_last; x: INVALID), each in the legend. The quality axis spans at
-    least +-0.01 so that rounding noise does not look like a cliff. Timing-only runs plot max |p - p_eager| on a
-    log axis with each precision's tolerance instead."""
+    backend; shape: precision; hollow: channels_last; x: INVALID), each in the legend; the recommended trial ringed.
+    Where the run answers for a target size, the speedups there (what the answer ranks by) beside the measured ones.
+    The quality axis spans at least +-0.01 so that rounding noise does not look like a cliff. Timing-only runs plot
+    max |p - p_eager| on a log axis with each precision's tolerance instead."""
     ok = df[(df.status == "ok") & df.speedup.notna()]
     timing_only = not ok.delta_ece.notna().any() if "delta_ece" in ok else True
     metric = "max_abs_dp" if timing_only else "delta_ece"
@@ -226,26 +283,68 @@ def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
         return _empty(
             path, "Speed vs quality", NO_TRIAL if _nothing_succeeded(df) else "No trial has a quality measure."
         )
-    fig, ax = plt.subplots(figsize=(11, 5.2))
-    for row in ok.itertuples():
+    best = recommended_trial(df)
+    title = (
+        "Speed vs quality (colour: backend; shape: precision o fp32, \u25a0 bf16, \u25b2 int8; hollow: channels_last)"
+    )
+    if not at_target(df):
+        fig, ax = plt.subplots(figsize=(11, 5.2))
+        _quality_panel(ax, ok, "speedup", metric, best)
+        ax.set_xlabel("whole-ensemble speedup over eager fp32 (right is faster; dotted line = eager fp32)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        return _save(fig, path)
+    fig, (target_ax, run_ax) = plt.subplots(1, 2, figsize=(16, 5.6), sharey=True)
+    _quality_panel(target_ax, ok[ok.target_speedup.notna()], "target_speedup", metric, best)
+    both = ok.trial + " (job " + ok.target_speedup.map("{:.2f}x".format) + ", here " + ok.speedup.map("{:.2f}x".format)
+    _quality_panel(
+        run_ax,
+        ok,
+        "speedup",
+        metric,
+        best,
+        labels=both + ok.validity.eq("INVALID").map({True: ") [INVALID]", False: ")"}),
+    )
+    target_ax.set_xlabel(f"speedup at your job's size, projected ({ok.target_size.dropna().iloc[0]})")
+    run_ax.set_xlabel(f"speedup this run measured ({ok.run_size.dropna().iloc[0]})")
+    target_ax.set_title("Your job (what the answer ranks by; ringed: recommended)", fontsize=10)
+    run_ax.set_title("This run (the proxy)", fontsize=10)
+    run_ax.set_ylabel("")
+    run_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _quality_panel(
+    ax, ok: pd.DataFrame, speed: str, metric: str, best: str | None, labels: pd.Series | None = None
+) -> None:
+    """One speed-vs-quality scatter: x the ``speed`` column, y the quality ``metric``; the ``best`` trial ringed;
+    legend ``labels`` per trial (default: its name and speedup)."""
+    timing_only = metric == "max_abs_dp"
+    for index, row in zip(ok.index, ok.itertuples(), strict=True):
         invalid = row.validity == "INVALID"
         y = 0.0 if row.is_reference else getattr(row, metric)
         if timing_only:
             y = max(y, EXACT)  # a log axis has no 0: identical outputs sit on the floor
         colour = backend_colour(row.backend)
         marker = "X" if invalid else PRECISION_MARKERS.get(row.precision, "D")
-        hollow = row.channels_last and not invalid
+        x = getattr(row, speed)
         ax.scatter(
-            row.speedup,
+            x,
             y,
             s=80,
             marker=marker,
-            facecolors="none" if hollow else colour,
+            facecolors="none" if row.channels_last and not invalid else colour,
             edgecolors=colour,
             linewidths=1.8,
-            label=f"{row.trial} ({row.speedup:.2f}x)" + (" [INVALID]" if invalid else ""),
+            label=labels[index]
+            if labels is not None
+            else f"{row.trial} ({x:.2f}x)" + (" [INVALID]" if invalid else ""),
         )
-    _speed_axis(ax, ok.speedup)
+        if row.trial == best:
+            ax.scatter(x, y, s=420, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
+            ax.annotate("recommended", (x, y), textcoords="offset points", xytext=(0, 14), ha="center", fontsize=8)
+    _speed_axis(ax, ok[speed])
     if timing_only:
         _tolerance_axis(ax)
     else:
@@ -253,14 +352,7 @@ def speed_vs_quality(df: pd.DataFrame, path: Path) -> Path:
         span = max(0.01, 1.15 * float(ok[metric].abs().max()))
         ax.set_ylim(-span, span)
         ax.set_ylabel("ECE change vs eager fp32, given labels (below 0 = better calibrated)")
-    ax.set_xlabel("whole-ensemble speedup over eager fp32 (right is faster; dotted line = eager fp32)")
-    ax.set_title(
-        "Speed vs quality (colour: backend; shape: precision o fp32, ■ bf16, ▲ int8; hollow: channels_last)",
-        fontsize=10,
-    )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
 
 
 def scaling(df: pd.DataFrame, path: Path) -> Path:

@@ -11,7 +11,7 @@ import pandas as pd
 from swagbench.bench.answer.auto import strategy_text
 from swagbench.bench.answer.fidelity import is_reference_row
 from swagbench.bench.answer.metrics import CALIBRATION_KEYS
-from swagbench.bench.answer.projection import setup_costs, target_minutes, target_sizes
+from swagbench.bench.answer.projection import PROJECTED_PHASES, setup_costs, target_projection, target_sizes
 from swagbench.bench.config.settings import parse_engine
 from swagbench.bench.measure.timing import PHASES
 from swagbench.bench.record.row import TrialRow, as_row
@@ -127,12 +127,15 @@ def flagged_trials(df: pd.DataFrame) -> pd.Series:
 
 
 def _target(r: TrialRow, target: dict[str, Any] | None) -> dict[str, Any]:
-    """The job size the answer is for (the run's own where the config names none) and the trial's minutes there."""
+    """The job size the answer is for (the run's own where the config names none) and the trial's minutes there, in
+    total (``target_min``) and per projected phase (``target_<phase>_min``)."""
     if not r.n_examples:
         return {"target_min": None, "run_size": None, "target_size": None}
     images, folds, samples = target_sizes(r, target)
+    projected = target_projection(r, target) or {}
     return {
-        "target_min": target_minutes(r, target),
+        "target_min": projected.get("ensemble"),
+        **{f"target_{phase}_min": projected.get(phase) for phase in PROJECTED_PHASES},
         "run_size": size_text(r.n_examples, r.folds, r.samples),
         "target_size": size_text(images, folds, samples),
     }

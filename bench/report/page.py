@@ -99,13 +99,18 @@ def environment_rows(env: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+FIRST_CHART = "time_by_phase"
+
+
 def render(data: ReportData, charts: dict[str, Path]) -> str:
     """The whole page."""
     env = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in environment_rows(data.env).items()
     )
-    figures = "".join(f"<h3>{CHARTS[k]}</h3>{_img(p)}" for k, p in charts.items())
+    # the answer's picture first: minutes at the target beside the proxy's, phase by phase
+    first = "".join(f'<h3 id="first-chart">{CHARTS[k]}</h3>{_img(p)}' for k, p in charts.items() if k == FIRST_CHART)
+    figures = "".join(f"<h3>{CHARTS[k]}</h3>{_img(p)}" for k, p in charts.items() if k != FIRST_CHART)
     name = html.escape(data.name)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>swagbench report {name}</title>
@@ -113,10 +118,11 @@ def render(data: ReportData, charts: dict[str, Path]) -> str:
 <h1>swagbench report: {name}</h1>
 {_answer(data)}
 {_target(data)}
+{first}
 {_issues(data)}
 {_tables(data)}
 {_problems(data)}
-<h2>Charts</h2>
+<h2>More charts</h2>
 {figures}
 <h2>Environment</h2>
 <table id="environment">{env}</table>

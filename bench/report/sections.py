@@ -141,6 +141,6 @@ def target_line(df) -> str | None:
     return (
         f"Target: the answer is for a job of {rows.target_size.iloc[0]} (config target:, --target-images/-folds/"
         f"-samples); this run measured {rows.run_size.iloc[0]}. Minutes at the target are projected phase by phase "
-        f"from the steady-state costs measured here, good to about +-{PROJECTION_ERROR:.0%} (README: Estimating "
-        "your own run)."
+        f"from the steady-state costs measured here, good to about +-{PROJECTION_ERROR:.0%} "
+        "(docs/answer-and-estimate.md: Estimating your own run)."
     )
