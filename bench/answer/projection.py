@@ -117,4 +117,3 @@ def target_projection(row: TrialRow, target: dict | None) -> dict[str, float] | 
     if row.status != "ok" or not row.sample_phases_s or row.ensemble_s is None:
         return None
     return {k: v / 60 for k, v in project(row, *target_sizes(row, target)).items()}
-
