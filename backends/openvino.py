@@ -238,8 +238,8 @@ class _Graph:
     @property
     def info(self) -> dict:
         first = next(iter(self.compiled.values()))
-        return {
-            "inference_precision": self.precision,
+        return {  # the precision as OpenVINO reports it for the compiled graph, not as it was asked for
+            "inference_precision": first.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
             "hint": self.hint,
             "infer_requests": len(first.requests),
             "streams": int(first.compiled.get_property("NUM_STREAMS")),

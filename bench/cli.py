@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import math
 import sys
 
 from swagbench.bench.config.settings import EXECUTOR_NAMES
-from swagbench.bench.errors import USER_ERRORS
+from swagbench.bench.errors import USER_ERRORS, JobFailed
 
 EPILOG = """examples:
   swagbench run                                  # embedded default: every built-in backend and precision
@@ -28,7 +29,43 @@ EPILOG = """examples:
 """
 
 
-def _common_run_args(cmd: argparse.ArgumentParser) -> None:
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as every other user mistake: one ``swagbench: error:`` line, exit code 2."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("swagbench").strip()
+        where = f"{command}: " if command else ""
+        sys.stderr.write(f"swagbench: error: {where}{message}; see '{self.prog} --help'\n")
+        sys.exit(2)
+
+
+MAX_COUNT = 10**9  # images, folds or samples: far beyond any job, well inside what the arithmetic handles
+
+
+def count(text: str) -> int:
+    """A positive whole number as people type it: ``50000``, ``50,000``, ``5e4``; refused: 0, negatives, fractions,
+    nan, inf and sizes beyond :data:`MAX_COUNT`."""
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 1 to {MAX_COUNT:,}")
+    return int(value)
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number of seconds")
+    return value
+
+
+def _common_run_args(cmd: argparse.ArgumentParser, target: bool = True) -> None:
     cmd.add_argument("--config", metavar="YAML", help="run config file (see configs/); default: embedded default")
     cmd.add_argument(
         "--backends",
@@ -43,9 +80,11 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
         "is added to judge it); replaces the config's trials",
     )
     for key, what in (("images", "images in your data set"), ("folds", "its folds K"), ("samples", "SWAG samples S")):
+        if not target:  # a job is its own target
+            break
         cmd.add_argument(
             f"--target-{key}",
-            type=int,
+            type=count,
             metavar="N",
             help=f"the job the answer is for: {what} (default: target.{key} of the config, see config --show); "
             "tables project every trial to it and the recommendation ranks by the projection",
@@ -80,7 +119,7 @@ def _common_run_args(cmd: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="swagbench",
         description="Benchmark CPU inference strategies on a SWAG-ensemble + confident-learning pipeline.",
         epilog=EPILOG,
@@ -104,6 +143,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     for cmd in (run, sweep):
         _common_run_args(cmd)
+    job = sub.add_parser(
+        "job",
+        help="run your whole ensemble with one strategy (a run's recommendation.json or one --backends engine)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The job a benchmark answers for, on all of your data: the same data store, folds, posteriors "
+        "and per-sample step as a run, ONE strategy and no reference trial (an audit of audit.members members "
+        "against eager fp32 runs first). Every (fold, sample) member is committed as soon as it is computed: "
+        "after a kill, a preemption or Ctrl-C, --resume JOB_DIR computes only the rest. Writes pred_probs.npy, "
+        "label_issues.csv, job.json and job.md into the job folder.",
+    )
+    _common_run_args(job, target=False)
+    job.add_argument("--resume", metavar="JOB_DIR", help="finish an interrupted job (from any directory)")
     sweep.add_argument(
         "--grid",
         action="append",
@@ -148,9 +199,9 @@ def _reading_commands(sub) -> None:
         "per-sample costs, phase by phase; with the price per hour of the run's profile when the run was on that "
         "machine.",
     )
-    est.add_argument("--images", type=int, required=True, metavar="N", help="images in your data set")
-    est.add_argument("--folds", type=int, metavar="K", help="cross-validation folds (default: the run's)")
-    est.add_argument("--samples", type=int, metavar="S", help="SWAG samples per fold (default: the run's)")
+    est.add_argument("--images", type=count, required=True, metavar="N", help="images in your data set")
+    est.add_argument("--folds", type=count, metavar="K", help="cross-validation folds (default: the run's)")
+    est.add_argument("--samples", type=count, metavar="S", help="SWAG samples per fold (default: the run's)")
     est.add_argument(
         "--check",
         metavar="RUN_DIR",
@@ -174,7 +225,7 @@ def _reading_commands(sub) -> None:
         "an ONNX Runtime session loop and an eager loop on the plain eval model with weights as constants. Writes "
         "ceilings.json and rebuilds the report with each trial's share of its runtime's ceiling.",
     )
-    ceil.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement (default 5)")
+    ceil.add_argument("--seconds", type=seconds, default=5.0, help="timed seconds per measurement (default 5)")
     cmp_ = sub.add_parser("compare", help="two runs side by side with B/A ratios (before/after, machine vs machine)")
     cmp_.add_argument("run_a", help="baseline run directory (A)")
     cmp_.add_argument("run_b", help="run directory to compare with it (B)")
@@ -216,6 +267,35 @@ def _resume(args: argparse.Namespace) -> int:
     # its results_dir is the folder it lives in (so the default posterior cache is found beside it).
     stored = load_config(run.config_path, [f"results_dir={run.path.parent}", *free])
     return _outcome(execute(stored, resume=run.path, retry_failed=args.retry_failed))
+
+
+def _job(args: argparse.Namespace) -> int:
+    """``swagbench job``: a new job from the command line's settings, or ``--resume JOB_DIR`` with its stored ones."""
+    from swagbench.bench.config import load_config
+    from swagbench.bench.errors import ConfigError
+    from swagbench.bench.job import job
+    from swagbench.bench.measure.hardware_profiles import load_profile, profile_overrides
+    from swagbench.bench.record.rundir import RunDir
+
+    if args.resume:
+        given = [o for o in ("config", "backends", "strategy", "name", "results_dir", "profile") if getattr(args, o)]
+        if given or args.overrides:
+            drop = ", ".join([f"--{g.replace('_', '-')}" for g in given] + list(args.overrides))
+            raise ConfigError(f"--resume finishes the job with its stored settings; drop {drop} or start a new job")
+        run = RunDir.existing(args.resume)
+        stored = load_config(run.config_path, [f"results_dir={run.path.parent}"])
+        job(stored, resume=run.path, strategy_file=(run.read_job() or {}).get("strategy_file"))
+        return 0
+    if bool(args.strategy) == bool(args.backends):
+        raise ConfigError("a job runs one strategy: give --strategy RUN/recommendation.json or --backends ENGINE")
+    profile = load_profile(args.profile) if args.profile else None
+    overrides = _overrides(args)
+    if not any(o.startswith("name=") for o in overrides):
+        overrides.append("name=job")
+    base = profile_overrides(profile) if profile else None
+    config = load_config(args.config, overrides, args.backends, base=base, strategy=args.strategy)
+    job(config, strategy_file=args.strategy, profile=profile)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -261,7 +341,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         "name": args.name,
         "executor": args.executor,
         "ray_address": args.ray_address,
-        **{f"target.{key}": getattr(args, f"target_{key}") for key in ("images", "folds", "samples")},
+        **{f"target.{key}": getattr(args, f"target_{key}", None) for key in ("images", "folds", "samples")},
     }
     return list(args.overrides) + [f"{key}={value}" for key, value in options.items() if value not in (None, "")]
 
@@ -330,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"swagbench: error: {exc}", file=sys.stderr)
         return 2
+    except JobFailed as exc:
+        print(f"swagbench: job stopped: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:  # a full or read-only disk, a vanished folder: the environment, not a bug
         where = f" ({exc.filename})" if exc.filename else ""
         fix = "free disk space, then resume" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the path"
@@ -338,10 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         from swagbench.bench.errors import RunInterrupted, Terminated
 
-        hint = f"; finish it with: swagbench run --resume {exc.run_dir}" if isinstance(exc, RunInterrupted) else ""
+        job = isinstance(exc, RunInterrupted) and exc.command == "job"
+        hint = (
+            f"; finish it with: swagbench {exc.command} --resume {exc.run_dir}"
+            if isinstance(exc, RunInterrupted)
+            else ""
+        )
         terminated = isinstance(exc, Terminated) or getattr(exc, "terminated", False)
         how = "terminated (SIGTERM)" if terminated else "interrupted"
-        print(f"swagbench: {how}; rows already written are kept{hint}", file=sys.stderr)
+        kept = "committed members are kept" if job else "rows already written are kept"
+        print(f"swagbench: {how}; {kept}{hint}", file=sys.stderr)
         return 143 if terminated else 130
 
 
@@ -372,6 +461,8 @@ def _command(args: argparse.Namespace) -> int:
     """Run the parsed command; its exit code."""
     if args.command in ("run", "sweep"):
         return _run(args)
+    if args.command == "job":
+        return _job(args)
     if args.command == "config":
         print(show_config(), end="")
     elif args.command == "list-backends":

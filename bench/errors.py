@@ -26,11 +26,17 @@ class Terminated(KeyboardInterrupt):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM: ``terminated``) during a run that has a folder: ``run_dir`` is where it can be resumed."""
+    """Ctrl-C (or SIGTERM: ``terminated``) during a run (or a job: ``command``) that has a folder: ``run_dir`` is
+    where it can be resumed, with ``swagbench <command> --resume run_dir``."""
 
-    def __init__(self, run_dir, terminated: bool = False) -> None:
+    def __init__(self, run_dir, terminated: bool = False, command: str = "run") -> None:
         super().__init__(str(run_dir))
-        self.run_dir, self.terminated = run_dir, terminated
+        self.run_dir, self.terminated, self.command = run_dir, terminated, command
+
+
+class JobFailed(Exception):
+    """A job that cannot go on for a reason of its own (not a user's mistake): an INVALID audit, a failed worker.
+    The CLI prints its one line and exits with code 1; what was committed is kept."""
 
 
 USER_ERRORS = (SwagbenchError,)
@@ -42,6 +48,7 @@ __all__ = [
     "ModelSpecError",
     "PosteriorError",
     "ResultsError",
+    "JobFailed",
     "RunInterrupted",
     "Terminated",
     "SwagbenchError",

@@ -81,3 +81,66 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class MemberProgress:
+    """A job's progress: a plain line each time another tenth of the ensemble's members is committed (each member
+    when there are 20 or fewer), with members done of total, images per second, the time left at the rate measured
+    so far, and the money spent so far where the machine's price per hour is known."""
+
+    def __init__(
+        self,
+        total: int,
+        done: int,
+        images_per_member: float,
+        price_per_hour: float | None = None,
+        log=None,
+    ) -> None:
+        self.total, self.start_done, self.done = total, done, done
+        self.images, self.price = images_per_member, price_per_hour
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.step = 1 if total <= 20 else total / 10
+        self.next = done + self.step
+        self._start = time.perf_counter()
+        self._first: tuple[float, int] | None = None  # when the first member of this session was committed
+
+    def update(self, done: int) -> None:
+        """``done`` members committed in all (never goes back)."""
+        if done <= self.done:
+            return
+        if self._first is None:  # rates from here on: worker start-up is not a member's cost
+            self._first = (time.perf_counter(), done)
+        self.done = done
+        if done >= self.next or done == self.total:
+            while self.next <= done:
+                self.next += self.step
+            self.log(self.line())
+
+    def line(self) -> str:
+        now = time.perf_counter()
+        elapsed = now - self._start
+        since, first = self._first or (self._start, self.start_done)
+        rate = (self.done - first) / (now - since) if self.done > first and now > since else 0.0
+        left = (self.total - self.done) / rate if rate else float("inf")
+        parts = [f"{self.done}/{self.total} members", f"{rate * self.images:,.0f} img/s" if rate else ""]
+        parts.append(f"ETA {duration(left)}" if self.done < self.total else f"took {duration(elapsed)}")
+        if self.price is not None:
+            parts.append(f"${self.price * elapsed / 3600:,.2f} so far")
+        return "swagbench: job: " + ", ".join(p for p in parts if p)
+
+    def __enter__(self) -> MemberProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def duration(seconds: float) -> str:
+    """Seconds as people read them: ``42 s``, ``7.5 min``, ``32.1 h``."""
+    if seconds != seconds or seconds == float("inf"):
+        return "unknown"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

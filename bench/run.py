@@ -106,8 +106,9 @@ def execute(
         raise
 
 
-def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitStack) -> Opened:
-    """Check everything, then create and lock the run folder and store config, environment, data and folds."""
+def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitStack, what: str = "run") -> Opened:
+    """Check everything, then create and lock the run folder (``what``: a run's or a job's) and store config,
+    environment, data and folds."""
     resolve_model(config.model)  # a bad model spec fails before any data is read
     RunDir.check_writable(Path(config.results_dir), "results_dir")
     RunDir.check_writable(data_cache(config.resolved_cache_dir), "cache_dir")  # data stores live there
@@ -136,7 +137,7 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     run = RunDir.create(config.results_dir, config.name, fill)
     on_run_dir(run.path)
     held.enter_context(run.lock())
-    log(f"swagbench: run directory {run.path}")
+    log(f"swagbench: {what} directory {run.path}")
     return Opened(config, run, dataset, fold_of, model, env, {})
 
 
@@ -163,7 +164,7 @@ def resume_run(config: RunConfig, run: RunDir, retry_failed: bool, log, on_run_d
     return Opened(config, run, dataset, fold_of, model, env, done)
 
 
-def check_unchanged(run: RunDir, config: RunConfig) -> None:
+def check_unchanged(run: RunDir, config: RunConfig, command: str = "run") -> None:
     """Refuse to resume a run whose settings differ from those it was created with (an edited config.yaml):
     its recorded trials were made, and would be judged, under the old ones."""
     recorded = run.read_settings()
@@ -177,12 +178,13 @@ def check_unchanged(run: RunDir, config: RunConfig) -> None:
         raise ConfigError(
             f"{run.config_path} differs from the settings the run was made with ({shown}); a run's settings are fixed "
             f"when it is created: undo the edit, or start a new run with the new settings "
-            f"(only {', '.join(RESUME_FREE[2:])} may change on resume: swagbench run --resume RUN timeout_s=...)"
+            f"(only {', '.join(RESUME_FREE[2:])} may change on resume: swagbench {command} --resume DIR timeout_s=...)"
         )
 
 
-def obtain(opened: Opened, log) -> RunFacts:
-    """The run's posteriors (trained, cached or the user's) and, once per run, the machine's peak GFLOP/s."""
+def obtain(opened: Opened, log, peak: bool = True) -> RunFacts:
+    """The run's posteriors (trained, cached or the user's) and, once per run, the machine's peak GFLOP/s (which a
+    job, with no roofline to draw, does not measure)."""
     config, run, dataset = opened.config, opened.run, opened.dataset
     with Progress(
         config.ensemble.folds * config.train.epochs, "train SWAG posteriors", "epoch", quiet_until_update=True
@@ -192,7 +194,7 @@ def obtain(opened: Opened, log) -> RunFacts:
     if posteriors.source == "trained":
         took = f"{posteriors.train_s:.1f} s" if posteriors.train_s < 60 else f"{posteriors.train_s / 60:.1f} min"
         log(f"swagbench: trained {len(posteriors.paths)} posteriors in {took}")
-    if "peak" not in opened.env:  # once per run, on the run's thread budget, after training has warmed the CPU
+    if peak and "peak" not in opened.env:  # once per run, on the run's thread budget, after training warmed the CPU
         log("swagbench: measuring this machine's peak GFLOP/s (matmul and conv, fp32/bf16/int8)")
         opened.env["peak"] = measure_peak(config.resolved_threads)
         run.write_env(opened.env)
@@ -282,6 +284,12 @@ def finish_run(run: RunDir, log) -> Path:
     if reference is not None:
         log(f"swagbench: {issues_line(reference, run.label_issues_csv)}")
     log(f"swagbench: the recommended strategy as data (--strategy, api.predictor): {run.recommendation_json}")
+    if run.read_recommendation().get("strategy"):
+        source = run.config_dict()["data"]["source"]
+        log(
+            f"swagbench: run it on all of your data: swagbench job --strategy {run.recommendation_json} "
+            f"data.source={source} model={run.config_dict()['model']} (add your posteriors_dir=, data.folds=)"
+        )
     log(f"swagbench: recommendation: {recommendation(data.df)}")
     return run.path
 

@@ -63,3 +63,23 @@ def small_tmpfs(path, free_kib: int):
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.fixture(autouse=True)
+def _a_full_run_is_marked_e2e(request, monkeypatch):
+    """Every test that makes a full run (a new run folder, in this process) is marked ``e2e``, so ``make
+    test-fast`` (``-m "not e2e"``) leaves out exactly those; a test that forgets the mark fails, saying so. Runs in
+    a child process are found by tests/test_architecture.py's scan instead."""
+    from swagbench.bench.record.rundir import RunDir
+
+    made = []
+    create = RunDir.create.__func__
+
+    def counted(cls, *args, **kwargs):
+        made.append(1)
+        return create(cls, *args, **kwargs)
+
+    monkeypatch.setattr(RunDir, "create", classmethod(counted))
+    yield
+    if made and request.node.get_closest_marker("e2e") is None:
+        pytest.fail(f"{request.node.nodeid} makes a full run: mark it @pytest.mark.e2e", pytrace=False)

@@ -96,3 +96,18 @@ class SegfaultOnceBackend(EagerBackend):
             open(marker, "w").close()
             os.kill(os.getpid(), signal.SIGSEGV)
         return super().prepare(model, example, options, calibration)
+
+
+class SlowBackend(EagerBackend):
+    """Eager, with each predict call taking 0.3 s longer: a job slow enough to be killed half-way, for real."""
+
+    name = "slow"
+
+    def prepare(self, model, example, options, calibration=None):
+        run = super().prepare(model, example, options, calibration)
+
+        def slow(batch):
+            time.sleep(0.3)
+            return run(batch)
+
+        return slow

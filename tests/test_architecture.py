@@ -154,6 +154,10 @@ RUN_FILES = (
     "predict_batch_s.npy",
     "spec.json",
     "result.json",
+    "journal.jsonl",
+    "job.json",
+    "job.md",
+    "pred_probs.npy",
 )
 
 
@@ -198,3 +202,33 @@ def test_no_function_is_longer_than_sixty_lines():
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{module}.{node.name}: {lines} lines")
     assert not long, long
+
+
+CHILD_RUN = ("start_run(", '"swagbench.bench.cli", "run"')  # a full run in a child process
+
+
+def test_tests_that_run_swagbench_in_a_child_process_are_marked_e2e():
+    """conftest.py fails an unmarked test that makes a run in its own process; runs in a child process are found
+    here, in the test's body or in a helper of its module that it calls."""
+    unmarked = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        text = path.read_text()
+        tree = ast.parse(text)
+        module_e2e = "pytestmark = pytest.mark.e2e" in text
+        functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        runs = {name for name, f in functions.items() if any(m in ast.get_source_segment(text, f) for m in CHILD_RUN)}
+        grew = True
+        while grew:  # helpers that call helpers that run
+            called = {
+                name
+                for name, f in functions.items()
+                if any(isinstance(c, ast.Call) and getattr(c.func, "id", None) in runs for c in ast.walk(f))
+            }
+            grew = not called <= runs
+            runs |= called
+        for name in sorted(runs):
+            f = functions[name]
+            marked = any("e2e" in ast.get_source_segment(text, d) for d in f.decorator_list)
+            if name.startswith("test_") and not (marked or module_e2e):
+                unmarked.append(f"{path.name}::{name}")
+    assert not unmarked, unmarked

@@ -143,10 +143,16 @@ def test_frozen_backends_do_not_claim_to_swap():
     assert not get_backend("inductor").can_swap(BackendOptions(extra={"freezing": True}))
 
 
-def test_openvino_fp32_is_really_f32(data):
-    # On AVX512_BF16 CPUs OpenVINO's default is bf16; the backend must force and verify f32.
+@pytest.mark.parametrize("shapes", ["static", "dynamic"])
+def test_openvino_fp32_is_really_f32(data, shapes):
+    # On AVX512_BF16 CPUs OpenVINO's default is bf16; the backend must force f32, and every graph it compiled must
+    # say so when asked (read back from OpenVINO, not echoed from the request).
     x, _ = data
-    runner = _backend("openvino").prepare(_model(1), x, BackendOptions(threads=2))
+    runner = _backend("openvino").prepare(_model(1), x, BackendOptions(threads=2, extra={"shapes": shapes}))
+    runner(x[:5])  # a partial batch: with static shapes, a second compiled graph
+    compiled = [c.compiled for c in runner.graph.compiled.values()]
+    assert len(compiled) >= 2 if shapes == "static" else len(compiled) == 1
+    assert {c.get_property("INFERENCE_PRECISION_HINT").get_type_name() for c in compiled} == {"f32"}
     assert runner.info["inference_precision"] == "f32"
 
 

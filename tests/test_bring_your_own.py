@@ -147,6 +147,7 @@ def _by_hand(data, fold_of, post, fold):
         return torch.softmax(model(data.tensor(np.flatnonzero(fold_of == fold))), 1).numpy()
 
 
+@pytest.mark.e2e
 def test_reference_posteriors_run_through_swagbench_and_match_their_mean_by_hand(tmp_path):
     data, fold_of, post = _reference_files(tmp_path)
     args = [*TINY, f"results_dir={tmp_path / 'results'}", f"posteriors_dir={post}", "ensemble.samples=1"]
@@ -160,12 +161,26 @@ def test_reference_posteriors_run_through_swagbench_and_match_their_mean_by_hand
         np.testing.assert_allclose(members[0, fold_of == k], _by_hand(data, fold_of, post, k), atol=1e-5)
 
 
+@pytest.mark.e2e
 def test_diagonal_reference_posteriors_run_at_full_scale(tmp_path):
-    _, _, post = _reference_files(tmp_path, covariance=False)
+    """Reference posteriors saved without the low-rank part (``no_cov_mat``) import as diagonal ones (rank 0) and
+    are sampled at the run's scale: members move away from the SWA mean, by the posterior's own spread."""
+    from swagbench.swag.io import load_posterior
+
+    data, fold_of, post = _reference_files(tmp_path, covariance=False)
     args = [*TINY, f"results_dir={tmp_path / 'results'}", f"posteriors_dir={post}", "ensemble.samples=1"]
     assert main(["run", "--backends", "eager", *args, f"data.folds={tmp_path / 'folds.npy'}"]) == 0
-    (row,) = read_rows(the_run(tmp_path / "results"))
-    assert row.status == "ok"
+    run = the_run(tmp_path / "results")
+    (row,) = read_rows(run)
+    assert row.status == "ok" and row.posterior_source == "user"
+    for path in RunDir(run).read_posteriors()["paths"]:
+        imported = load_posterior(path)
+        assert imported.deviations.shape[0] == 0  # diagonal: no low-rank term
+        assert float((imported.sq_mean - imported.mean**2).clamp(min=0).max()) > 0  # a spread to sample from
+    members = np.load(RunDir(run).trial(row.trial_id).members)
+    np.testing.assert_allclose(members[0].sum(axis=1), 1.0, atol=1e-5)
+    for k in range(2):  # sampled at scale 0.5, not collapsed onto the mean (which scale=0 gives, test above)
+        assert np.abs(members[0, fold_of == k] - _by_hand(data, fold_of, post, k)).max() > 1e-3
 
 
 @pytest.mark.parametrize(
@@ -229,6 +244,7 @@ def test_a_checkpoint_with_a_module_prefix_loads_and_a_wrong_key_is_a_diff(tmp_p
         load_checkpoint(build_model("digits_cnn", 10, 1), tmp_path / "b.pt")
 
 
+@pytest.mark.e2e
 def test_swag_collection_starts_from_the_checkpoint(tmp_path):
     torch.manual_seed(123)
     trained = build_model("digits_cnn", 10, 1)
@@ -250,6 +266,7 @@ def test_swag_collection_starts_from_the_checkpoint(tmp_path):
     torch.testing.assert_close(posterior.mean, flatten_parameters(trained))
 
 
+@pytest.mark.e2e
 def test_the_python_api_gives_the_clis_rows_and_the_predictor_reproduces_the_winner(tmp_path):
     cli_args = [*TINY, f"results_dir={tmp_path / 'cli'}"]
     assert main(["run", "--backends", "eager,eager:bf16:cl", *cli_args]) == 0
@@ -284,6 +301,7 @@ def test_the_python_api_gives_the_clis_rows_and_the_predictor_reproduces_the_win
         api.predictor(run).predict_proba(new)
 
 
+@pytest.mark.e2e
 def test_swagbench_run_takes_a_recommendation_json_as_the_trial(tmp_path):
     rec = tmp_path / "recommendation.json"
     rec.write_text(

@@ -21,9 +21,13 @@ def test_embedded_default():
 def test_yaml_backends_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\nensemble: {samples: 3}\ntrain: {epochs: 4, swa_start: 2}\n")
-    cfg = load_config(path, ["ensemble.samples=2", "data.noise_rate=0.1", "trials.bogus=1"][:2], "eager,eager:bf16:cl")
+    cfg = load_config(path, ["ensemble.samples=2", "data.noise_rate=0.1"], "eager,eager:bf16:cl")
+    # layered: the YAML's samples (3) overridden by key=value (2); its train settings kept; --backends the trials
     assert cfg.name == "x" and cfg.ensemble.samples == 2 and cfg.data.noise_rate == 0.1 and cfg.train.epochs == 4
+    assert cfg.train.swa_start == 2 and cfg.ensemble.folds == RunConfig().ensemble.folds
     assert [t.label for t in cfg.trials] == ["eager-fp32", "eager-bf16-cl"]
+    with pytest.raises(ConfigError, match="trials"):  # a key=value into the trials list is refused, not ignored
+        load_config(path, ["trials.bogus=1"], "eager")
 
 
 @pytest.mark.parametrize(

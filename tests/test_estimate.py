@@ -1,5 +1,7 @@
 """``swagbench estimate``: a run's per-phase costs projected to another data size, checked against a real run."""
 
+from pathlib import Path
+
 import pytest
 
 from swagbench.bench.answer.projection import bn_images
@@ -10,6 +12,8 @@ from swagbench.bench.estimate import estimate, render
 from swagbench.bench.record.row_store import read_rows
 from swagbench.bench.run import execute
 from tests.conftest import DIGITS
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 
 # Stated error of a projection from a run 3x smaller, on this suite's tiny digits runs (README states the error
 # measured on the embedded default). Tiny runs are dominated by fixed per-batch costs and a shared machine's
@@ -60,7 +64,39 @@ def test_bn_images_follow_the_fold_split_or_the_subset():
     assert bn_images(5000, 5, None) == 4000 and bn_images(5000, 5, 1024) == 1024 and bn_images(100, 5, 1024) == 80
 
 
-def test_estimate_refuses_impossible_sizes_and_missing_runs(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--images", "0"], "argument --images: '0' must be a whole number from 1"),
+        (["--images", "-5"], "must be a whole number from 1"),
+        (["--images", "nan"], "argument --images: 'nan' must be a whole number"),
+        (["--images", "inf"], "argument --images: 'inf' must be a whole number"),
+        (["--images", "1e30"], "argument --images: '1e30' must be a whole number from 1 to 1,000,000,000"),
+        (["--images", "ten"], "'ten' is not a number"),
+        ([], "the following arguments are required: --images"),
+        (["--images", "1000", "--samples", "2.5"], "argument --samples: '2.5' must be a whole number"),
+        (["--images", "1000", "--folds", "1"], "need folds >= 2"),
+        (["--images", "3", "--folds", "5"], "at least 2 images per fold"),
+    ],
+)
+def test_estimate_refuses_impossible_sizes_in_one_line(args, message, capsys):
+    try:
+        code = main(["estimate", str(FIXTURE), *args])
+    except SystemExit as exc:  # argparse's own checks exit from inside the parser
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("swagbench: error: ") and message in err, err
+
+
+def test_estimate_reads_sizes_as_people_type_them(capsys):
+    assert main(["estimate", str(FIXTURE), "--images", "5e4"]) == 0
+    first = capsys.readouterr().out
+    assert main(["estimate", str(FIXTURE), "--images", "50,000"]) == 0
+    assert capsys.readouterr().out == first and "50,000 images" in first
+
+
+def test_estimate_refuses_a_missing_run(tmp_path, capsys):
     assert main(["estimate", str(tmp_path), "--images", "1000"]) == 2
     assert "does not exist" in capsys.readouterr().err
 

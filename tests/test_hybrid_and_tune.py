@@ -17,6 +17,7 @@ from tests.conftest import the_run
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 
 
+@pytest.mark.e2e
 def test_a_hybrid_trials_statistics_are_its_bn_engines_and_its_probabilities_match_eager(tiny_overrides, tmp_path):
     trials = "trials=[{backend: eager}, {backend: eager, precision: bf16, channels_last: true}, "
     trials += '{backend: onnxruntime, bn: "eager:bf16:cl"}]'
@@ -93,6 +94,7 @@ def test_a_hybrid_label_and_engine():
     assert (engine.backend, engine.precision, engine.channels_last, engine.bn) == ("eager", "bf16", True, None)
 
 
+@pytest.mark.e2e
 def test_the_ceiling_step_records_its_settings_and_the_report_shows_the_shares(tiny_overrides, tmp_path):
     import json
 
@@ -118,6 +120,7 @@ def test_the_ceiling_step_records_its_settings_and_the_report_shows_the_shares(t
     assert "## Against each runtime's own ceiling" in summary and "predict % of ceiling" in summary
 
 
+@pytest.mark.e2e
 def test_int8_ceilings_run_the_backends_own_quantized_model_and_a_hybrid_is_measured_against_its_bn_engine(
     tiny_overrides, tmp_path
 ):
@@ -162,6 +165,7 @@ def test_openvinos_own_benchmark_app_measures_a_model(tmp_path):
     assert rate > 0 and "-hint throughput -infer_precision f32 -shape [8,1,8,8]" in command
 
 
+@pytest.mark.e2e
 def test_a_hybrid_engine_converting_its_module_never_reaches_the_predict_engine(tiny_overrides, tmp_path):
     # Found by swagbench tune's verification: eager channels_last converted the shared module in place, and
     # OpenVINO's weights, bound once to that module's memory, went stale (max |dp| 0.94, INVALID). Each engine of

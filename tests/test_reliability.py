@@ -102,6 +102,7 @@ def test_posteriors_are_cached_by_content_and_a_damaged_cache_is_retrained(tmp_p
     assert fixed.source == "trained" and any("damaged; retraining" in m for m in logs)
 
 
+@pytest.mark.e2e
 def test_memory_limit_stops_the_trial_as_oom_and_the_run_continues(tiny_overrides):
     trials = "trials=[{backend: eager}, {backend: 'tests.faulty_backends:HogBackend'}]"
     run_dir = execute(load_config(None, [*tiny_overrides, trials, "memory_limit_gb=1.5"]), log=_quiet)
@@ -134,6 +135,7 @@ def test_kill_9_mid_trial_then_resume_finishes_without_redoing_recorded_trials(t
     assert (run_dir / "results.jsonl").read_text().count("\n") == 3
 
 
+@pytest.mark.e2e
 def test_resume_reruns_failed_trials_only_when_asked(tiny_overrides):
     trials = "trials=[{backend: eager}, {backend: 'tests.faulty_backends:RaiseBackend'}]"
     run_dir = execute(load_config(None, [*tiny_overrides, trials]), log=_quiet)

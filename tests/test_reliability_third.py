@@ -28,6 +28,7 @@ def _tiny_run(tiny_overrides, tmp_path, *extra):
     return the_run(tmp_path / "results")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("edit", [("ensemble", "samples", 1), ("ensemble", "scale", 0.02)])
 def test_resume_after_the_stored_config_was_edited_is_refused_naming_the_keys(edit, tiny_overrides, tmp_path, capsys):
     run = _tiny_run(tiny_overrides, tmp_path)
@@ -44,6 +45,7 @@ def test_resume_after_the_stored_config_was_edited_is_refused_naming_the_keys(ed
     assert len(read_rows(run)) == 1  # nothing recorded is lost, nothing new was judged under other settings
 
 
+@pytest.mark.e2e
 def test_resume_may_change_what_cannot_change_results(tiny_overrides, tmp_path, capsys):
     run = _tiny_run(tiny_overrides, tmp_path)
     lines = (run / "results.jsonl").read_text().splitlines(keepends=True)
@@ -62,6 +64,7 @@ def _worker_pids(trial: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+@pytest.mark.e2e
 def test_a_reference_that_crashed_is_rerun_and_every_trial_gated_again(tiny_overrides, tmp_path):
     results = tmp_path / "results"
     args = ["--backends", "eager,eager:bf16", *tiny_overrides, "train.synthesize=true"]
@@ -142,6 +145,7 @@ def test_compare_with_a_run_whose_rows_are_all_damaged_is_one_line(tmp_path, cap
     assert "has no readable trial row" in line and str(bad) in line
 
 
+@pytest.mark.e2e
 def test_a_run_made_before_settings_were_added_still_resumes(tiny_overrides, tmp_path):
     import json
 

@@ -45,6 +45,7 @@ def test_batchnorm_facts_name_what_changes_the_pass():
     assert batchnorm_facts(build_model("digits_cnn", 10, 1), x).notes() == []  # an ordinary model: nothing to say
 
 
+@pytest.mark.e2e
 def test_a_model_without_batchnorm_runs_no_batchnorm_pass_and_says_so(tiny_overrides, tmp_path, capsys):
     code = main(["run", "--backends", "eager,onnxruntime", *tiny_overrides, "model=tests.odd_models:no_batchnorm"])
     assert code == 0
@@ -60,6 +61,7 @@ def test_a_model_without_batchnorm_runs_no_batchnorm_pass_and_says_so(tiny_overr
     assert "there is no BatchNorm pass" in (run / "report.html").read_text()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "model, note",
     [("untracked_batchnorm", "depend on the batch size"), ("dropout_before_batchnorm", "active during the BatchNorm")],
@@ -72,6 +74,7 @@ def test_batch_dependent_layers_and_dropout_are_recorded_in_the_row_and_summary(
     assert note in (run / "summary.md").read_text()
 
 
+@pytest.mark.e2e
 def test_more_threads_than_cpus_is_warned_about(tiny_overrides, capsys):
     assert main(["run", "--backends", "eager", *tiny_overrides, "threads=1000", "ensemble.samples=1"]) == 0
     out = capsys.readouterr().out
@@ -81,8 +84,10 @@ def test_more_threads_than_cpus_is_warned_about(tiny_overrides, capsys):
 @pytest.mark.parametrize("flag", ["--samples", "--folds"])
 def test_estimate_refuses_zero_instead_of_using_the_runs_value(flag, capsys):
     run = ROOT / "tests" / "fixtures" / "run_small"
-    assert main(["estimate", str(run), "--images", "1000", flag, "0"]) == 2
-    assert f"{flag} 0" in _one_error_line(capsys)
+    with pytest.raises(SystemExit) as stopped:  # argparse's own check of the number, before the run is read
+        main(["estimate", str(run), "--images", "1000", flag, "0"])
+    assert stopped.value.code == 2
+    assert f"argument {flag}: '0' must be a whole number from 1" in _one_error_line(capsys)
 
 
 def test_a_sigkill_is_blamed_on_memory_only_near_the_limit(tmp_path):
@@ -93,6 +98,7 @@ def test_a_sigkill_is_blamed_on_memory_only_near_the_limit(tmp_path):
     assert "likely out of memory" in near
 
 
+@pytest.mark.e2e
 def test_sigterm_stops_the_run_like_ctrl_c_with_the_resume_hint(tiny_overrides, tmp_path):
     args = ["--backends", "eager,eager:bf16", *tiny_overrides, "train.epochs=400", "train.swa_start=399"]
     proc = subprocess.Popen(
@@ -113,6 +119,7 @@ def test_sigterm_stops_the_run_like_ctrl_c_with_the_resume_hint(tiny_overrides, 
     assert "terminated (SIGTERM)" in err and f"swagbench run --resume {run}" in err
 
 
+@pytest.mark.e2e
 def test_a_module_class_backend_works_on_the_command_line(tiny_overrides, tmp_path):
     spec = "tests.faulty_backends:PerturbedBackend:fp32"
     assert main(["run", "--backends", f"eager,{spec}", *tiny_overrides, "ensemble.samples=1"]) == 0

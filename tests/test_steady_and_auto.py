@@ -3,15 +3,16 @@ measurement (``binding: auto``), issue 21."""
 
 import dataclasses
 import html
-import json
 
 import pytest
 
 from swagbench.bench.answer.auto import choose, pair_images
 from swagbench.bench.answer.projection import project
+from swagbench.bench.answer.recommend import recommendation_record
 from swagbench.bench.cli import main
 from swagbench.bench.record.row_store import read_rows
 from swagbench.bench.record.rundir import RunDir
+from swagbench.bench.report.frames import summary_frame
 from tests.conftest import the_run
 
 INPUTS = {"rebind_s": 0.001, "bn_update_s_per_image": 4e-4, "predict_s_per_image": 2e-4}  # weights as graph inputs
@@ -41,6 +42,7 @@ def _one_trial(tiny_overrides, tmp_path, *extra):
     return run, read_rows(run)
 
 
+@pytest.mark.e2e
 def test_binding_auto_measures_both_bindings_and_runs_the_one_cheapest_at_the_target(tiny_overrides, tmp_path):
     trials = "trials=[{backend: eager}, {backend: onnxruntime, options: {binding: auto}}]"
     run, (_, row) = _one_trial(tiny_overrides, tmp_path, trials, "target.images=4", "target.folds=2")
@@ -56,14 +58,18 @@ def test_binding_auto_measures_both_bindings_and_runs_the_one_cheapest_at_the_ta
     assert auto["chosen"] == "inputs"
     assert row.backend_info["binding"] == row.bn_update["binding"] == "inputs"  # the trial ran with it
     assert row.status == "ok" and row.validity == "VALID", row.validity_reasons
-    record = json.loads(run.recommendation_json.read_text())
-    if record["trial_id"] == row.trial_id:  # a strategy file pins what auto chose for its target
-        assert record["strategy"]["options"] == {"binding": "inputs"}
+    # a strategy file pins what auto chose for its target: the record made with this trial as the winner (the
+    # run's own winner may be the reference) names the binding, not "auto"
+    rows = read_rows(run.path)
+    df = summary_frame(rows)
+    record = recommendation_record(df[df.trial == row.trial_id], rows, run.name)
+    assert record["trial_id"] == row.trial_id and record["strategy"]["options"] == {"binding": "inputs"}
     assert auto["value"] == "inputs"
     shown = f"{row.trial_id}: binding inputs (inputs "  # the summary and the report say what auto chose, and why
     assert shown in (run.path / "summary.md").read_text() and html.escape(shown) in run.report_html.read_text()
 
 
+@pytest.mark.e2e
 def test_torchscript_freeze_auto_runs_the_variant_it_chose(tiny_overrides, tmp_path):
     run, (_, row) = _one_trial(
         tiny_overrides, tmp_path, "trials=[{backend: eager}, {backend: torchscript, options: {freeze: auto}}]"
@@ -76,6 +82,7 @@ def test_torchscript_freeze_auto_runs_the_variant_it_chose(tiny_overrides, tmp_p
     assert main(["run", *tiny_overrides, "trials=[{backend: torchscript, options: {freeze: sometimes}}]"]) == 2
 
 
+@pytest.mark.e2e
 def test_steady_state_is_measured_apart_on_full_batches_and_used_for_the_rates(tiny_overrides, tmp_path):
     run, (row,) = _one_trial(
         tiny_overrides, tmp_path, "trials=[{backend: eager}]", "steady.batches=3", "steady.seconds=0.5"
@@ -95,6 +102,7 @@ def test_steady_state_is_measured_apart_on_full_batches_and_used_for_the_rates(t
     assert worker_s <= loop_s < worker_s + 2 * 0.5  # the two phases' 0.5 s of steady-state calls are not in it
 
 
+@pytest.mark.e2e
 def test_no_steady_state_measurement_when_turned_off(tiny_overrides, tmp_path):
     _, (row,) = _one_trial(tiny_overrides, tmp_path, "trials=[{backend: eager}]", "steady.batches=0")
     assert row.steady is None and row.predict_img_per_s > 0  # from the run's own calls

@@ -157,14 +157,59 @@ def bn_statistics_error(ref_path: Path, trial_path: Path) -> dict[str, float]:
     got = np.load(trial_path, mmap_mode="r")
     if ref.shape != got.shape:
         raise ValueError(f"bn_stats shapes differ: reference {ref.shape}, trial {got.shape}")
+    return bn_error(ref, got)
+
+
+def bn_error(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
+    """``bn_mean_err`` and ``bn_var_err`` of statistics ``got`` against ``ref`` (``(..., 2, channels)``: running
+    means and variances); infinite where either holds a non-finite number."""
     if ref.shape[-1] == 0:
         return {"bn_mean_err": 0.0, "bn_var_err": 0.0}
-    var = np.asarray(ref[:, :, 1], dtype=np.float64) + BN_EPS
-    mean_err = np.abs(np.asarray(got[:, :, 0], dtype=np.float64) - ref[:, :, 0]) / np.sqrt(var)
-    var_err = np.abs(np.asarray(got[:, :, 1], dtype=np.float64) - ref[:, :, 1]) / var
+    var = np.asarray(ref[..., 1, :], dtype=np.float64) + BN_EPS
+    mean_err = np.abs(np.asarray(got[..., 0, :], dtype=np.float64) - ref[..., 0, :]) / np.sqrt(var)
+    var_err = np.abs(np.asarray(got[..., 1, :], dtype=np.float64) - ref[..., 1, :]) / var
     if not (np.isfinite(mean_err).all() and np.isfinite(var_err).all()):
         return {"bn_mean_err": float("inf"), "bn_var_err": float("inf")}
     return {"bn_mean_err": float(mean_err.max()), "bn_var_err": float(var_err.max())}
+
+
+def member_fidelity(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], members, fold_of) -> dict[str, float]:
+    """A job's audit: ``members`` ((fold, sample) pairs) as the strategy computed them (``got``) against eager fp32
+    (``ref``); each a mapping with ``members`` (S, N, C) and ``bn_stats`` (S, K, 2, channels) maps. Returns
+    ``max_abs_dp`` and ``argmax_agreement`` over the members' held-out examples and the BatchNorm statistics' errors
+    (:func:`bn_error`). Non-finite probabilities give an infinite ``max_abs_dp``."""
+    max_dp, agree, seen = 0.0, 0, 0
+    for fold, sample in members:
+        rows = np.flatnonzero(fold_of == fold)
+        a, b = np.asarray(ref["members"][sample, rows]), np.asarray(got["members"][sample, rows])
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            max_dp = float("inf")
+        else:
+            max_dp = max(max_dp, float(np.abs(a - b).max()))
+        agree, seen = agree + int((a.argmax(1) == b.argmax(1)).sum()), seen + len(rows)
+    cells = tuple(np.array(members).T[::-1])  # (samples, folds)
+    return {
+        "max_abs_dp": max_dp,
+        "argmax_agreement": agree / seen if seen else 1.0,
+        **bn_error(np.asarray(ref["bn_stats"])[cells], np.asarray(got["bn_stats"])[cells]),
+    }
+
+
+def audit_verdict(fidelity: dict[str, float], precision: str, check_decisions: bool) -> tuple[str, list[str]]:
+    """("VALID" | "INVALID", reasons) of a job's audit under ``precision``'s tolerance: probabilities, argmax
+    agreement (where the outputs mean anything: not in a timing-only job) and BatchNorm statistics; the label-issue
+    set, a whole ensemble's product, is not judged on a few members."""
+    tol = TOLERANCES[precision]
+    reasons = []
+    if not fidelity["max_abs_dp"] <= tol.max_abs_dp:
+        reasons.append(f"max |dp| {fidelity['max_abs_dp']:.3g} > {tol.max_abs_dp}")
+    if check_decisions and not fidelity["argmax_agreement"] >= tol.min_argmax_agreement:
+        reasons.append(f"argmax agreement {fidelity['argmax_agreement']:.4f} < {tol.min_argmax_agreement}")
+    if not fidelity["bn_mean_err"] <= tol.max_bn_mean_err:
+        reasons.append(f"BN mean error {fidelity['bn_mean_err']:.3g} std > {tol.max_bn_mean_err}")
+    if not fidelity["bn_var_err"] <= tol.max_bn_var_err:
+        reasons.append(f"BN variance error {fidelity['bn_var_err']:.3g} > {tol.max_bn_var_err}")
+    return ("INVALID" if reasons else "VALID"), reasons
 
 
 def verdict(

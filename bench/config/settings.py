@@ -188,6 +188,26 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """A job's audit (``swagbench job``), in place of a benchmark's reference trial: before the ensemble, ``members``
+    (fold, sample) members are computed both in eager fp32 and in the job's strategy and compared with the
+    strategy's precision's tolerances (probabilities, argmax agreement, BatchNorm statistics); an INVALID audit stops
+    the job before its hours start. The strategy's audit members are kept as members of the job.
+
+    Attributes
+    ----------
+    members : int
+        Members audited (0 skips the audit, and the job says so).
+    """
+
+    members: int = 1
+
+    def __post_init__(self) -> None:
+        if self.members < 0:
+            raise ConfigError(f"audit.members must be >= 0 (0 skips the audit; got {self.members})")
+
+
+@dataclass(frozen=True)
 class SteadyConfig:
     """How long each trial measures its steady state, apart from the ensemble it runs: after its last sample, each
     worker times full batches (``batch_size`` images for predict, ``ensemble.bn_batch_size`` for the BatchNorm
@@ -459,6 +479,7 @@ class RunConfig:
     cleanlab: CleanlabConfig = field(default_factory=CleanlabConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     steady: SteadyConfig = field(default_factory=SteadyConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     trials: list[TrialConfig] = field(default_factory=_default_trials)
 
     def __post_init__(self) -> None:

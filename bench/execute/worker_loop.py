@@ -41,7 +41,8 @@ class TrialSpec:
     bn_options: a hybrid trial's BatchNorm engine and its options (None: the trial's own). steady: the run's
     :class:`swagbench.bench.config.SteadyConfig` as a mapping (None: no steady-state measurement, see
     ``swagbench.bench.measure.steady``). target: the job's images, folds and samples, for
-    an option left to ``auto`` (``swagbench.bench.answer.auto``)."""
+    an option left to ``auto`` (``swagbench.bench.answer.auto``). journal_path: a job's member journal: each member
+    is committed (written, flushed, journaled: ``swagbench.bench.record.journal``) as soon as it is computed."""
 
     trial_id: str
     backend: str
@@ -65,6 +66,7 @@ class TrialSpec:
     members: str = "stream"
     shard: int = 0
     shards: int = 1
+    journal_path: str | None = None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -125,18 +127,26 @@ class _Outputs:
 
     members: Any
     bn_stats: Any
+    journal: Any = None  # a job's MemberJournal: every member committed as it is put
     member_rows: list = dataclasses.field(default_factory=list)  # (sample, example indices, probs)
     bn_rows: list = dataclasses.field(default_factory=list)  # (sample, fold, statistics vector)
 
     @classmethod
     def open(cls, spec: TrialSpec) -> _Outputs:
+        from swagbench.bench.record.journal import MemberJournal
+
         def mapped(path):
             return np.load(path, mmap_mode="r+") if path else None
 
-        return cls(mapped(spec.members_path), mapped(spec.bn_stats_path))
+        journal = MemberJournal(spec.journal_path) if spec.journal_path and spec.members_path else None
+        return cls(mapped(spec.members_path), mapped(spec.bn_stats_path), journal)
 
     def put(self, sample: int, fold: int, test_idx: np.ndarray, probs: np.ndarray, vector: np.ndarray) -> None:
-        if self.members is not None:
+        if self.journal is not None:
+            from swagbench.bench.record.journal import commit
+
+            commit(self.members, self.bn_stats, self.journal, sample, fold, test_idx, probs, vector)
+        elif self.members is not None:
             self.members[sample, test_idx] = probs
             self.bn_stats[sample, fold] = vector
         else:

@@ -18,10 +18,10 @@ from typing import Any
 
 from swagbench.bench.measure.memory import anon_bytes, peak_rss_bytes, tree_rss_bytes
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # The user's own choice, read before torch runs in this process: torch writes this variable into
 # os.environ the first time Inductor looks up its cache, and the parent must not pass that on.
 USER_INDUCTOR_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+WORKER_MODULE = "swagbench.bench.execute.worker"  # python -m WORKER_MODULE SPEC RESULT
 
 
 @dataclass
@@ -73,7 +73,8 @@ def run_workers(
     exceeds it: the trial would not fit on the target machine.
     """
     env = {**os.environ, **thread_env(threads)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.getcwd(), env.get("PYTHONPATH")]))
+    # swagbench is installed; the working directory is importable as for the parent (the user's own modules)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     done = [0] * len(jobs)
 
     def report(i: int, count: int) -> None:
@@ -94,13 +95,7 @@ def run_workers(
                 job.result_path.unlink(missing_ok=True)
                 log = stack.enter_context(open(job.log_path, "wb"))
                 proc = subprocess.Popen(
-                    [
-                        python or sys.executable,
-                        "-m",
-                        "swagbench.bench.execute.worker",
-                        str(job.spec_path),
-                        str(job.result_path),
-                    ],
+                    [python or sys.executable, "-m", WORKER_MODULE, str(job.spec_path), str(job.result_path)],
                     stdout=subprocess.PIPE,
                     stderr=log,
                     env=env,

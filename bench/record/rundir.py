@@ -61,6 +61,18 @@ class TrialDir:
         """Raw per-batch predict seconds of all workers."""
         return self.path / "predict_batch_s.npy"
 
+    @property
+    def journal(self) -> Path:
+        """A job's committed members, one JSON line each (``swagbench.bench.record.journal``)."""
+        return self.path / "journal.jsonl"
+
+    def worker_session_files(self, session: int, index: int) -> tuple[Path, Path, Path]:
+        """(spec JSON, result JSON, log) of worker ``index`` in a job's ``session`` (each start or resume)."""
+        return tuple(
+            self.path / f"{stem}.s{session}.{index}.{ext}"
+            for stem, ext in (("spec", "json"), ("result", "json"), ("worker", "log"))
+        )
+
     def worker_files(self, index: int, workers: int) -> tuple[Path, Path, Path]:
         """(spec JSON, result JSON, log) of worker ``index`` of ``workers``."""
         suffix = f".{index}" if workers > 1 else ""
@@ -95,6 +107,9 @@ class RunDir:
     SUMMARY_MD = "summary.md"
     REPORT = "report.html"
     LOCK = ".lock"
+    JOB = "job.json"  # a job's state and outcome (swagbench job)
+    JOB_MD = "job.md"
+    PRED_PROBS = "pred_probs.npy"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -227,6 +242,32 @@ class RunDir:
     def trial(self, trial_id: str) -> TrialDir:
         return TrialDir(self.path / "trials" / trial_id)
 
+    # -- a job's files (swagbench job: a run folder with one strategy and no reference) ---------------------
+
+    @property
+    def job_json(self) -> Path:
+        """The job's strategy, sizes, status, members done, minutes, audit and projection (JSON)."""
+        return self.path / self.JOB
+
+    @property
+    def job_md(self) -> Path:
+        return self.path / self.JOB_MD
+
+    @property
+    def pred_probs(self) -> Path:
+        """(N, C) float32 out-of-sample probabilities: each example by its own fold's S members."""
+        return self.path / self.PRED_PROBS
+
+    def read_job(self) -> dict[str, Any] | None:
+        """job.json, or None where the folder holds no job."""
+        return json.loads(self.job_json.read_text()) if self.job_json.is_file() else None
+
+    def write_job(self, record: dict[str, Any]) -> None:
+        """job.json, replaced atomically (a reader never sees half of it)."""
+        tmp = self.job_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(self.job_json)
+
     # -- files ----------------------------------------------------------------------------------------------
 
     def write_config(self, config: dict[str, Any]) -> None:
@@ -295,6 +336,11 @@ class RunDir:
 
     def write_recommendation(self, record: dict[str, Any]) -> None:
         self.recommendation_json.write_text(json.dumps(record, indent=2))
+
+    def read_recommendation(self) -> dict[str, Any]:
+        """recommendation.json as written (empty where the run has none yet)."""
+        path = self.recommendation_json
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     def save_data(self, dataset) -> None:
         """Record which data store the run reads (data.json) and the labels it sees (labels.npz: noisy and true)."""
