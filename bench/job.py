@@ -31,6 +31,7 @@ from swagbench.bench.execute.members import all_members, audit_members, committe
 from swagbench.bench.execute.trial import RunFacts, base_row, open_outputs, worker_specs
 from swagbench.bench.job_record import JobRecord, finish_job
 from swagbench.bench.progress import MemberProgress
+from swagbench.bench.record.journal import MemberJournal
 from swagbench.bench.record.rundir import RunDir, TrialDir
 from swagbench.bench.run import Opened, check_unchanged, new_run, obtain
 
@@ -64,13 +65,24 @@ def job(
     folder: list[Path] = []
     try:
         with contextlib.ExitStack() as held:
+            ray = held.enter_context(contextlib.closing(_ray(config, log))) if config.executor == "ray" else None
+            if ray is not None:  # sized to the cluster's nodes, refused at once where no node can hold a task
+                config = dataclasses.replace(config, threads=config.threads or min(ray.node_cpus(), default=1))
+                ray.check_fits(config.resolved_threads)
             opened = _open(config, resume, profile, log, folder.append, held)
+            opened.executor = ray
             facts = obtain(opened, log, peak=False)
             return _run(opened, facts, strategy_file, log)
     except KeyboardInterrupt as exc:
         if folder:
             raise RunInterrupted(folder[0], terminated=isinstance(exc, Terminated), command="job") from None
         raise
+
+
+def _ray(config: RunConfig, log):
+    from swagbench.bench.execute.ray_executor import RayExecutor
+
+    return RayExecutor(config.ray_address, config.ray_max_retries, log=log, node_ip=config.ray_node_ip)
 
 
 def _open(config: RunConfig, resume: Path | None, profile, log, on_dir, held) -> Opened:
@@ -182,18 +194,28 @@ def _session(opened: Opened, spec, members, trial_dir: TrialDir, record: JobReco
     """One worker session over ``members``; a failed session stops the job (committed members are kept)."""
     config = opened.config
     session = record.next_session()
-    limit = None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9)
-    outcome = run_members(
-        spec,
-        members,
-        config.workers,
-        trial_dir,
-        session,
-        config.timeout_s,
-        on_progress=progress or (lambda done: None),
-        memory_limit_bytes=limit,
-        python=config.trials[0].python,
-    )
+    on_progress = progress or (lambda done: None)
+    if opened.executor is not None:  # Ray: a task per member, committed by this driver as it returns
+        journal = MemberJournal(spec.journal_path) if spec.journal_path else None
+        tasks = [
+            dataclasses.replace(spec, tasks=[[f, s, s + 1]], members_path=None, bn_stats_path=None, journal_path=None)
+            for f, s in members
+        ]
+        threads, limit_s = int(spec.options["threads"]), config.timeout_s * len(members)
+        outcome = opened.executor.run(tasks, trial_dir, threads, limit_s, on_progress=on_progress, journal=journal)
+    else:
+        limit = None if config.memory_limit_gb is None else int(config.memory_limit_gb * 1e9)
+        outcome = run_members(
+            spec,
+            members,
+            config.workers,
+            trial_dir,
+            session,
+            config.timeout_s,
+            on_progress=on_progress,
+            memory_limit_bytes=limit,
+            python=config.trials[0].python,
+        )
     if trial_dir.path.name != AUDIT_ID:
         record.add_session(outcome, members)
         record.save(opened.run)

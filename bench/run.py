@@ -50,6 +50,7 @@ class Opened:
     model: ModelFacts
     env: dict[str, Any]
     done: dict[str, TrialRow]
+    executor: Any = None  # a job's Ray executor (a run opens its executor apart)
 
 
 def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:

@@ -440,7 +440,9 @@ class RunConfig:
     executor : str
         ``local`` (worker processes on this machine) or ``ray`` (Ray tasks; ``ray_address`` None starts a
         local Ray instance, ``auto`` joins this machine's cluster, ``ray://host:10001`` a remote one; a lost
-        task is retried ``ray_max_retries`` times).
+        task is retried ``ray_max_retries`` times). ``ray_node_ip``: the address this machine's Ray driver (and a
+        local instance it starts) uses, e.g. 127.0.0.1 to keep a cluster on this machine on loopback (None: Ray's
+        own choice, the machine's interface address).
     data_shards : int
         Split each fold's held-out examples into this many parts, each its own task (more parallelism;
         sampling and the BN update are repeated per shard).
@@ -470,6 +472,7 @@ class RunConfig:
     executor: str = "local"
     ray_address: str | None = None
     ray_max_retries: int = 2
+    ray_node_ip: str | None = None
     data_shards: int = 1
     repeats: int = 1
     ceiling_s: float = 5.0

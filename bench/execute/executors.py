@@ -81,7 +81,7 @@ def _local(config, log) -> LocalExecutor:
 def _ray(config, log) -> Executor:
     from swagbench.bench.execute.ray_executor import RayExecutor
 
-    return RayExecutor(config.ray_address, config.ray_max_retries, log=log)
+    return RayExecutor(config.ray_address, config.ray_max_retries, log=log, node_ip=config.ray_node_ip)
 
 
 # Executor name (as config, CLI and rows spell it) -> factory(run config, log) of that executor.

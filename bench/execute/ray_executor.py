@@ -22,6 +22,7 @@ import numpy as np
 from swagbench.bench.errors import ConfigError
 from swagbench.bench.execute.worker_loop import TrialSpec
 from swagbench.bench.execute.worker_process import WorkerOutcome
+from swagbench.bench.record.journal import MemberJournal, commit
 from swagbench.bench.record.rundir import TrialDir
 
 
@@ -38,7 +39,9 @@ class RayExecutor:
 
     shares_files = False  # results come back through the object store
 
-    def __init__(self, address: str | None, max_retries: int, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, address: str | None, max_retries: int, log: Callable[[str], None] = print, node_ip: str | None = None
+    ) -> None:
         try:
             import ray
         except ImportError:
@@ -48,7 +51,10 @@ class RayExecutor:
         self.started = not ray.is_initialized()
         if self.started:
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                where = {"_node_ip_address": node_ip} if node_ip else {}
+                ray.init(
+                    address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **where
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to Ray at {address!r} ({exc}); check --ray-address") from exc
         cpus = ray.cluster_resources().get("CPU", 0)
@@ -57,6 +63,20 @@ class RayExecutor:
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+
+    def node_cpus(self) -> list[int]:
+        """CPUs of every live node that has any (a head started with --num-cpus 0 runs no task)."""
+        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        return [int(n["Resources"]["CPU"]) for n in nodes if n.get("Resources", {}).get("CPU", 0) >= 1]
+
+    def check_fits(self, threads: int) -> None:
+        """A task of ``threads`` CPUs must fit on some node: Ray would keep it pending forever, without a word."""
+        cpus = self.node_cpus()
+        if not cpus or threads > max(cpus):
+            raise ConfigError(
+                f"a task needs {threads} CPUs but the largest Ray node has {max(cpus, default=0)}; "
+                f"set threads={max(cpus, default=1)} (or fewer) or add bigger nodes"
+            )
 
     def refuses(self, python: str | None) -> str | None:
         if python:
@@ -71,14 +91,16 @@ class RayExecutor:
         timeout_s: float,
         python: str | None = None,
         on_progress: Callable[[int], None] | None = None,
+        journal: MemberJournal | None = None,
     ) -> WorkerOutcome:
         """Run ``specs`` (no map paths) as Ray tasks; write their rows into the trial's member map and their
-        BatchNorm statistics into its statistics map."""
+        BatchNorm statistics into its statistics map (with a job's ``journal``: each member committed as its task
+        returns, so a task lost later costs nothing already returned)."""
         ray = self.ray
-        if threads > ray.cluster_resources().get("CPU", 0):
-            return WorkerOutcome(
-                "failed", None, f"a task needs {threads} CPUs but the Ray cluster has fewer; lower threads", 0.0, None
-            )
+        try:
+            self.check_fits(threads)
+        except ConfigError as exc:
+            return WorkerOutcome("failed", None, str(exc), 0.0, None)
         remote = ray.remote(num_cpus=threads, max_retries=self.max_retries, max_calls=1)(_run_part)
         start = time.perf_counter()
         pending = {remote.remote(vars(spec)): i for i, spec in enumerate(specs)}
@@ -100,14 +122,20 @@ class RayExecutor:
                     if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)):
                         reason += f" (lost {self.max_retries + 1} times: a crash, the OOM killer or a lost node)"
                     return self._stop(pending, f"Ray task {i + 1}/{len(specs)}: {reason}", start, "failed")
-                for sample, idx, probs in payload.pop("member_rows"):
-                    members[sample, idx] = probs
-                for sample, fold, vector in payload.pop("bn_rows"):
-                    bn_stats[sample, fold] = vector
+                rows, stats = payload.pop("member_rows"), payload.pop("bn_rows")
+                for (sample, idx, probs), (_, fold, vector) in zip(rows, stats, strict=True):
+                    if journal is not None:
+                        commit(members, bn_stats, journal, sample, fold, np.asarray(idx), probs, vector)
+                    else:
+                        members[sample, idx], bn_stats[sample, fold] = probs, vector
                 payloads[i] = payload
                 samples_done += sum(stop - first for _, first, stop in specs[i].tasks)
                 if on_progress is not None:
                     on_progress(samples_done)  # summed over shards, like local workers' counts
+        except BaseException:  # Ctrl-C, SIGTERM: no task keeps running for a driver that is gone
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
         finally:
             members.flush()
             bn_stats.flush()
