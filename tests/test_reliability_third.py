@@ -67,7 +67,8 @@ def _worker_pids(trial: str) -> list[int]:
 @pytest.mark.e2e
 def test_a_reference_that_crashed_is_rerun_and_every_trial_gated_again(tiny_overrides, tmp_path):
     results = tmp_path / "results"
-    args = ["--backends", "eager,eager:bf16", *tiny_overrides, "train.synthesize=true"]
+    # steady.seconds: each worker lives 3 s after its last sample, so the kill finds it however loaded the machine
+    args = ["--backends", "eager,eager:bf16", *tiny_overrides, "train.synthesize=true", "steady.seconds=3"]
     proc = start_run(args)
     deadline, killed = time.time() + 120, False
     while time.time() < deadline and not killed:  # kill the reference trial's worker for real, once it runs
