@@ -227,12 +227,12 @@ def _session(opened: Opened, spec, members, trial_dir: TrialDir, record: JobReco
 def _compute(opened: Opened, spec, record: JobRecord, trial_dir: TrialDir, pending, already: int, log) -> None:
     config = opened.config
     total = config.ensemble.folds * config.ensemble.samples
-    images = facts_images(opened)
+    images = member_images(opened)
     with MemberProgress(total, already, images, record.price_per_hour, log) as progress:
         _session(opened, spec, pending, trial_dir, record, log, progress=lambda n: progress.update(already + n))
 
 
-def facts_images(opened: Opened) -> float:
+def member_images(opened: Opened) -> float:
     """Images one member reads on average: its fold's BatchNorm images plus its held-out ones."""
     n, folds = len(opened.fold_of), opened.config.ensemble.folds
     bn = opened.config.ensemble.bn_examples
