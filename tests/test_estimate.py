@@ -16,7 +16,6 @@ from tests.conftest import DIGITS
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 
 
-
 def _run(tmp_path, name, examples, *extra):
     overrides = [
         *DIGITS,

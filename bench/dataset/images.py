@@ -5,13 +5,13 @@ Decoding: any Pillow mode (L, RGB, RGBA, palette, 16-bit, ...) to the configured
 images lose their alpha channel; 16-bit grey is scaled to 8 bits), the shorter side resized to ``image_size``
 (bilinear), then the centre ``image_size`` x ``image_size`` crop. JPEGs are decoded at reduced scale where that
 still leaves the shorter side at least ``image_size`` (Pillow's draft mode). Files are decoded in parallel worker
-processes; a file Pillow cannot read is one error naming it; files that are not images are skipped and counted.
+processes (swagbench.bench.dataset.decoder); a file Pillow cannot read is one error naming it; files that are not
+images are skipped and counted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,24 +135,3 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
         left, top = (new[0] - size) // 2, (new[1] - size) // 2
         pixels = np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-
-
-def _decode_one(job: tuple[int, str, int, int]) -> tuple[int, np.ndarray | None, str | None]:
-    index, path, size, channels = job
-    try:
-        return index, decode(Path(path), size, channels), None
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which names the file
-        return index, None, f"{type(exc).__name__}: {exc}"
-
-
-def decode_all(images: ImageList, size: int, channels: int, writer, workers: int, on_image=lambda: None) -> None:
-    """Decode every image into ``writer`` (a StoreWriter, row = the image's index) with ``workers`` processes."""
-    jobs = [(i, str(p), size, channels) for i, p in enumerate(images.paths)]
-    context = multiprocessing.get_context("spawn")  # the parent may hold torch's threads: never fork them
-    with context.Pool(processes=max(1, workers)) as pool:
-        for index, pixels, error in pool.imap_unordered(_decode_one, jobs, chunksize=16):
-            if error is not None:
-                pool.terminate()
-                raise DataError(f"cannot decode image {images.paths[index]} ({error}); fix or remove the file")
-            writer.put(index, pixels)
-            on_image()

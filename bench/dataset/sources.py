@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from swagbench.bench.config import DataConfig
-from swagbench.bench.dataset.store import CHUNK_BYTES, Store, StoreWriter, content_key, file_sha256, open_store
+from swagbench.bench.dataset.store import CHUNK_BYTES, X_FILE, Store, StoreWriter, content_key, file_sha256, open_store
 from swagbench.bench.errors import DataError
 
 # Per-channel normalisation of decoded images (pixels scaled to [0, 1]) unless data.mean / data.std say otherwise:
@@ -108,7 +108,8 @@ def _synthetic(data: DataConfig, folder: Path) -> Path:
 
 def _images(data: DataConfig, images, root_dir: Path, root: Path, log) -> Store:
     """Decode an image list once into a uint8 store keyed by the files' content and the transform."""
-    from swagbench.bench.dataset.images import decode_all, files_digest
+    from swagbench.bench.dataset.decoder import decode_into
+    from swagbench.bench.dataset.images import files_digest
     from swagbench.bench.progress import Progress
 
     size, channels = data.image_size, data.channels
@@ -145,7 +146,7 @@ def _images(data: DataConfig, images, root_dir: Path, root: Path, log) -> Store:
         StoreWriter(folder, (n, channels, size, size), "uint8") as writer,
         Progress(n, "decode images", "image") as bar,
     ):
-        decode_all(images, size, channels, writer, workers, on_image=bar.update)
+        decode_into(writer.tmp / X_FILE, images.paths, size, channels, workers, on_image=bar.update)
         writer.finish(meta, labels, paths=[str(p) for p in images.paths])
     return open_store(folder)
 

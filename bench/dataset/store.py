@@ -104,8 +104,8 @@ class BatchReader:
 
 class StoreWriter:
     """Writes a new store chunk by chunk into ``<folder>.tmp``, then renames it into place: a store is either
-    whole or absent (used as a context manager, a failure removes the partial one). Use :meth:`write` for
-    consecutive rows and :meth:`put` for rows in any order."""
+    whole or absent (used as a context manager, a failure removes the partial one). Rows come by :meth:`write`
+    (consecutive) or are written into ``tmp / X_FILE`` by other processes (swagbench.bench.dataset.decoder)."""
 
     def __init__(self, folder: Path, shape: tuple[int, ...], dtype: str) -> None:
         check_room(folder.parent, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize, shape, dtype)
@@ -126,9 +126,6 @@ class StoreWriter:
     def write(self, chunk: np.ndarray) -> None:
         self.x[self.filled : self.filled + len(chunk)] = chunk
         self.filled += len(chunk)
-
-    def put(self, index: int, item: np.ndarray) -> None:
-        self.x[index] = item
 
     def finish(self, meta: dict[str, Any], labels: dict[str, np.ndarray], paths: list[str] | None = None) -> Path:
         """Flush, digest, write labels, paths and meta.json (last), move the store into place; return it."""

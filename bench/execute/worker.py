@@ -12,20 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when the harness dies (even by kill -9), so an orphan never
-    keeps computing or writing into a trial folder that a resumed run is redoing."""
-    import ctypes
-    import os
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return  # not Linux: the parent's timeout and Ctrl-C handling still apply
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
+from swagbench.children import die_with_parent
 
 
 def main(argv: list[str]) -> int:
