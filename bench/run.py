@@ -115,7 +115,7 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     RunDir.check_writable(data_cache(config.resolved_cache_dir), "cache_dir")  # data stores live there
     dataset = load_dataset(config.data, config.resolved_cache_dir, log)
     ens = config.ensemble
-    fold_of = assign_folds(config.data.folds, dataset, ens.folds, ens.seed, config.data.source)
+    fold_of = assign_folds(config.data.folds, dataset, ens.folds, ens.seed, config.data.source, log)
     check_shards(config, fold_of)
     model = check_model(config, dataset)
     for note in model.bn_notes:

@@ -33,6 +33,7 @@ class Dataset:
     true_labels: np.ndarray | None
     num_classes: int
     name: str
+    root: Path | None = None
     _x_hash: object = field(default=None, repr=False)
     _reader: BatchReader | None = field(default=None, repr=False)
 
@@ -55,7 +56,21 @@ class Dataset:
 
     @property
     def paths(self) -> list[str] | None:
-        return self.store.paths
+        """Each example's source file under the caller's ``root`` (the store holds them relative to it), or None."""
+        stored = self.store.paths
+        if stored is None or self.root is None:
+            return stored
+        return [str(self.root / p) for p in stored]
+
+    @property
+    def copy_of(self) -> np.ndarray:
+        """(N,) int64: each example's first exact copy (same stored bytes) in this data set, else its own index."""
+        return self.store.copy_of
+
+    @property
+    def copies(self) -> int:
+        """How many examples are exact copies of an earlier one."""
+        return int((self.copy_of != np.arange(len(self.copy_of))).sum())
 
     @property
     def is_label_error(self) -> np.ndarray | None:
@@ -107,12 +122,13 @@ def data_cache(cache_dir: str | Path) -> Path:
 
 def load_dataset(config: DataConfig, cache_dir: str | Path = "results/cache", log=print) -> Dataset:
     """Open (making it once) the configured data set's store, subset it, and inject label noise (see DataConfig)."""
-    from swagbench.bench.dataset.sources import source_store
+    from swagbench.bench.dataset.sources import source_name, source_root, source_store
 
     root = data_cache(cache_dir)
     store = source_store(config, root, log)
     y, y_true = store.labels["y"], store.labels.get("y_true")
-    name, num_classes = store.meta.name, store.meta.num_classes
+    # the caller's name and folder: a store is shared by byte-identical sources wherever they lie
+    name, num_classes = source_name(config.source), store.meta.num_classes
     present = np.unique(y)
     if len(present) < 2:
         raise DataError(
@@ -130,7 +146,15 @@ def load_dataset(config: DataConfig, cache_dir: str | Path = "results/cache", lo
     noise = config.resolved_noise_rate
     if noise > 0:
         y_true, y = y, inject_label_noise(y, num_classes, noise, config.seed)
-    return Dataset(store, y, y_true, num_classes, name)
+    dataset = Dataset(store, y, y_true, num_classes, name, source_root(config.source))
+    if dataset.copies:
+        groups = len(np.unique(dataset.copy_of[dataset.copy_of != np.arange(len(y))]))
+        log(
+            f"swagbench: note: {dataset.copies} of {len(y):,} examples are exact copies of another ({groups} "
+            "image(s) with copies): each set of copies is kept in one fold, and label_issues.csv names each copy's "
+            "original (duplicate_of)"
+        )
+    return dataset
 
 
 def subset_store(store: Store, keep: np.ndarray, root: Path) -> Store:
@@ -177,7 +201,9 @@ def open_recorded(record: dict, labels: np.ndarray, true_labels: np.ndarray | No
         raise DataError(f"the run's data store {folder} is missing or damaged; restore it or start a new run")
     if store.meta.sha256 != record["sha256"] or file_sha256(store.x_path) != record["sha256"]:
         raise DataError(f"the run's data in {store.folder} changed since the run was made; start a new run for it")
-    return Dataset(store, labels, true_labels, store.meta.num_classes, store.meta.name)
+    root = record.get("root")
+    name = record.get("name", store.meta.name)
+    return Dataset(store, labels, true_labels, store.meta.num_classes, name, None if root is None else Path(root))
 
 
 def inject_label_noise(labels: np.ndarray, num_classes: int, noise_rate: float, seed: int) -> np.ndarray:

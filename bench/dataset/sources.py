@@ -20,7 +20,7 @@ from swagbench.bench.errors import DataError
 DEFAULT_MEAN = {3: [0.485, 0.456, 0.406], 1: [0.449]}
 DEFAULT_STD = {3: [0.229, 0.224, 0.225], 1: [0.226]}
 SYNTHETIC_MEAN, SYNTHETIC_STD = 0.5, 0.289  # uniform random pixels normalised to about zero mean, unit variance
-STORE_VERSION = 1  # bump when a store's contents for the same source would change
+STORE_VERSION = 2  # bump when a store's contents for the same source would change (2: paths relative to the source)
 
 
 def _mnist() -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +43,25 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 # Data sets that ship inside installed packages (no download): name -> loader of (x, y).
 PACKAGED = {"mnist": _mnist, "digits": _digits}
+
+
+def source_name(source: str) -> str:
+    """A data set's name as the caller gave it: the folder's, the file's stem, or the packaged set's."""
+    path = Path(source)
+    if source in PACKAGED or source == "synthetic":
+        return source
+    return path.resolve().name if path.is_dir() else path.stem
+
+
+def source_root(source: str) -> Path | None:
+    """The folder an image source's stored relative paths are joined to: the image folder or the manifest's
+    folder (absolute, symbolic links kept as given); None for sources that are not image files."""
+    path = Path(os.path.abspath(source))
+    if source in PACKAGED or source == "synthetic":
+        return None
+    if path.is_dir():
+        return path
+    return path.parent if path.suffix == ".csv" else None
 
 
 def source_store(data: DataConfig, root: Path, log: Callable[[str], None] = print) -> Store:
@@ -147,8 +166,13 @@ def _images(data: DataConfig, images, root_dir: Path, root: Path, log) -> Store:
         Progress(n, "decode images", "image") as bar,
     ):
         decode_into(writer.tmp / X_FILE, images.paths, size, channels, workers, on_image=bar.update)
-        writer.finish(meta, labels, paths=[str(p) for p in images.paths])
+        # relative to the source: a store reused for byte-identical files elsewhere keeps its caller's paths
+        writer.finish(meta, labels, paths=[_relative(p, root_dir) for p in images.paths])
     return open_store(folder)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(Path(os.path.abspath(path)))
 
 
 def _npz(path: Path, root: Path, log) -> Store:

@@ -27,6 +27,7 @@ X_FILE = "x.npy"
 META_FILE = "meta.json"
 LABELS_FILE = "y.npz"  # the source's labels (given, and true where known)
 PATHS_FILE = "paths.txt"
+GROUP_KEY = "copy_of"  # in LABELS_FILE: each row's first exact copy (see copy_groups)
 CHUNK_BYTES = 64 << 20  # what a streaming copy or digest holds at a time
 
 
@@ -130,6 +131,7 @@ class StoreWriter:
     def finish(self, meta: dict[str, Any], labels: dict[str, np.ndarray], paths: list[str] | None = None) -> Path:
         """Flush, digest, write labels, paths and meta.json (last), move the store into place; return it."""
         self.x.flush()
+        labels = {**labels, GROUP_KEY: copy_groups(self.x)}
         del self.x
         meta = {**meta, "sha256": file_sha256(self.tmp / X_FILE)}
         np.savez(self.tmp / LABELS_FILE, **{k: v for k, v in labels.items() if v is not None})
@@ -139,6 +141,19 @@ class StoreWriter:
         shutil.rmtree(self.folder, ignore_errors=True)
         os.replace(self.tmp, self.folder)
         return self.folder
+
+
+def copy_groups(x: np.ndarray) -> np.ndarray:
+    """(N,) int64: for each row of ``x``, the index of the first row with exactly the same bytes (its own index
+    where it has no earlier copy). Rows are hashed chunk by chunk (BLAKE2b, 128 bits); nothing is held whole."""
+    first: dict[bytes, int] = {}
+    groups = np.empty(len(x), dtype=np.int64)
+    step = max(1, CHUNK_BYTES // max(1, x[0].nbytes)) if len(x) else 1
+    for start in range(0, len(x), step):
+        chunk = np.ascontiguousarray(x[start : start + step])
+        for i, row in enumerate(chunk, start):
+            groups[i] = first.setdefault(hashlib.blake2b(row.tobytes(), digest_size=16).digest(), i)
+    return groups
 
 
 def check_room(folder: Path, nbytes: int, shape, dtype) -> None:
@@ -170,6 +185,14 @@ class Store:
     def x_path(self) -> Path:
         """The memory-mapped (N, C, H, W) array's file."""
         return self.folder / X_FILE
+
+    @property
+    def copy_of(self) -> np.ndarray:
+        """(N,) int64: each row's first exact copy in this store (its own index where it has none); stores made
+        before copies were recorded are hashed now."""
+        if GROUP_KEY not in self.labels:
+            self.labels[GROUP_KEY] = copy_groups(self.x)
+        return self.labels[GROUP_KEY]
 
     @property
     def paths(self) -> list[str] | None:

@@ -73,7 +73,8 @@ def quality(means: dict[int, np.ndarray], labels: np.ndarray, true_labels: np.nd
 def write_label_issues(path: Path, dataset, probs: np.ndarray, issues: np.ndarray, label_quality: np.ndarray) -> None:
     """``label_issues.csv``: every example, worst label quality first: its index, image path (where known), given
     label, suggested label (the ensemble's top class), both as class names where known, cleanlab's label quality
-    score and whether confident learning flagged it."""
+    score, whether confident learning flagged it, and (``duplicate_of``) the index of the example it is an exact
+    copy of (empty where it is none)."""
     import pandas as pd
 
     order = np.argsort(label_quality, kind="stable")
@@ -88,6 +89,8 @@ def write_label_issues(path: Path, dataset, probs: np.ndarray, issues: np.ndarra
         table["suggested_class"] = np.asarray(names, dtype=object)[suggested]
     table["label_quality"] = label_quality[order]
     table["is_issue"] = issues[order]
+    copies = zip(dataset.copy_of[order].tolist(), order.tolist(), strict=True)
+    table["duplicate_of"] = pd.array([None if c == i else c for c, i in copies], dtype="Int64")
     table.to_csv(path, index=False)
 
 

@@ -7,9 +7,11 @@ import numpy as np
 from swagbench.bench.errors import DataError
 
 
-def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Stratified K-fold assignment: (N,) int, the fold whose model predicts each example."""
-    from sklearn.model_selection import StratifiedKFold
+def make_folds(labels: np.ndarray, folds: int, seed: int, copy_of: np.ndarray | None = None) -> np.ndarray:
+    """Stratified K-fold assignment: (N,) int, the fold whose model predicts each example. Where ``copy_of`` (each
+    example's first exact copy, see swagbench.bench.dataset.Dataset.copy_of) shows copies, they share a fold
+    (stratified group folds): a copy in another fold would be predicted by a model trained on itself."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     counts = np.bincount(labels)
     present = counts[counts > 0]
@@ -25,8 +27,13 @@ def make_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
             )
         )
     fold_of = np.empty(len(labels), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+    if copy_of is not None and (copy_of != np.arange(len(labels))).any():
+        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+            np.zeros(len(labels)), labels, copy_of
+        )
+    else:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    for k, (_, test) in enumerate(splits):
         fold_of[test] = k
     return fold_of
 
@@ -37,12 +44,22 @@ def fold_split(fold_of: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
 
 
-def assign_folds(spec: str | None, dataset, folds: int, seed: int, source: str) -> np.ndarray:
-    """The run's fold assignment (N,): the user's (``spec``, see :func:`read_folds`) where given, else stratified
-    folds drawn from ``seed``."""
+def assign_folds(spec: str | None, dataset, folds: int, seed: int, source: str, log=print) -> np.ndarray:
+    """The run's fold assignment (N,): the user's (``spec``, see :func:`read_folds`) where given (a warning names
+    exact copies it puts in different folds), else stratified folds drawn from ``seed`` with copies kept together."""
     if spec is None:
-        return make_folds(dataset.labels, folds, seed)
-    return check_folds(read_folds(spec, dataset, source), len(dataset.labels), folds, spec)
+        return make_folds(dataset.labels, folds, seed, dataset.copy_of)
+    fold_of = check_folds(read_folds(spec, dataset, source), len(dataset.labels), folds, spec)
+    split = np.flatnonzero(fold_of != fold_of[dataset.copy_of])
+    if len(split):
+        names = dataset.paths or [str(i) for i in range(len(fold_of))]
+        pairs = "; ".join(f"{names[i]} = {names[dataset.copy_of[i]]}" for i in split[:3])
+        log(
+            f"swagbench: warning: data.folds {spec} puts {len(split)} exact copies in another fold than their "
+            f"original ({pairs}{'; ...' if len(split) > 3 else ''}): their out-of-sample probabilities come from a "
+            "model trained on the same image; give copies one fold or remove them"
+        )
+    return fold_of
 
 
 def read_folds(spec: str, dataset, source: str) -> np.ndarray:
@@ -71,9 +88,11 @@ def read_folds(spec: str, dataset, source: str) -> np.ndarray:
         raise DataError(
             f"manifest {source} has no column {spec!r} (data.folds); its columns: {', '.join(table.columns)}"
         )
+    import os
+
     base = Path(source).parent
-    by_path = {str(p if Path(p).is_absolute() else base / p): v for p, v in zip(table.path, table[spec], strict=True)}
-    values = [by_path.get(p, "") for p in dataset.paths or []]
+    by_path = {os.path.abspath(base / p): v for p, v in zip(table.path, table[spec], strict=True)}
+    values = [by_path.get(os.path.abspath(p), "") for p in dataset.paths or []]
     if any(not v.strip().lstrip("-").isdigit() for v in values):
         raise DataError(f"manifest {source}: column {spec!r} must hold an integer fold id on every row")
     return np.asarray([int(v) for v in values], dtype=np.int64)

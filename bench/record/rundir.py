@@ -347,7 +347,10 @@ class RunDir:
         import numpy as np
 
         meta = dataset.store.meta
-        record = {"store": str(dataset.store.folder.resolve()), "sha256": meta.sha256, "name": meta.name}
+        record = {"store": str(dataset.store.folder.resolve()), "sha256": meta.sha256, "name": dataset.name}
+        if dataset.root is not None:
+            record["root"] = str(dataset.root)  # where the store's relative image paths lie
+        record["exact_copies"] = dataset.copies
         self.data_path.write_text(json.dumps({**record, "shape": meta.shape, "dtype": meta.dtype}, indent=2))
         labels = {"y": dataset.labels} | ({} if dataset.true_labels is None else {"y_true": dataset.true_labels})
         np.savez(self.path / self.LABELS, **labels)
