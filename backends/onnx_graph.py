@@ -59,11 +59,24 @@ def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = False,
     conv's initializer name for the folded values, so a graph with BatchNorm exported that way must never
     be rebound.
     ``outputs``: how many tensors the model returns (one ``logits``, or ``out_<i>`` for several).
+
+    The exporter merges bit-identical initializers, and its optimizer identical computations (two convolutions with
+    the same folded bias shared one initializer, so rebinding a sample gave one the other's bias). So the graph is
+    traced from a copy of ``model`` whose every float tensor holds distinct values, and ``model``'s own values are
+    written into it by name: every state_dict key keeps an initializer of its own.
     """
+    import copy
+
     batch = torch.export.Dim("batch", min=1)
     names = ["logits"] if outputs == 1 else [f"out_{i}" for i in range(outputs)]
+    distinct = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in distinct.state_dict().values():
+            if tensor.is_floating_point():  # in (0.5, 1.5): valid as any weight, BatchNorm variance included
+                tensor.copy_(torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype) + 0.5)
     program = torch.onnx.export(
-        model,
+        distinct,
         (example,),
         dynamo=True,
         optimize=optimize,
@@ -72,7 +85,24 @@ def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = False,
         input_names=["x"],
         output_names=names,
     )
-    return program.model_proto
+    proto = program.model_proto
+    _write_own_values(proto, float_state(model), float_state(distinct))
+    return proto
+
+
+def _write_own_values(proto, own: dict[str, np.ndarray], traced: dict[str, np.ndarray]) -> None:
+    """Replace, in place, each initializer of ``proto`` named after a state_dict key by the model's ``own`` value,
+    after checking it holds the ``traced`` copy's value unchanged (an exporter that transformed it would make
+    binding by name wrong: refused)."""
+    from onnx import numpy_helper
+
+    inits = {init.name: init for init in proto.graph.initializer}
+    for name, init in inits.items():
+        if name not in own:
+            continue
+        if not np.array_equal(numpy_helper.to_array(init), traced[name]):
+            raise BackendError(f"the ONNX exporter transformed parameter {name}; its graph cannot be bound by name")
+        init.CopyFrom(numpy_helper.from_array(own[name].astype(traced[name].dtype, copy=False), name))
 
 
 def export_statistics(model: nn.Module, example: torch.Tensor):

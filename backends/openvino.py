@@ -12,8 +12,8 @@ with its batch dimension dynamic or once per batch shape with it static; which i
 
 The inference precision is always set explicitly (on AVX512_BF16 CPUs the plugin's default is bf16 even
 for an "fp32" model) and read back with ``get_property``; a mismatch fails the trial. ``hint: throughput``
-(default) runs prediction sub-batches through an ``AsyncInferQueue`` sized by
-``OPTIMAL_NUMBER_OF_INFER_REQUESTS``; ``hint: latency`` uses one synchronous request.
+(default) runs a batch's sub-batches at once, one on each of ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` requests;
+``hint: latency`` uses one synchronous request.
 
 int8: NNCF post-training quantization of the inference graph with BatchNorm folded into the convolutions
 (``swagbench.backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
@@ -262,17 +262,19 @@ class _Graph:
         shapes = self.request_shapes(tuple(batch.shape))
         if len(shapes) == 1:
             return self(batch)[0]
-        chunks = np.array_split(batch.numpy(), len(shapes))
-        outputs: dict[int, np.ndarray] = {}
-        queues = {shape: self._for(shape).queue for shape in set(shapes)}
-        distinct = {id(q): q for q in queues.values()}.values()  # dynamic: one queue for every shape
-        for queue in distinct:
-            queue.set_callback(lambda request, i: outputs.__setitem__(i, request.get_output_tensor(0).data.copy()))
-        for i, chunk in enumerate(chunks):
-            queues[chunk.shape].start_async({"x": _tensor(chunk)}, i)
-        for queue in distinct:
-            queue.wait_all()
-        return np.concatenate([outputs[i] for i in range(len(chunks))])
+        chunks = np.array_split(batch.numpy(), len(shapes))  # at most one per request: each chunk its own request
+        running, taken = [], {}
+        for chunk in chunks:
+            compiled = self._for(chunk.shape)  # dynamic: the one graph; static: the chunk's shape's
+            taken[id(compiled)] = taken.get(id(compiled), -1) + 1
+            request = compiled.requests[taken[id(compiled)]]
+            request.start_async({"x": _tensor(chunk)})
+            running.append(request)
+        outputs = []
+        for request in running:
+            request.wait()
+            outputs.append(request.get_output_tensor(0).data.copy())
+        return np.concatenate(outputs)
 
 
 def _rates(graphs: dict[str, _Compiled], sample: np.ndarray, rounds: int = 4) -> dict[str, float]:
@@ -293,19 +295,16 @@ def _rates(graphs: dict[str, _Compiled], sample: np.ndarray, rounds: int = 4) ->
 
 
 class _Compiled:
-    """One compiled shape: its infer requests (an ``AsyncInferQueue`` of the plugin's optimal number under the
-    throughput hint, else one request)."""
+    """One compiled shape: its infer requests (the plugin's optimal number under the throughput hint, else one).
+
+    Plain requests run with ``start_async``/``wait``, never an ``AsyncInferQueue`` with a Python callback: OpenVINO
+    2026.4 destroys a compiled model while holding the GIL and joins an executor thread that waits for the GIL to
+    run or release that callback, a deadlock (a test hung there for good)."""
 
     def __init__(self, compiled, hint: str) -> None:
-        import openvino as ov
-
         self.compiled = compiled
         nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if hint == "throughput" else 1
-        if nireq > 1:
-            self.queue = ov.AsyncInferQueue(compiled, nireq)
-            self.requests = [self.queue[i] for i in range(nireq)]
-        else:
-            self.queue, self.requests = None, [compiled.create_infer_request()]
+        self.requests = [compiled.create_infer_request() for _ in range(nireq)]
 
     def share(self, state: dict[str, np.ndarray]) -> None:
         """Bind every request's weight parameters to ``state``'s arrays (shared memory: read at every inference)."""

@@ -166,16 +166,36 @@ def user_posterior_files(config: RunConfig) -> list[Path]:
     )
 
 
-def reference_posterior(config: RunConfig, dataset: Dataset, path: Path):
-    """The reference-format posterior in ``path`` over the run's model, checked to be finite."""
+# Above this share of parameters with a clamped diagonal variance a user's posterior is reported as degenerate.
+COLLAPSED_WARN = 0.5
+
+
+def checked_posterior(posterior, path: Path, log: Callable[[str], None]):
+    """``posterior`` (read from ``path``) when every value is finite (else PosteriorError); a warning through ``log``
+    when most of its diagonal variances are clamped (``sq_mean <= mean**2``: what it was trained with collapsed)."""
     from swagbench.swag.io import check_finite
+
+    check_finite(posterior, str(path))
+    share = posterior.collapsed_fraction
+    if share > COLLAPSED_WARN:
+        spread = (
+            "only by the low-rank term" if posterior.deviations.shape[0] else "not at all: every sample is the mean"
+        )
+        log(
+            f"swagbench: warning: posterior {path}: {share:.0%} of parameters have sq_mean <= mean^2 (variance clamped "
+            f"to zero), so its samples differ {spread}; check how it was trained and saved"
+        )
+    return posterior
+
+
+def reference_posterior(config: RunConfig, dataset: Dataset, path: Path, log: Callable[[str], None] = lambda _: None):
+    """The reference-format posterior in ``path`` over the run's model, checked to be finite (a degenerate one is
+    reported through ``log``)."""
     from swagbench.swag.models import build_model
     from swagbench.swag.reference_format import load_reference_posterior
 
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
-    posterior = load_reference_posterior(path, model, config.posteriors_max_num_models)
-    check_finite(posterior, str(path))
-    return posterior
+    return checked_posterior(load_reference_posterior(path, model, config.posteriors_max_num_models), path, log)
 
 
 def import_reference(
@@ -192,12 +212,15 @@ def import_reference(
     return save_posterior(posterior, store / f"fold{fold}.safetensors")
 
 
-def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) -> list[Path]:
+def user_posteriors(
+    config: RunConfig, dataset: Dataset, fold_of: np.ndarray, log: Callable[[str], None] = print
+) -> list[Path]:
     """Check the posteriors in ``posteriors_dir`` fully before any trial runs. swagbench's own files: the model,
     the data and fold split they were trained on, that their tensors hold exactly the model's parameters, and that
     every value is finite. Reference-format files: that ``data.folds`` says which examples each was trained on,
-    that their parameters are exactly the model's, and that every value is finite."""
-    from swagbench.swag.io import check_finite, load_posterior
+    that their parameters are exactly the model's, and that every value is finite. A degenerate posterior (most
+    variances clamped) is a warning through ``log``."""
+    from swagbench.swag.io import load_posterior
     from swagbench.swag.models import build_model
     from swagbench.swag.sampling import check_layout
 
@@ -209,7 +232,7 @@ def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) ->
                 "or the manifest's fold column): which examples each fold's posterior was trained without"
             )
         for path in paths:
-            reference_posterior(config, dataset, path)
+            reference_posterior(config, dataset, path, log)
         return paths
     model = build_model(config.model, dataset.num_classes, dataset.x.shape[1])
     for k, path in enumerate(paths):
@@ -220,7 +243,7 @@ def user_posteriors(config: RunConfig, dataset: Dataset, fold_of: np.ndarray) ->
         }
         posterior = load_posterior(path, expect=expect)  # PosteriorError names the file and the fix
         check_layout(model, posterior, f"posterior {path}")
-        check_finite(posterior, str(path))
+        checked_posterior(posterior, path, log)
     return paths
 
 

@@ -88,6 +88,8 @@ class EnsemblePredictor:
         worker = _Worker(self._spec())
         classes = worker.spec.num_classes
         read_new, n_new = self._new_data(data, worker) if data is not None else (None, 0)
+        if read_new is not None and n_new == 0:  # nothing to predict (its shape was checked): no member is built
+            return np.zeros((0, classes), dtype=np.float32)
         means = _Means(n_new if read_new else len(worker.fold_of), classes, on_member)
         worker.outputs = means
         for fold in range(self.config.ensemble.folds):

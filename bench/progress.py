@@ -136,9 +136,11 @@ class MemberProgress:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as people read them: ``42 s``, ``7.5 min``, ``32.1 h``."""
+    """Seconds as people read them: ``4.2 s``, ``42 s``, ``7.5 min``, ``32.1 h``."""
     if seconds != seconds or seconds == float("inf"):
         return "unknown"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -123,7 +123,7 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     check_room(config, dataset, model)
     config = absolute_paths(config)
     if config.posteriors_dir:
-        user_posteriors(config, dataset, fold_of)
+        user_posteriors(config, dataset, fold_of, log)
     env = {"profile": None if profile is None else {**profile, "host_mismatch": host_mismatch(profile)}}
     env.update(environment(config.resolved_threads))
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from swagbench.bench.answer.projection import project, target_sizes
 from swagbench.bench.config import TrialConfig, load_config
 from swagbench.bench.errors import ConfigError
+from swagbench.bench.progress import duration
 from swagbench.bench.record.row import TrialRow
 from swagbench.bench.record.rundir import RunDir
 
@@ -91,8 +92,9 @@ def tune(run_dir, verify: bool = True, log=print):
     images, folds, samples = plan.size
     log(
         f"swagbench: tune: for {images:,} images x {folds} folds x {samples} samples (projected): BatchNorm pass as in "
-        f"{plan.bn_from} ({plan.bn_min:.3g} min), the rest as in {plan.predict_from} ({plan.predict_min:.3g} min): "
-        f"{plan.minutes:.3g} min; trial {plan.trial.label}"
+        f"{plan.bn_from} ({duration(plan.bn_min * 60)}), the rest as in {plan.predict_from} "
+        f"({duration(plan.predict_min * 60)}): "
+        f"{duration(plan.minutes * 60)}; trial {plan.trial.label}"
     )
     if not plan.trial.bn:
         log(

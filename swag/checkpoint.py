@@ -9,11 +9,14 @@ one error listing the missing, unexpected and mis-shaped keys.
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from swagbench.checked import not_a_file
 from swagbench.swag.errors import CheckpointError
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
@@ -22,23 +25,40 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 def read_tensors(path: str | Path, what: str = "checkpoint") -> dict:
     """The mapping stored in ``path``, read without unpickling code (CheckpointError otherwise)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist; give the path of a saved state_dict")
+    problem = not_a_file(path)
+    if problem:
+        raise CheckpointError(f"{what} {path} {problem}; give the path of a saved state_dict file")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        with warnings.catch_warnings():  # the one line below says what is wrong; torch's warnings would come first
+            warnings.simplefilter("ignore")
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            return load_file(str(path))
-        data = torch.load(path, map_location="cpu", weights_only=True)
+                return load_file(str(path))
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refused, truncated zip, not a torch file: all one message
-        first = " ".join(str(exc).split())[:200]
-        raise CheckpointError(
-            f"{what} {path} cannot be read as tensors with weights_only=True ({type(exc).__name__}: {first}); save "
-            "it with torch.save(model.state_dict(), path) (plain tensors, no pickled objects)"
-        ) from exc
+        raise CheckpointError(f"{what} {path} {_unreadable(exc)}") from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{what} {path} holds a {type(data).__name__}, not a state_dict mapping")
     return data
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why a file could not be read as plain tensors, in our words: torch's own message advises loading with
+    ``weights_only=False``, which would run whatever code the file holds."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"holds a pickled Python object ({found.group(1)}) beside its tensors; swagbench never unpickles objects "
+            "(that can run code): save plain tensors only, e.g. torch.save(model.state_dict(), path)"
+        )
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    detail = found.group(1).strip() if found else f"{type(exc).__name__}: {text[:160]}"
+    return (
+        f"cannot be read as plain tensors ({detail}); it is damaged or not a torch.save file: save it again with "
+        "torch.save(model.state_dict(), path)"
+    )
 
 
 def unwrap(data: dict) -> dict:

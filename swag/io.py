@@ -9,6 +9,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from swagbench.checked import not_a_file
 from swagbench.swag.errors import PosteriorError
 from swagbench.swag.posterior import Posterior
 
@@ -121,6 +122,7 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 def _existing(path: str | Path) -> Path:
     path = Path(path)
-    if not path.is_file():
-        raise PosteriorError(f"posterior file {path} does not exist; run training first (swagbench run)")
+    problem = not_a_file(path)
+    if problem:
+        raise PosteriorError(f"posterior file {path} {problem}; run training first (swagbench run)")
     return path

@@ -52,6 +52,12 @@ class Posterior:
     def num_parameters(self) -> int:
         return int(self.mean.numel())
 
+    @property
+    def collapsed_fraction(self) -> float:
+        """The share of parameters whose diagonal variance ``sq_mean - mean**2`` is not positive (clamped: the
+        diagonal term never moves them). Near 1, samples differ only by the low-rank term, or not at all."""
+        return float((self.sq_mean - self.mean**2 <= 0).float().mean()) if self.num_parameters else 0.0
+
 
 def flatten_parameters(model: nn.Module) -> torch.Tensor:
     """Concatenate all parameters of ``model`` into one detached float32 vector (P,)."""

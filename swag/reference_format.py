@@ -70,7 +70,8 @@ def load_reference_posterior(path: str | Path, model: nn.Module, max_num_models:
         if len(rows) != 1 or not columns_ok:
             raise PosteriorError(f"posterior file {path}: the _cov_mat_sqrt blocks disagree in shape; it is damaged")
         (rank,) = rows
-        deviations = torch.cat([state[f"{n}_cov_mat_sqrt"].reshape(rank, -1).float() for n in params], dim=1)
+        if rank:  # zero rows: the file stores no deviation yet, a diagonal-only posterior
+            deviations = torch.cat([state[f"{n}_cov_mat_sqrt"].reshape(rank, -1).float() for n in params], dim=1)
     rank = deviations.shape[0]
     k = rank if max_num_models is None else int(max_num_models)
     if rank and k < 2:

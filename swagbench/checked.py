@@ -23,6 +23,17 @@ def quoted(value: Any, limit: int = QUOTE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def not_a_file(path) -> str | None:
+    """Why ``path`` cannot be read as a file, in the words an error line needs ("is a directory, not a file", "does
+    not exist"), or None when it is a file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_file():
+        return None
+    return "is a directory, not a file" if path.is_dir() else "does not exist"
+
+
 def build(cls, raw: Any, where: str, error: type[Exception], root: str = "the mapping"):
     """An instance of dataclass ``cls`` from mapping ``raw``; ``where`` names it in messages (``trials[2]``),
     ``root`` names the top level where ``where`` is empty."""

@@ -294,6 +294,8 @@ def test_the_python_api_gives_the_clis_rows_and_the_predictor_reproduces_the_win
     new = np.random.default_rng(0).standard_normal((5, 1, 8, 8)).astype(np.float32)
     out = api.predictor(run).predict_proba(new)
     assert out.shape == (5, 10) and np.allclose(out.sum(1), 1, atol=1e-5)
+    empty = api.predictor(run).predict_proba(new[:0])  # an empty batch was an IndexError (issue 30)
+    assert empty.shape == (0, 10) and empty.dtype == np.float32
     with pytest.raises(DataError, match="shape"):
         api.predictor(run).predict_proba(new[:, :, :4])
     new[4, 0, 3, 3] = np.nan  # the last image: every batch is checked, not only the first rows

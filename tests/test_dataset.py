@@ -95,5 +95,5 @@ def test_folds_partition_and_stratify():
 
 
 def test_too_many_folds_for_a_class():
-    with pytest.raises(DataError, match="class 0 has only 3 examples"):
+    with pytest.raises(DataError, match=r"class 0 has only 3 example\(s\)"):
         make_folds(np.array([0, 0, 0] + [1] * 10), 5, seed=0)

@@ -171,7 +171,7 @@ def test_the_recommendation_is_made_at_the_target_not_at_the_proxy(tmp_path):
     df["speedup"] = 1.0 / df.ensemble_min
     df["target_speedup"] = 100.0 / df.target_min
     line = recommendation(df)
-    assert "for a job of 3," in line and "20 min for the ensemble, 5.00x eager fp32" in line, line
+    assert "for a job of 3," in line and "20.0 min for the ensemble, 5.00x eager fp32" in line, line
     assert "good to about +-25%" in line
     record = recommendation_record(df, rows, "r")
     assert record["trial_id"] == fast_there and record["target"]["projected"] is True

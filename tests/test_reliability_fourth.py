@@ -119,3 +119,257 @@ def test_exact_copies_share_a_fold_and_are_named(tmp_path):
     same.write_bytes((root / "cat" / "01.png").read_bytes())
     folder = load_dataset(DataConfig(source=str(root), image_size=SIZE), tmp_path / "cache", print)
     assert folder.copies == 1
+
+
+FIXTURE_RUN = ROOT / "tests" / "fixtures" / "run_small"
+
+
+def _outputs(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir()) if p.name != "results.jsonl"}
+
+
+def _reported_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    from swagbench.bench.report import build_report
+
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE_RUN, run)
+    build_report(run)
+    return run
+
+
+def _rewrite_row(run: Path, line: int, **changes) -> None:
+    """Edit row ``line`` (1-based) of results.jsonl and recompute its checksum, as a careless script would."""
+    import json
+
+    from swagbench.bench.record.row_store import CHECKSUM, _digest
+
+    lines = (run / "results.jsonl").read_text().splitlines()
+    row = {k: v for k, v in json.loads(lines[line - 1]).items() if k != CHECKSUM}
+    row.update(changes)
+    lines[line - 1] = json.dumps({**row, CHECKSUM: _digest(row)}, sort_keys=True)
+    (run / "results.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("command", ["report", "summary", "tune", "ceiling"])
+@pytest.mark.parametrize("damage", ["torn", "edited", "nan", "empty"])
+def test_commands_that_rewrite_a_run_refuse_damaged_rows_and_change_nothing(tmp_path, command, damage, capsys):
+    """A half-written results.jsonl, a row edited by hand, a NaN time (checksum recomputed), no row at all: one
+    error line naming the line, exit 2, every output as it was (report once truncated summary.csv and wrote
+    "No trial succeeded" into recommendation.json, then died with an AttributeError)."""
+    from swagbench.bench.cli import main
+
+    run = _reported_copy(tmp_path)
+    before = _outputs(run)
+    rows = run / "results.jsonl"
+    if damage == "torn":
+        rows.write_bytes(rows.read_bytes()[:-300])
+    elif damage == "edited":
+        rows.write_text(rows.read_text().replace('"batch_size": ', '"batch_size": 1', 1))
+    elif damage == "nan":
+        _rewrite_row(run, 2, ensemble_s=float("nan"))
+    else:
+        rows.write_text("")
+    capsys.readouterr()
+    assert main([command, str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("swagbench: error: "), err
+    assert {"torn": "line ", "edited": "line 1 ", "nan": "ensemble_s = nan", "empty": "no trial row"}[damage] in err[0]
+    assert _outputs(run) == before
+
+
+def test_a_report_that_fails_midway_leaves_the_previous_one(tmp_path, monkeypatch):
+    """Outputs are staged and moved into place only when every one was made: a chart that raises changes nothing,
+    and no staging folder is left behind."""
+    from swagbench.bench.report import build_report, charts
+
+    run = _reported_copy(tmp_path)
+    before = _outputs(run)
+
+    def broken(df, path):
+        raise RuntimeError("a chart failed")
+
+    monkeypatch.setattr(charts, "scaling", broken)
+    with pytest.raises(RuntimeError, match="a chart failed"):
+        build_report(run)
+    assert _outputs(run) == before
+
+
+def test_bench_check_reruns_a_slow_benchmark_and_reports_only_what_stays_slow(capsys):
+    """make bench-check cried wolf (+54%, then +12% rerun at once) and ended in pytest-benchmark's traceback: now a
+    benchmark over the threshold is rerun, and only one slower both times is reported, in one line."""
+    from tests.benchmarks.check import regressions
+
+    def bench(name, seconds):
+        return {"name": name, "fullname": f"tests/benchmarks/test_regression.py::{name}", "stats": {"min": seconds}}
+
+    baseline = {n: bench(n, 1e-3) for n in ("steady", "noisy", "slow")}
+    now = {"steady": bench("steady", 1.1e-3), "noisy": bench("noisy", 1.54e-3), "slow": bench("slow", 2e-3)}
+    asked = []
+
+    def rerun(ids):
+        asked.extend(ids)
+        return {"noisy": bench("noisy", 1.12e-3), "slow": bench("slow", 1.9e-3)}
+
+    lines = regressions(baseline, now, "min", 40, rerun)
+    assert asked == ["tests/benchmarks/test_regression.py::noisy", "tests/benchmarks/test_regression.py::slow"]
+    assert lines == [
+        "bench-check: REGRESSION slow: min 1 ms in the baseline, now 1.9 ms (+90%; first run +100%) > +40%"
+    ]
+    assert "noisy was +54%, then +12% on its rerun: noise" in capsys.readouterr().out
+    assert regressions(baseline, {"steady": now["steady"]}, "min", 40, rerun) == []
+
+
+def test_the_onnx_export_keeps_one_initializer_per_parameter_so_rebinding_reaches_each():
+    """torch's exporter merged bit-identical initializers (and its optimizer identical convolutions): two folded
+    convolutions with the same bias shared one name, and a per-sample rebind gave one the other's bias."""
+    import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    from swagbench.backends.onnx_graph import export_onnx, float_state
+    from swagbench.backends.onnxruntime import with_values
+
+    class Twins(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+            with torch.no_grad():
+                self.b.load_state_dict(self.a.state_dict())  # bit-identical, as folded biases can be
+
+        def forward(self, x):
+            return self.a(x) + 2 * self.b(x)
+
+    model, x = Twins().eval(), torch.randn(2, 3, 8, 8)
+    proto = export_onnx(model, x, optimize=True)  # the int8 and folded-constants graphs' export
+    convs = [list(n.input) for n in proto.graph.node if n.op_type == "Conv"]
+    assert convs == [["x", "a.weight", "a.bias"], ["x", "b.weight", "b.bias"]]
+    with torch.no_grad():
+        model.b.bias.add_(1.0)  # the next sample: the twins differ
+    session = ort.InferenceSession(with_values(proto, float_state(model)), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-5)
+
+
+def _reference_file(tmp_path, edit=None):
+    """A reference-format posterior of digits_cnn (tests.reference_swag), ``edit``ed in place first; its model."""
+    import torch
+
+    from swagbench.swag.models import build_model
+    from tests.reference_swag import reference_state_dict, sgd_iterates
+
+    torch.manual_seed(0)
+    model = build_model("digits_cnn", 10, 1)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    state = reference_state_dict(model, sgd_iterates(model, x, y, 4), 4)
+    if edit:
+        edit(state)
+    path = tmp_path / "fold0.pt"
+    torch.save({"state_dict": state}, path)
+    return path, model
+
+
+def test_a_posterior_with_zero_deviation_rows_is_diagonal_only(tmp_path):
+    """``_cov_mat_sqrt`` of 0 rows (a SWAG run saved before it stored a deviation) was a reshape traceback."""
+    import torch
+
+    from swagbench.swag.reference_format import load_reference_posterior
+
+    def no_rows(state):
+        for key in [k for k in state if k.endswith("_cov_mat_sqrt")]:
+            state[key] = torch.zeros(0, state[key].shape[1])
+
+    path, model = _reference_file(tmp_path, no_rows)
+    posterior = load_reference_posterior(path, model)
+    assert posterior.deviations.shape == (0, posterior.num_parameters)
+
+
+def test_a_collapsed_posterior_is_a_warning_with_its_share(tmp_path):
+    """sq_mean < mean^2 everywhere: every sample is the mean. It ran without a word; now a warning says how much."""
+    from swagbench.bench.posteriors import checked_posterior
+    from swagbench.swag.reference_format import load_reference_posterior
+
+    def collapse(state):
+        for key in [k for k in state if k.endswith("_sq_mean")]:
+            state[key] = state[key.replace("_sq_mean", "_mean")] ** 2 * 0.5
+            state.pop(key.replace("_sq_mean", "_cov_mat_sqrt"))
+
+    said = []
+    path, model = _reference_file(tmp_path, collapse)
+    checked_posterior(load_reference_posterior(path, model), path, said.append)
+    assert (
+        len(said) == 1
+        and "100% of parameters have sq_mean <= mean^2" in said[0]
+        and "every sample is the mean" in said[0]
+    )
+    healthy, model = _reference_file(tmp_path)
+    said.clear()
+    checked_posterior(load_reference_posterior(healthy, model), healthy, said.append)
+    assert said == []
+
+
+@pytest.mark.parametrize("what", ["pickled object", "directory"])
+def test_refusing_a_checkpoint_is_one_line_without_unsafe_advice(tmp_path, what, capsys):
+    """A pickled object in a posterior was refused by repeating torch's advice to load with weights_only=False (it
+    would run the file's code), after torch's warnings; a directory was said not to exist."""
+    import argparse
+
+    import torch
+
+    from swagbench.swag.checkpoint import read_tensors
+    from swagbench.swag.errors import CheckpointError
+
+    path = tmp_path / "fold0.pt"
+    if what == "directory":
+        path.mkdir()
+    else:
+        torch.save({"state_dict": {"w": torch.zeros(1)}, "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(CheckpointError) as err:
+        read_tensors(path, "posterior file")
+    message = str(err.value)
+    assert "weights_only=False" not in message and "\n" not in message
+    assert capsys.readouterr().err == ""  # no library warning before it
+    if what == "directory":
+        assert "is a directory, not a file" in message
+    else:
+        assert "pickled Python object (argparse.Namespace)" in message and "never unpickles" in message
+
+
+def test_a_class_seen_once_is_named_before_any_image_is_decoded(tmp_path):
+    """A manifest class ``zebra`` with one image was "class 3 has only 1 examples", after the whole decode."""
+    from swagbench.bench.config import DataConfig
+    from swagbench.bench.dataset import load_dataset
+    from swagbench.bench.errors import DataError
+
+    root = _folder(tmp_path / "pets", per_class=3)
+    rows = [f"{p.relative_to(root)},{p.parent.name}" for p in sorted(root.rglob("*.*")) if p.suffix != ".txt"]
+    rows.append(f"{next((root / 'cat').glob('*.png')).relative_to(root)},zebra")
+    (root / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=r"class 'zebra' has only 1 example\(s\)"):
+        load_dataset(DataConfig(source=str(root / "labels.csv"), image_size=SIZE), cache, log=lambda s: 0)
+    assert not any(cache.rglob("x.npy")), "it decoded first"
+
+
+@pytest.mark.parametrize("typed, value", [("1e-12", 1e-12), ("5e4", 50000), ("1.5e3", 1500.0), ("-2E+3", -2000)])
+def test_numbers_parse_as_people_type_them(typed, value):
+    """YAML 1.1 reads 1e-12 as a string: ``ensemble.scale=1e-12`` was refused as "must be float, got '1e-12'"."""
+    from swagbench.bench.config.loading import read_yaml
+
+    parsed = read_yaml(typed, "test")
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_exponents_reach_float_and_int_settings():
+    from swagbench.bench.config import load_config
+
+    config = load_config(None, ["ensemble.scale=1e-12", "target.images=5e4"])
+    assert (config.ensemble.scale, config.target.images) == (1e-12, 50000)
+
+
+def test_durations_read_as_people_read_them():
+    """The answer for a ResNet-50 job read "1.92e+03 min for the ensemble"."""
+    from swagbench.bench.progress import duration
+
+    assert [duration(s) for s in (4.23, 42, 450, 1.92e3 * 60)] == ["4.2 s", "42 s", "7.5 min", "32.0 h"]

@@ -16,6 +16,7 @@ from swagbench.bench.answer.auto import resolved_options
 from swagbench.bench.answer.metrics import HEADLINE_LABELS
 from swagbench.bench.answer.projection import PROJECTION_ERROR
 from swagbench.bench.config.strategy import FORMAT
+from swagbench.bench.progress import duration
 
 # The settings of a trial that make its strategy (TrialConfig fields), as recommendation.json's "strategy" holds them.
 STRATEGY_KEYS = ("backend", "precision", "channels_last", "threads", "workers", "batch_size", "members", "options")
@@ -78,23 +79,24 @@ def recommendation(df: pd.DataFrame) -> str:
     if valid.empty:
         return "No trial was both successful and VALID, so there is nothing to recommend from this run."
     best, ties = valid.iloc[0], valid[valid.tie]
+    took = duration(best.rank_min * 60)
     where = f" for a job of {best.target_size}" if _projected(best) else ""
     if len(ties):
-        names = ", ".join(f"{describe(t)} ({t.rank_min:.3g} min)" for _, t in ties.iterrows())
+        names = ", ".join(f"{describe(t)} ({duration(t.rank_min * 60)})" for _, t in ties.iterrows())
         line = (
-            f"No single winner{where}: {describe(best)} ({best.rank_min:.3g} min, {best.rank_speedup:.2f}x eager "
+            f"No single winner{where}: {describe(best)} ({took}, {best.rank_speedup:.2f}x eager "
             f"fp32) and {names} are within this run's measured noise (their min-max ranges over {int(best.repeats)} "
             "repeats overlap); choose among them by calibration and memory below, or rerun with more repeats"
         )
     elif best.is_reference:
         return (
-            f"Stay on eager fp32{where} ({best.rank_min:.3g} min for the ensemble): no other VALID trial was faster"
+            f"Stay on eager fp32{where} ({took} for the ensemble): no other VALID trial was faster"
             + _measured_note(best)
             + _noise_note(best)
         )
     else:
         line = (
-            f"Use {describe(best)} ({best.strategy}): the fastest VALID trial{where}, {best.rank_min:.3g} min for "
+            f"Use {describe(best)} ({best.strategy}): the fastest VALID trial{where}, {took} for "
             f"the ensemble, {best.rank_speedup:.2f}x eager fp32"
         )
     line += _measured_note(best)
@@ -114,7 +116,7 @@ def _measured_note(best: pd.Series) -> str:
         return ""
     return (
         f" (projected from this run's {best.run_size}, good to about +-{PROJECTION_ERROR:.0%}; measured there: "
-        f"{best.ensemble_min:.3g} min, {best.speedup:.2f}x)"
+        f"{duration(best.ensemble_min * 60)}, {best.speedup:.2f}x)"
     )
 
 

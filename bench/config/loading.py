@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,23 @@ from swagbench.bench.errors import ConfigError
 from swagbench.checked import quoted
 
 MAX_YAML_VALUES = 100_000  # values a config may expand to; aliases (&a / *a) that multiply past it are refused
+# Numbers as people type them: YAML 1.1 (PyYAML) reads 1e-12, 5e4 and 1.5e3 as strings (its floats need a dot and a
+# signed exponent). These read as numbers here: an int where there is no dot and the value is whole (5e4 -> 50000).
+EXPONENT = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data only) that reads :data:`EXPONENT` scalars as numbers."""
+
+
+def _exponent_number(loader: _Loader, node) -> int | float:
+    text = loader.construct_scalar(node)
+    value = float(text)
+    return int(value) if "." not in text and value.is_integer() else value
+
+
+_Loader.add_implicit_resolver("tag:swagbench,2026:exponent", EXPONENT, list("-+0123456789."))
+_Loader.add_constructor("tag:swagbench,2026:exponent", _exponent_number)
 
 
 def read_yaml(text: str, where: str) -> Any:
@@ -20,12 +38,12 @@ def read_yaml(text: str, where: str) -> Any:
     aliases expand to more than :data:`MAX_YAML_VALUES` values (a "billion laughs" document would otherwise hang
     whatever walks it), before anything is built from it."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
         if root is not None and _expanded_size(root, {}) > MAX_YAML_VALUES:
             raise ConfigError(
                 f"{where} expands to more than {MAX_YAML_VALUES:,} values through YAML aliases; write the values out"
             )
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader: plain data only)
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())  # PyYAML's messages span lines (a mark with a caret); one line here
         raise ConfigError(f"{where} is not valid YAML: {detail[:300]}") from exc

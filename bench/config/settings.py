@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swagbench import checked
 from swagbench.backends.precisions import PRECISIONS
 from swagbench.bench.errors import ConfigError
 from swagbench.checked import quoted
@@ -528,8 +529,9 @@ class RunConfig:
                 f"with model_checkpoint every epoch collects SWAG moments from the trained weights, so train.swa_start "
                 f"must be 0 (got {self.train.swa_start}); train.epochs counts the SWAG epochs"
             )
-        if self.model_checkpoint is not None and not Path(self.model_checkpoint).is_file():
-            raise ConfigError(f"model_checkpoint {self.model_checkpoint} does not exist; give a saved state_dict file")
+        problem = self.model_checkpoint and checked.not_a_file(self.model_checkpoint)
+        if problem:
+            raise ConfigError(f"model_checkpoint {self.model_checkpoint} {problem}; give a saved state_dict file")
         if self.posteriors_max_num_models is not None and self.posteriors_max_num_models < 2:
             raise ConfigError(
                 "posteriors_max_num_models must be >= 2 (the divisor is sqrt(K - 1); "

@@ -14,6 +14,7 @@ import numpy as np
 from swagbench.bench.config import DataConfig
 from swagbench.bench.dataset.store import CHUNK_BYTES, X_FILE, Store, StoreWriter, content_key, file_sha256, open_store
 from swagbench.bench.errors import DataError
+from swagbench.checked import not_a_file
 
 # Per-channel normalisation of decoded images (pixels scaled to [0, 1]) unless data.mean / data.std say otherwise:
 # ImageNet's statistics, the convention pretrained vision models expect; one channel: their average.
@@ -79,8 +80,9 @@ def source_store(data: DataConfig, root: Path, log: Callable[[str], None] = prin
     if path.suffix == ".csv":
         from swagbench.bench.dataset.images import read_manifest
 
-        if not path.is_file():
-            raise DataError(f"manifest {path} does not exist; pass a CSV with columns path,label[,true_label]")
+        problem = not_a_file(path)
+        if problem:
+            raise DataError(f"manifest {path} {problem}; pass a CSV with columns path,label[,true_label]")
         return _images(data, read_manifest(path), path.parent, root, log)
     return _npz(path, root, log)
 
@@ -131,6 +133,15 @@ def _images(data: DataConfig, images, root_dir: Path, root: Path, log) -> Store:
     from swagbench.bench.dataset.images import files_digest
     from swagbench.bench.progress import Progress
 
+    counts = np.bincount(images.labels, minlength=len(images.class_names))
+    if len(counts) and counts.min() < 2:  # before hours of decoding: folds need 2 examples of every class
+        from swagbench.bench.record.folds import class_label
+
+        cls = int(np.argmin(counts))
+        raise DataError(
+            f"class {class_label(cls, images.class_names)} has only {counts[cls]} example(s) in {data.source}; every "
+            "class needs at least 2 (one per fold at least): add examples of it or remove it"
+        )
     size, channels = data.image_size, data.channels
     settings = {"image_size": size, "channels": channels, "version": STORE_VERSION}
     key = content_key(

@@ -178,7 +178,7 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
     fix_mmap_threshold()  # malloc as the trials' workers have it: eager's speed depends on it (measure.memory)
     run = RunDir.existing(run_dir)
     config = load_config(run.config_path, [f"results_dir={run.path.parent}"])
-    rows = sorted((r for r in read_rows(run) if r.status == "ok"), key=lambda r: r.trial_id)
+    rows = sorted((r for r in read_rows(run, strict=True) if r.status == "ok"), key=lambda r: r.trial_id)
     model, dataset = _run_model(run, config)
     out: dict[str, Any] = {"seconds": seconds, "ceilings": {}}
     wanted = []  # (row, engine, batch, statistics)

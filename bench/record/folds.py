@@ -5,20 +5,33 @@ from __future__ import annotations
 import numpy as np
 
 from swagbench.bench.errors import DataError
+from swagbench.checked import not_a_file
 
 
-def make_folds(labels: np.ndarray, folds: int, seed: int, copy_of: np.ndarray | None = None) -> np.ndarray:
+def class_label(cls: int, names: list[str] | None) -> str:
+    """How messages name class ``cls``: by its name where the data has names (``'zebra'``), else its index."""
+    return repr(names[cls]) if names and cls < len(names) else str(cls)
+
+
+def make_folds(
+    labels: np.ndarray,
+    folds: int,
+    seed: int,
+    copy_of: np.ndarray | None = None,
+    class_names: list[str] | None = None,
+) -> np.ndarray:
     """Stratified K-fold assignment: (N,) int, the fold whose model predicts each example. Where ``copy_of`` (each
     example's first exact copy, see swagbench.bench.dataset.Dataset.copy_of) shows copies, they share a fold
-    (stratified group folds): a copy in another fold would be predicted by a model trained on itself."""
+    (stratified group folds): a copy in another fold would be predicted by a model trained on itself.
+    ``class_names`` name the classes in errors."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     counts = np.bincount(labels)
     present = counts[counts > 0]
     if present.min() < folds:
-        cls = int(np.flatnonzero(counts == present.min())[0])
+        cls = class_label(int(np.flatnonzero(counts == present.min())[0]), class_names)
         raise DataError(
-            f"class {cls} has only {present.min()} examples by its given labels (after any injected noise) but "
+            f"class {cls} has only {present.min()} example(s) by its given labels (after any injected noise) but "
             f"ensemble.folds={folds}; "
             + (
                 f"use at most {present.min()} folds or more data"
@@ -48,7 +61,7 @@ def assign_folds(spec: str | None, dataset, folds: int, seed: int, source: str, 
     """The run's fold assignment (N,): the user's (``spec``, see :func:`read_folds`) where given (a warning names
     exact copies it puts in different folds), else stratified folds drawn from ``seed`` with copies kept together."""
     if spec is None:
-        return make_folds(dataset.labels, folds, seed, dataset.copy_of)
+        return make_folds(dataset.labels, folds, seed, dataset.copy_of, dataset.class_names)
     fold_of = check_folds(read_folds(spec, dataset, source), len(dataset.labels), folds, spec)
     split = np.flatnonzero(fold_of != fold_of[dataset.copy_of])
     if len(split):
@@ -68,8 +81,9 @@ def read_folds(spec: str, dataset, source: str) -> np.ndarray:
     from pathlib import Path
 
     if spec.endswith(".npy"):
-        if not Path(spec).is_file():
-            raise DataError(f"data.folds file {spec} does not exist; save the fold ids with numpy.save(path, ids)")
+        problem = not_a_file(spec)
+        if problem:
+            raise DataError(f"data.folds file {spec} {problem}; save the fold ids with numpy.save(path, ids)")
         try:
             return np.load(spec, allow_pickle=False)
         except (OSError, ValueError) as exc:

@@ -14,6 +14,7 @@ or with a field this version does not know, is refused with a message.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,7 +167,33 @@ class TrialRow:
         missing = REQUIRED - set(raw)
         if missing:
             raise ResultsError(f"{where} lacks required field(s) {sorted(missing)}; it is not a swagbench row")
-        return checked.build(cls, raw, where, ResultsError)
+        row = checked.build(cls, raw, where, ResultsError)
+        bad = row.non_finite()
+        if bad:
+            raise ResultsError(
+                f"{where} (trial {row.trial_id}) has a non-finite or negative {bad}; it was edited or damaged: "
+                "rerun that trial (swagbench run --resume) or restore the file"
+            )
+        return row
+
+    def non_finite(self) -> str | None:
+        """The first measurement (a time, a rate, a calibration metric) that is NaN, infinite or negative, named
+        as it reads in the row; None when every one is a number a run can produce."""
+        for name in MEASURED:
+            value = getattr(self, name)
+            items = (
+                value.items()
+                if isinstance(value, dict)
+                else enumerate(value or [])
+                if isinstance(value, list)
+                else [(None, value)]
+            )
+            for key, number in items:
+                if isinstance(number, bool) or not isinstance(number, (int, float)):
+                    continue
+                if not (math.isfinite(number) and number >= 0):
+                    return f"{name}{'' if key is None else f'[{key!r}]'} = {number}"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -191,6 +218,19 @@ class TrialRow:
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrialRow)}
+# The measurements every report reads: times, rates and calibration metrics, each finite and >= 0.
+MEASURED = (
+    "train_s",
+    "wall_s",
+    "ensemble_s",
+    "ensemble_s_repeats",
+    "worker_startup_s",
+    "phases_s",
+    "predict_img_per_s",
+    "bn_img_per_s",
+    "calibration",
+    "calibration_given",
+)
 REQUIRED = {
     f.name
     for f in dataclasses.fields(TrialRow)

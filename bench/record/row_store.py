@@ -54,12 +54,13 @@ def append_row(run_dir: str | Path | RunDir, row: TrialRow | dict[str, Any]) -> 
         os.close(fd)
 
 
-def read_rows(run_dir: str | Path | RunDir, warn=None) -> list[TrialRow]:
+def read_rows(run_dir: str | Path | RunDir, warn=None, strict: bool = False) -> list[TrialRow]:
     """The latest complete row of every trial, in first-seen order.
 
     A line that does not parse or fails its checksum (torn by a kill, damaged on disk) is
-    skipped and reported through ``warn`` (default: stderr). An intact row that is not of this
-    swagbench's schema (a newer version, an unknown field) raises ResultsError: never misread.
+    skipped and reported through ``warn`` (default: stderr); with ``strict`` (commands that rewrite a finished
+    run's outputs from its rows) it raises ResultsError naming the line instead. An intact row that is not of this
+    swagbench's schema (a newer version, an unknown field, a non-finite time) raises ResultsError: never misread.
     """
     warn = warn or (lambda msg: print(msg, file=sys.stderr))
     path = RunDir(run_dir).rows_path
@@ -95,8 +96,18 @@ def read_rows(run_dir: str | Path | RunDir, warn=None) -> list[TrialRow]:
             superseded = last_line.get(trial, 0) > number
         else:
             superseded = any(line > number for line in last_line.values())
+        if not superseded and strict:
+            raise ResultsError(
+                f"{path} line {number}{f' (trial {trial})' if trial else ''} is torn or damaged (its checksum does "
+                "not match); resume the run to rerun that trial (swagbench run --resume <run folder>), or restore "
+                "the file; nothing was rewritten"
+            )
         if not superseded:
             warn(f"swagbench: {path} line {number} is torn or damaged; skipped (its trial reruns on --resume)")
+    if strict and not rows:
+        raise ResultsError(
+            f"{path} holds no trial row: the run recorded nothing yet; resume it (swagbench run --resume <run folder>)"
+        )
     return list(rows.values())
 
 

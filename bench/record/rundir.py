@@ -20,6 +20,20 @@ from typing import Any
 from swagbench.bench.errors import ConfigError, ResultsError
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename: a reader sees the old file or the
+    new one, never half of either, and a failure leaves the old one as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask's permissions, as write_text gives
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @dataclass(frozen=True)
 class TrialDir:
     """``trials/<trial id>/``: one trial's outputs."""
@@ -264,21 +278,19 @@ class RunDir:
 
     def write_job(self, record: dict[str, Any]) -> None:
         """job.json, replaced atomically (a reader never sees half of it)."""
-        tmp = self.job_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(self.job_json)
+        write_atomic(self.job_json, json.dumps(record, indent=2))
 
     # -- files ----------------------------------------------------------------------------------------------
 
     def write_config(self, config: dict[str, Any]) -> None:
         import yaml
 
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        write_atomic(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
     def write_settings(self, digests: dict[str, str]) -> None:
         """settings.json: each setting's digest when the run was created
         (``swagbench.bench.config.setting_digests``)."""
-        (self.path / self.SETTINGS).write_text(json.dumps(digests, indent=1, sort_keys=True))
+        write_atomic(self.path / self.SETTINGS, json.dumps(digests, indent=1, sort_keys=True))
 
     def read_settings(self) -> dict[str, str] | None:
         """The digests the run was created with, or None for a run made before they were recorded."""
@@ -299,14 +311,14 @@ class RunDir:
         return json.loads(self.env_path.read_text()) if self.env_path.is_file() else {}
 
     def write_env(self, env: dict[str, Any]) -> None:
-        self.env_path.write_text(json.dumps(env, indent=2))
+        write_atomic(self.env_path, json.dumps(env, indent=2))
 
     def write_tolerances(self, table: dict[str, Any]) -> None:
-        (self.path / self.TOLERANCES).write_text(json.dumps(table, indent=2))
+        write_atomic(self.path / self.TOLERANCES, json.dumps(table, indent=2))
 
     def write_posteriors(self, record: dict[str, Any]) -> None:
         """posteriors.json: where the run's per-fold posteriors are and where they came from."""
-        (self.path / self.POSTERIORS).write_text(json.dumps(record, indent=2))
+        write_atomic(self.path / self.POSTERIORS, json.dumps(record, indent=2))
 
     def read_posteriors(self) -> dict[str, Any]:
         """posteriors.json (ResultsError where the run has none yet: it never finished training)."""
@@ -327,15 +339,12 @@ class RunDir:
 
     def write_ceilings(self, record: dict[str, Any]) -> None:
         """ceilings.json: each runtime's own throughput on the run's model (``swagbench.bench.measure.ceiling``)."""
-        (self.path / self.CEILINGS).write_text(json.dumps(record, indent=2))
+        write_atomic(self.path / self.CEILINGS, json.dumps(record, indent=2))
 
     def read_ceilings(self) -> dict[str, Any]:
         """ceilings.json's ``ceilings`` mapping, or {} where none was measured."""
         path = self.path / self.CEILINGS
         return json.loads(path.read_text()).get("ceilings", {}) if path.is_file() else {}
-
-    def write_recommendation(self, record: dict[str, Any]) -> None:
-        self.recommendation_json.write_text(json.dumps(record, indent=2))
 
     def read_recommendation(self) -> dict[str, Any]:
         """recommendation.json as written (empty where the run has none yet)."""
@@ -351,7 +360,7 @@ class RunDir:
         if dataset.root is not None:
             record["root"] = str(dataset.root)  # where the store's relative image paths lie
         record["exact_copies"] = dataset.copies
-        self.data_path.write_text(json.dumps({**record, "shape": meta.shape, "dtype": meta.dtype}, indent=2))
+        write_atomic(self.data_path, json.dumps({**record, "shape": meta.shape, "dtype": meta.dtype}, indent=2))
         labels = {"y": dataset.labels} | ({} if dataset.true_labels is None else {"y_true": dataset.true_labels})
         np.savez(self.path / self.LABELS, **labels)
 

@@ -389,8 +389,8 @@ def scaling(df: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_charts(df: pd.DataFrame, cal: pd.DataFrame, run) -> dict[str, Path]:
-    """All report charts (:data:`CHARTS`) into run folder ``run`` (a RunDir); returns {chart name: path}."""
+def write_charts(df: pd.DataFrame, cal: pd.DataFrame, path_of) -> dict[str, Path]:
+    """All report charts (:data:`CHARTS`), each to ``path_of(name)``; returns {chart name: path}."""
     draw = {
         "time_by_phase": lambda path: time_by_phase(df, path),
         "peak_memory": lambda path: peak_memory(df, path),
@@ -398,4 +398,4 @@ def write_charts(df: pd.DataFrame, cal: pd.DataFrame, run) -> dict[str, Path]:
         "speed_vs_quality": lambda path: speed_vs_quality(df, path),
         "scaling": lambda path: scaling(df, path),
     }
-    return {name: draw[name](run.chart(name)) for name in CHARTS}
+    return {name: draw[name](path_of(name)) for name in CHARTS}

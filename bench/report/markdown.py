@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import swagbench.bench.report.sections as sections
 import swagbench.bench.report.tables as tables
 from swagbench.bench.answer.recommend import recommendation
@@ -43,9 +45,9 @@ def render(data: ReportData) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write(run, data: ReportData) -> str:
-    """Write summary.csv and summary.md into run folder ``run`` (a RunDir); return the Markdown."""
-    data.df.to_csv(run.summary_csv, index=False)
+def write(data: ReportData, csv_path: Path, md_path: Path) -> str:
+    """Write summary.csv and summary.md to these paths; return the Markdown."""
+    data.df.to_csv(csv_path, index=False)
     text = render(data)
-    run.summary_md.write_text(text)
+    md_path.write_text(text)
     return text
