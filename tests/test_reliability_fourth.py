@@ -373,3 +373,14 @@ def test_durations_read_as_people_read_them():
     from swagbench.bench.progress import duration
 
     assert [duration(s) for s in (4.23, 42, 450, 1.92e3 * 60)] == ["4.2 s", "42 s", "7.5 min", "32.0 h"]
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_ceiling_refuses_seconds_that_are_not_finite_and_positive(value, capsys):
+    """``ceiling --seconds -1`` wrote ``"seconds": -1.0`` into ceilings.json."""
+    from swagbench.bench.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["ceiling", str(FIXTURE_RUN), "--seconds", value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and len(err) == 1 and err[0].startswith("swagbench: error: ") and "--seconds" in err[0]

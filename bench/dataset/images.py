@@ -42,6 +42,11 @@ class ImageList:
     skipped: int = 0
 
 
+def class_label(cls: int, names: list[str] | None) -> str:
+    """How messages name class ``cls``: by its name where the data has names (``'zebra'``), else its index."""
+    return repr(names[cls]) if names and cls < len(names) else str(cls)
+
+
 def scan_folder(root: Path) -> ImageList:
     """An ImageFolder tree: classes are the sub-folders of ``root`` sorted by name, each holding its images (at any
     depth, sorted by path)."""

@@ -135,7 +135,7 @@ def _images(data: DataConfig, images, root_dir: Path, root: Path, log) -> Store:
 
     counts = np.bincount(images.labels, minlength=len(images.class_names))
     if len(counts) and counts.min() < 2:  # before hours of decoding: folds need 2 examples of every class
-        from swagbench.bench.record.folds import class_label
+        from swagbench.bench.dataset.images import class_label
 
         cls = int(np.argmin(counts))
         raise DataError(

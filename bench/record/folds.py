@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from swagbench.bench.dataset.images import class_label
 from swagbench.bench.errors import DataError
 from swagbench.checked import not_a_file
-
-
-def class_label(cls: int, names: list[str] | None) -> str:
-    """How messages name class ``cls``: by its name where the data has names (``'zebra'``), else its index."""
-    return repr(names[cls]) if names and cls < len(names) else str(cls)
 
 
 def make_folds(
