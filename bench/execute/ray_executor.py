@@ -13,6 +13,8 @@ that raises, or still fails after its retries, fails the trial, which is recorde
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,9 +54,14 @@ class RayExecutor:
         if self.started:
             try:
                 where = {"_node_ip_address": node_ip} if node_ip else {}
-                ray.init(
-                    address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **where
-                )
+                ours = signal.getsignal(signal.SIGTERM)
+                with _loopback(node_ip):
+                    ray.init(
+                        address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **where
+                    )
+                # Ray's core worker installs its own SIGTERM handler (a native stack dump, exit 1); a preemption must
+                # stop a run or job as Ctrl-C does (members kept, the resume command, exit 143)
+                signal.signal(signal.SIGTERM, ours)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to Ray at {address!r} ({exc}); check --ray-address") from exc
         cpus = ray.cluster_resources().get("CPU", 0)
@@ -132,9 +139,10 @@ class RayExecutor:
                 samples_done += sum(stop - first for _, first, stop in specs[i].tasks)
                 if on_progress is not None:
                     on_progress(samples_done)  # summed over shards, like local workers' counts
-        except BaseException:  # Ctrl-C, SIGTERM: no task keeps running for a driver that is gone
-            for ref in pending:
-                ray.cancel(ref, force=True)
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C, SIGTERM: the driver leaves (close() disconnects it) and Ray kills a departed driver's tasks.
+            # Cancelling them here raced their replies: Ray 2.60 aborted the process ("Tried to complete task that
+            # was not pending") before the resume command could be printed.
             raise
         finally:
             members.flush()
@@ -148,6 +156,30 @@ class RayExecutor:
         for ref in pending:
             self.ray.cancel(ref, force=True)
         return WorkerOutcome(status, None, error, time.perf_counter() - start, None)
+
+
+@contextlib.contextmanager
+def _loopback(node_ip: str | None):
+    """With ``node_ip`` a loopback address (a cluster started on this machine with ``--node-ip-address 127.0.0.1``),
+    keep the driver on loopback too: Ray 2.60's ``ray.init`` rewrites a ``127.0.0.1:port`` address to this machine's
+    interface address (``resolve_ip_for_localhost``) unless its cluster mode is off, and then waits for a GCS that
+    never answers there (minutes, without a word)."""
+    import ipaddress
+
+    import ray._private.ray_constants as constants
+
+    try:
+        loopback = node_ip == "localhost" or (node_ip is not None and ipaddress.ip_address(node_ip).is_loopback)
+    except ValueError:  # a host name: Ray resolves it as given
+        loopback = False
+    if not loopback or not hasattr(constants, "ENABLE_RAY_CLUSTER"):
+        yield
+        return
+    before, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = before
 
 
 def _first_line(exc: Exception) -> str:
