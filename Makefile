@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 IPEX_VENV := .venv-ipex
 IPEX_STAMP := $(IPEX_VENV)/.installed
 
-.PHONY: install bench sweep bench-check bench-memory bench-decode test test-fast test-ipex ipex-env lint clean
+.PHONY: install bench sweep bench-check bench-job bench-memory bench-decode test test-fast test-ipex ipex-env lint clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ bench-memory: $(STAMP)
 # Decode rate of the image cache: JPEGs of 500x375 to 224x224, 1 and 2 decode processes.
 bench-decode: $(STAMP)
 	$(PY) -m tests.benchmarks.decode_bench $(ARGS)
+
+# The job's benchmarks (issue 32, docs/job.md): a 500-image proxy answers for 10,000; the job of its answer beside
+# the projection and the trial's rates; killed at half and resumed; a Ray job on one vs two 1-CPU nodes (~30 min here).
+bench-job: $(STAMP)
+	$(PY) -m tests.benchmarks.job_bench $(ARGS)
 
 # Speed regression checks (tests/benchmarks, pytest-benchmark) against this machine type's baseline
 # (tests/benchmarks/check.py). The first run on a machine type records the baseline; later runs report, one line

@@ -37,7 +37,11 @@ def _run_part(spec: dict[str, Any]) -> dict[str, Any]:
 class RayExecutor:
     """Connects to Ray (``address``: None starts a local instance, ``auto`` joins the cluster this
     machine belongs to, ``ray://host:10001`` a remote one) and runs trial parts as tasks
-    (:class:`swagbench.bench.execute.executors.Executor`)."""
+    (:class:`swagbench.bench.execute.executors.Executor`).
+
+    Ctrl-C or SIGTERM during :meth:`run` leaves the tasks to Ray, which ends a departed driver's tasks (``close``
+    disconnects it): cancelling them raced their replies, and Ray 2.60 aborted the process ("Tried to complete task
+    that was not pending") before the resume command could be printed."""
 
     shares_files = False  # results come back through the object store
 
@@ -139,10 +143,7 @@ class RayExecutor:
                 samples_done += sum(stop - first for _, first, stop in specs[i].tasks)
                 if on_progress is not None:
                     on_progress(samples_done)  # summed over shards, like local workers' counts
-        except (KeyboardInterrupt, SystemExit):
-            # Ctrl-C, SIGTERM: the driver leaves (close() disconnects it) and Ray kills a departed driver's tasks.
-            # Cancelling them here raced their replies: Ray 2.60 aborted the process ("Tried to complete task that
-            # was not pending") before the resume command could be printed.
+        except (KeyboardInterrupt, SystemExit):  # the driver leaves; Ray ends its tasks (see the class docstring)
             raise
         finally:
             members.flush()
