@@ -1,3 +1,26 @@
 """The numeric precisions a trial may ask a backend for (no torch import: config validation reads it)."""
 
 PRECISIONS = ("fp32", "bf16", "int8")
+
+# Instruction-set features that decide which precisions a CPU runs natively, as ``target.isa`` and the hardware
+# profiles spell them, and the /proc/cpuinfo flags that show each.
+ISA_FLAGS = {
+    "avx2": ("avx2",),
+    "avx512": ("avx512f",),
+    "vnni": ("avx512_vnni", "avx_vnni"),
+    "avx512_bf16": ("avx512_bf16",),
+    "amx": ("amx_tile",),
+}
+ISA_FEATURES = tuple(ISA_FLAGS)
+# A precision runs natively (in its own units, not emulated or converted) on a CPU with any of these features.
+NATIVE = {"fp32": (), "bf16": ("avx512_bf16", "amx"), "int8": ("vnni", "amx")}
+
+
+def isa_of_flags(flags: dict[str, bool]) -> list[str]:
+    """The features (:data:`ISA_FEATURES`) a CPU has, from its flags as env.json records them."""
+    return [feature for feature, names in ISA_FLAGS.items() if any(flags.get(n) for n in names)]
+
+
+def not_native(precisions, isa: list[str]) -> list[str]:
+    """Those of ``precisions`` that a CPU with features ``isa`` does not run natively, in order."""
+    return [p for p in dict.fromkeys(precisions) if NATIVE.get(p) and not set(NATIVE[p]) & set(isa)]

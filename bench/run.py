@@ -26,7 +26,7 @@ from swagbench.bench.errors import ConfigError, RunInterrupted, Terminated
 from swagbench.bench.execute.executors import EXECUTORS, Executor
 from swagbench.bench.execute.trial import RunFacts, base_row, repeated, run_one
 from swagbench.bench.measure.environment import environment
-from swagbench.bench.measure.hardware_profiles import host_mismatch
+from swagbench.bench.measure.hardware_profiles import host_mismatch, target_isa
 from swagbench.bench.measure.memory import AnonPeak
 from swagbench.bench.measure.roofline import measure_peak, roofline
 from swagbench.bench.posteriors import obtain_posteriors, user_posteriors
@@ -111,6 +111,7 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     """Check everything, then create and lock the run folder (``what``: a run's or a job's) and store config,
     environment, data and folds."""
     resolve_model(config.model)  # a bad model spec fails before any data is read
+    target_isa(config.target.isa, None)  # so does a target.isa naming an unknown profile
     RunDir.check_writable(Path(config.results_dir), "results_dir")
     RunDir.check_writable(data_cache(config.resolved_cache_dir), "cache_dir")  # data stores live there
     dataset = load_dataset(config.data, config.resolved_cache_dir, log)

@@ -126,12 +126,6 @@ def test_grey_images_and_the_cache_is_reused_then_rebuilt_when_a_file_changes(tm
     assert changed.store.folder != first.store.folder and sum("decoding" in line for line in logs) == 2
 
 
-def _corrupt(root):
-    _image(root / "a" / "x.png", "RGB", (9, 9), 1)
-    (root / "b").mkdir()
-    (root / "b" / "y.jpg").write_bytes(b"\xff\xd8garbage")  # a JPEG header, then nothing decodable
-
-
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -140,7 +134,8 @@ def _corrupt(root):
         (
             lambda r: (
                 _image(r / "a" / "x.png", "RGB", (9, 9), 1),
-                (r / "b").mkdir(),
+                _image(r / "a" / "z.png", "RGB", (9, 9), 2),  # 2 per class: a class of 1 is refused before decoding
+                _image(r / "b" / "w.png", "RGB", (9, 9), 3),
                 (r / "b" / "y.jpg").write_bytes(b"\xff\xd8garbage"),
             ),
             "cannot decode image",

@@ -43,6 +43,8 @@ def ranked(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty or "validity" not in df:
         return df.iloc[0:0]
     valid = df[(df.status == "ok") & (df.validity == "VALID")]
+    if "target_lacks" in valid:  # a precision the job machine does not run natively: shown, never recommended
+        valid = valid[valid.target_lacks.isna()]
     if valid.empty:
         return valid
     # at the run's own size the measured minutes are the answer; a projection only where the target differs
@@ -77,7 +79,11 @@ def recommendation(df: pd.DataFrame) -> str:
         return "No trial succeeded, so there is nothing to recommend; each trial's error is listed above."
     valid = ranked(df)
     if valid.empty:
-        return "No trial was both successful and VALID, so there is nothing to recommend from this run."
+        return (
+            "No trial was both successful and VALID"
+            + (f" in precisions {_machine(df)} runs natively" if _foreign(df).any() else "")
+            + ", so there is nothing to recommend from this run."
+        )
     best, ties = valid.iloc[0], valid[valid.tie]
     took = duration(best.rank_min * 60)
     where = f" for a job of {best.target_size}" if _projected(best) else ""
@@ -92,6 +98,7 @@ def recommendation(df: pd.DataFrame) -> str:
         return (
             f"Stay on eager fp32{where} ({took} for the ensemble): no other VALID trial was faster"
             + _measured_note(best)
+            + _isa_note(df)
             + _noise_note(best)
         )
     else:
@@ -99,7 +106,7 @@ def recommendation(df: pd.DataFrame) -> str:
             f"Use {describe(best)} ({best.strategy}): the fastest VALID trial{where}, {took} for "
             f"the ensemble, {best.rank_speedup:.2f}x eager fp32"
         )
-    line += _measured_note(best)
+    line += _measured_note(best) + _isa_note(df)
     if pd.notna(best.get("delta_ece")):
         line += (
             f"; calibration cost vs eager fp32 (vs {HEADLINE_LABELS} labels): ECE {best.delta_ece:+.4f}, "
@@ -108,6 +115,26 @@ def recommendation(df: pd.DataFrame) -> str:
     elif not best.is_reference:
         line += "; calibration not measured (timing-only run)"
     return line + _noise_note(best)
+
+
+def _foreign(df: pd.DataFrame) -> pd.Series:
+    """VALID trials left out of the answer because the job machine lacks a precision they used."""
+    if "target_lacks" not in df:
+        return pd.Series(False, index=df.index)
+    return (df.status == "ok") & (df.validity == "VALID") & df.target_lacks.notna()
+
+
+def _machine(df: pd.DataFrame) -> str:
+    return str(df.target_machine.dropna().iloc[0]) if "target_machine" in df and df.target_machine.notna().any() else ""
+
+
+def _isa_note(df: pd.DataFrame) -> str:
+    """Which VALID trials the answer left out for the job machine's instruction set, and why."""
+    foreign = df[_foreign(df)]
+    if foreign.empty:
+        return ""
+    names = ", ".join(f"{describe(t)} (needs {t.target_lacks})" for _, t in foreign.iterrows())
+    return f"; not recommended for {_machine(df)}, which lacks them natively: {names}"
 
 
 def _measured_note(best: pd.Series) -> str:

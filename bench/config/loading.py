@@ -114,7 +114,12 @@ def load_config(
         loaded = read_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at top level")
-        raw.update(loaded)
+        raw.update(
+            {
+                k: {**raw[k], **v} if isinstance(raw.get(k), dict) and isinstance(v, dict) else v
+                for k, v in loaded.items()
+            }
+        )
     if backends is not None:  # --backends "" (an unset shell variable) is an error, not "all trials"
         raw["trials"] = parse_backends(backends)
     if strategy is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from swagbench import checked
-from swagbench.backends.precisions import PRECISIONS
+from swagbench.backends.precisions import ISA_FEATURES, PRECISIONS
 from swagbench.bench.errors import ConfigError
 from swagbench.checked import quoted
 from swagbench.swag.training import TrainConfig
@@ -173,11 +173,18 @@ class TargetConfig:
         Images in the job's data set (None: the run's own).
     folds, samples : int or None
         K folds and S SWAG samples per fold of the job (None: the run's own).
+    isa : list of str, str or None
+        The job machine's instruction set: features (``[avx512, vnni]``, of
+        ``swagbench.backends.precisions.ISA_FEATURES``) or a hardware profile's name (``n2-highcpu-32``: the features
+        its profile states); None: the run's own machine's (``--profile`` sets its profile's). A trial that needs a
+        precision the target does not run natively (bf16 without avx512_bf16 or amx; int8 without vnni or amx), in
+        its model or its BatchNorm pass, stays in the tables but is not recommended for that target.
     """
 
     images: int | None = 50_000
     folds: int | None = None
     samples: int | None = 16
+    isa: list[str] | str | None = None
 
     def __post_init__(self) -> None:
         for key, least in (("images", 4), ("folds", 2), ("samples", 1)):
@@ -186,6 +193,15 @@ class TargetConfig:
                 raise ConfigError(f"target.{key} must be >= {least} or null (the run's own; got {value})")
         if self.images is not None and self.folds is not None and self.images < 2 * self.folds:
             raise ConfigError(f"target.images={self.images} is fewer than 2 per fold (target.folds={self.folds})")
+        if isinstance(self.isa, list):
+            odd = [f for f in self.isa if f not in ISA_FEATURES]
+            if odd:
+                raise ConfigError(
+                    f"target.isa names {odd[0]!r}, not one of {', '.join(ISA_FEATURES)} (or give a profile's name, "
+                    "e.g. target.isa=n2-highcpu-32)"
+                )
+        elif self.isa is not None and not isinstance(self.isa, str):
+            raise ConfigError(f"target.isa must be a list of features or a profile's name, got {self.isa!r}")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class ProfileSpec:
     vcpus: int | None = None
     physical_cores: int | None = None
     memory_gb: float | None = None
+    isa: list[str] | None = None  # the machine's features (ISA_FEATURES); None: detected (local)
     run: RunSection | None = None
     sweep: SweepSection | None = None
     price: PriceSection | None = None
@@ -146,8 +147,28 @@ def price(profile: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def profile_overrides(profile: dict[str, Any]) -> dict[str, Any]:
-    """The run settings a profile implies, as a config mapping (layered under the config file)."""
-    return {k: v for k, v in profile["run"].items() if v is not None}
+    """The run settings a profile implies, as a config mapping (layered under the config file): its ``run`` section,
+    and the job machine's instruction set (``target.isa``) where the profile states one."""
+    out = {k: v for k, v in profile["run"].items() if v is not None}
+    if profile.get("isa"):
+        out["target"] = {"isa": profile["name"]}
+    return out
+
+
+def target_isa(spec: list[str] | str | None, flags: dict[str, bool] | None) -> tuple[str, list[str]] | None:
+    """(what to call it, its features) of the job machine ``spec`` (``target.isa``) names: features as given, a
+    profile's stated ones, or (None) the run machine's, from ``flags`` (env.json's ``cpu.flags``); None where the
+    run recorded no flags. An unknown profile, or one that states no isa, is a ConfigError."""
+    from swagbench.backends.precisions import isa_of_flags
+
+    if isinstance(spec, list):
+        return "the target", list(spec)
+    if isinstance(spec, str):
+        profile = load_profile(spec)
+        if not profile.get("isa"):
+            raise ConfigError(f"profile {spec} states no isa; give target.isa as a list, e.g. [avx512, vnni]")
+        return spec, list(profile["isa"])
+    return ("this machine", isa_of_flags(flags)) if flags else None
 
 
 def machine_key() -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from swagbench.backends.precisions import not_native
 from swagbench.bench.answer.auto import strategy_text
 from swagbench.bench.answer.fidelity import is_reference_row
 from swagbench.bench.answer.metrics import CALIBRATION_KEYS
@@ -17,7 +18,11 @@ from swagbench.bench.measure.timing import PHASES
 from swagbench.bench.record.row import TrialRow, as_row
 
 
-def summary_frame(rows: list[TrialRow | dict[str, Any]], target: dict[str, Any] | None = None) -> pd.DataFrame:
+def summary_frame(
+    rows: list[TrialRow | dict[str, Any]],
+    target: dict[str, Any] | None = None,
+    isa: tuple[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """One flat row per trial: minutes per phase, throughput, memory, calibration, detection, speedup.
 
     ``ensemble_min`` is the per-trial wall-clock cost (sample + BN update + prepare + warm-up + predict over all
@@ -25,9 +30,14 @@ def summary_frame(rows: list[TrialRow | dict[str, Any]], target: dict[str, Any] 
     shared by all trials of the run and listed apart. ``speedup`` is eager-fp32 ensemble_min divided by this trial's;
     ``predict_speedup`` the same for steady-state predict throughput (img/s). ``target_min`` is ``ensemble_min``
     projected to ``target`` (the config's ``target`` mapping: the user's job, see
-    :mod:`swagbench.bench.answer.projection`) and ``target_speedup`` the speedup there.
+    :mod:`swagbench.bench.answer.projection`) and ``target_speedup`` the speedup there. ``isa`` (what to call the
+    job machine, its instruction-set features; ``swagbench.bench.measure.hardware_profiles.target_isa``) fills
+    ``target_lacks``: the precisions a trial used (its own, its BatchNorm pass's) that the job machine does not run
+    natively, None where it runs them all; such a trial is never recommended.
     """
-    df = pd.DataFrame([{**_settings(r), **_timing(r), **_quality(r), **_target(r, target)} for r in map(as_row, rows)])
+    df = pd.DataFrame(
+        [{**_settings(r), **_timing(r), **_quality(r), **_target(r, target, isa)} for r in map(as_row, rows)]
+    )
     if df.empty:
         return df
     # The reference is the first such row, as the run's fidelity gate took it (swagbench.bench.run); another eager fp32
@@ -126,11 +136,17 @@ def flagged_trials(df: pd.DataFrame) -> pd.Series:
     return (df.status != "ok") | (df.validity == "INVALID")
 
 
-def _target(r: TrialRow, target: dict[str, Any] | None) -> dict[str, Any]:
+def _target(r: TrialRow, target: dict[str, Any] | None, isa: tuple[str, list[str]] | None) -> dict[str, Any]:
     """The job size the answer is for (the run's own where the config names none) and the trial's minutes there, in
-    total (``target_min``) and per projected phase (``target_<phase>_min``)."""
+    total (``target_min``) and per projected phase (``target_<phase>_min``); the job machine (``target_machine``) and
+    the precisions it would not run natively (``target_lacks``)."""
+    lacks = not_native(trial_precisions(r), isa[1]) if isa else []
+    machine = {
+        "target_machine": f"{isa[0]} ({', '.join(isa[1]) or 'no avx2'})" if isa else None,
+        "target_lacks": ", ".join(lacks) or None,
+    }
     if not r.n_examples:
-        return {"target_min": None, "run_size": None, "target_size": None}
+        return {"target_min": None, "run_size": None, "target_size": None, **machine}
     images, folds, samples = target_sizes(r, target)
     projected = target_projection(r, target) or {}
     return {
@@ -138,7 +154,14 @@ def _target(r: TrialRow, target: dict[str, Any] | None) -> dict[str, Any]:
         **{f"target_{phase}_min": projected.get(phase) for phase in PROJECTED_PHASES},
         "run_size": size_text(r.n_examples, r.folds, r.samples),
         "target_size": size_text(images, folds, samples),
+        **machine,
     }
+
+
+def trial_precisions(r: TrialRow) -> list[str]:
+    """The precisions a trial computed in: its own, and its BatchNorm pass's where that ran another."""
+    bn = (r.bn_update or {}).get("precision") if (r.bn_update or {}).get("where") not in (None, "none") else None
+    return [r.precision] + ([bn] if bn else [])
 
 
 def size_text(images: int, folds: int, samples: int) -> str:
@@ -227,8 +250,12 @@ class ReportData:
     @classmethod
     def of(cls, run, rows: list[TrialRow]) -> ReportData:
         """From a :class:`swagbench.bench.record.rundir.RunDir` and its rows (and the target size its config names)."""
+        from swagbench.bench.measure.hardware_profiles import target_isa
+
         target = run.config_dict().get("target") if run.config_path.is_file() else None
-        df = with_ceilings(summary_frame(rows, target), rows, run.read_ceilings())
+        env = run.read_env()
+        isa = target_isa((target or {}).get("isa"), (env.get("cpu") or {}).get("flags"))
+        df = with_ceilings(summary_frame(rows, target, isa), rows, run.read_ceilings())
         return cls(run.name, rows, df, calibration_frame(rows), run.read_env(), run.config_text(), target)
 
     @property
