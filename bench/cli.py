@@ -427,11 +427,17 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(exc, RunInterrupted)
             else ""
         )
-        terminated = isinstance(exc, Terminated) or getattr(exc, "terminated", False)
+        # the signal itself, not only the exception's type: a library's code (Ray's wait) may catch the Terminated our
+        # handler raised inside it and raise a plain KeyboardInterrupt instead (exit 130 under Ray, now and then)
+        terminated = isinstance(exc, Terminated) or getattr(exc, "terminated", False) or _SIGTERM_SEEN
+
         how = "terminated (SIGTERM)" if terminated else "interrupted"
         kept = "committed members are kept" if job else "rows already written are kept"
         print(f"swagbench: {how}; {kept}{hint}", file=sys.stderr)
         return 143 if terminated else 130
+
+
+_SIGTERM_SEEN = False  # set by the SIGTERM handler below: how the command's interruption is reported
 
 
 @contextlib.contextmanager
@@ -445,8 +451,12 @@ def _terminate_like_ctrl_c():
     from swagbench.bench.errors import Terminated
 
     def terminated(_signum, _frame):
+        global _SIGTERM_SEEN
+        _SIGTERM_SEEN = True
         raise Terminated()
 
+    global _SIGTERM_SEEN
+    _SIGTERM_SEEN = False  # this command's own signal only (tests call main() many times in one process)
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -128,8 +128,10 @@ def test_a_worker_killed_mid_job_stops_it_and_a_resume_finishes_bit_identical(tm
     assert np.load(RunDir(job_dir).pred_probs).tobytes() == np.load(RunDir(the_run(whole)).pred_probs).tobytes()
 
 
-def test_sigterm_stops_the_job_keeping_its_members_and_prints_the_resume_command(tmp_path):
-    proc, results = _start_job(tmp_path, "--backends", SLOW)
+def sigterm_then_resume(tmp_path, *args) -> Path:
+    """A job (``args``) sent SIGTERM once 2 members are committed: it stops within 10 s, exit 143, members kept and
+    the resume command printed; the resume finishes it. Returns the job folder."""
+    proc, results = _start_job(tmp_path, "--backends", SLOW, *args)
     job_dir = _wait_for_members(results, 2)
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
@@ -139,6 +141,11 @@ def test_sigterm_stops_the_job_keeping_its_members_and_prints_the_resume_command
     assert f"swagbench job --resume {job_dir}" in err and "committed members are kept" in err
     assert _committed(job_dir) >= 2
     assert main(["job", "--resume", str(job_dir)]) == 0
+    return job_dir
+
+
+def test_sigterm_stops_the_job_keeping_its_members_and_prints_the_resume_command(tmp_path):
+    sigterm_then_resume(tmp_path)
 
 
 def test_a_backend_with_wrong_probabilities_fails_the_audit_before_the_ensemble(tmp_path, capsys):

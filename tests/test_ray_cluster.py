@@ -3,7 +3,6 @@ CPU each, every one its own raylet (Ray's own multi-node fixture, ``ray.cluster_
 127.0.0.1, the driver included. One worker node is killed mid-job; its tasks are retried on the other, and the
 job's pred_probs equal a local job's."""
 
-import signal
 import threading
 import time
 
@@ -13,7 +12,7 @@ import pytest
 from swagbench.bench.cli import main
 from swagbench.bench.record.rundir import RunDir
 from tests.conftest import the_run
-from tests.test_job import JOB, _committed, _start_job, _wait_for_members
+from tests.test_job import JOB, _committed, sigterm_then_resume
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]'")
 pytestmark = pytest.mark.e2e
@@ -78,14 +77,5 @@ def test_sigterm_under_ray_keeps_members_and_prints_the_resume_command(cluster, 
     with Ray's native stack dump and exit 1); the resume, on the same cluster, finishes the job."""
     nodes, _ = cluster
     ray_args = ["executor=ray", f"ray_address={nodes.address}", f"ray_node_ip={LOOPBACK}", "threads=1"]
-    proc, results = _start_job(tmp_path, "--backends", SLOW, *ray_args)
-    job_dir = _wait_for_members(results, 2)
-    sent = time.time()
-    proc.send_signal(signal.SIGTERM)
-    err = proc.communicate(timeout=60)[1]
-    assert time.time() - sent < 10
-    assert proc.returncode == 143, err
-    assert f"swagbench job --resume {job_dir}" in err and "committed members are kept" in err
-    assert _committed(job_dir) >= 2
-    assert main(["job", "--resume", str(job_dir)]) == 0
+    job_dir = sigterm_then_resume(tmp_path, *ray_args)
     assert RunDir(job_dir).read_job()["members_done"] == 8
