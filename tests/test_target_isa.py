@@ -62,3 +62,13 @@ def test_an_n2_answer_never_picks_bf16_and_says_why():
     assert "(needs bf16)" in line
     assert ranked(here).trial.iloc[0] == "01-eager-bf16"  # the fixture's winner here: bf16 on this AMD machine
     assert ranked(n2).trial.iloc[0] == "00-eager-fp32" and line.startswith("Stay on eager fp32")
+
+
+def test_the_charts_name_what_the_target_lacks():
+    from swagbench.bench.report.charts import _label
+
+    n2 = summary_frame(read_rows(FIXTURE), None, N2)
+    labels = {row.trial: _label(row) for row in n2.itertuples()}
+    assert (
+        labels["01-eager-bf16"] == "01-eager-bf16  [target lacks bf16]" and labels["00-eager-fp32"] == "00-eager-fp32"
+    )

@@ -52,8 +52,12 @@ def _save(fig, path: Path) -> Path:
 
 
 def _label(row) -> str:
-    """The trial's name, with its result in brackets when it failed, was skipped or is INVALID."""
-    return f"{row.trial}  [{row.result}]" if row.status != "ok" or row.validity == "INVALID" else row.trial
+    """The trial's name, with its result in brackets when it failed, was skipped or is INVALID, or with the precision
+    the job machine lacks (``target.isa``) when it is never recommended for that reason."""
+    if row.status != "ok" or row.validity == "INVALID":
+        return f"{row.trial}  [{row.result}]"
+    lacks = getattr(row, "target_lacks", None)
+    return f"{row.trial}  [target lacks {lacks}]" if isinstance(lacks, str) else row.trial
 
 
 def _empty(path: Path, title: str, message: str) -> Path:
@@ -337,9 +341,10 @@ def _quality_panel(
             facecolors="none" if row.channels_last and not invalid else colour,
             edgecolors=colour,
             linewidths=1.8,
-            label=labels[index]
-            if labels is not None
-            else f"{row.trial} ({x:.2f}x)" + (" [INVALID]" if invalid else ""),
+            label=(
+                labels[index] if labels is not None else f"{row.trial} ({x:.2f}x)" + (" [INVALID]" if invalid else "")
+            )
+            + (f" [target lacks {row.target_lacks}]" if isinstance(getattr(row, "target_lacks", None), str) else ""),
         )
         if row.trial == best:
             ax.scatter(x, y, s=420, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
