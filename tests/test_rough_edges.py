@@ -109,9 +109,10 @@ def test_sigterm_stops_the_run_like_ctrl_c_with_the_resume_hint(tiny_overrides, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # start-up (imports, data, folds) took over 120 s on a loaded 2-core machine
     while time.time() < deadline and not list((tmp_path / "results").glob("*/config.yaml")):
         time.sleep(0.05)  # training: the run folder exists
+    assert list((tmp_path / "results").glob("*/config.yaml")), "the run folder never appeared"
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=60)[1]
     run = the_run(tmp_path / "results")
