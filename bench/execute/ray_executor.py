@@ -143,9 +143,7 @@ class RayExecutor:
                 samples_done += sum(stop - first for _, first, stop in specs[i].tasks)
                 if on_progress is not None:
                     on_progress(samples_done)  # summed over shards, like local workers' counts
-        except (KeyboardInterrupt, SystemExit):  # the driver leaves; Ray ends its tasks (see the class docstring)
-            raise
-        finally:
+        finally:  # on Ctrl-C or SIGTERM the tasks are left to Ray (see the class docstring)
             members.flush()
             bn_stats.flush()
             del members, bn_stats
