@@ -166,19 +166,27 @@ class Backend(ABC):
         fold's training inputs."""
         raise BackendError(f"backend {self.name!r} cannot swap weights; it re-prepares per sample")
 
-    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+    def statistics(
+        self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None
+    ) -> StatisticsRunner:
         """A runner computing BatchNorm batch statistics with the weights now in ``model`` (train-mode BN).
 
         Called once per trial; later samples go through :meth:`update_statistics`. ``example`` is one of the
-        fold's BN batches. Raise :class:`StatisticsUnsupported` (saying why) where this backend cannot.
+        fold's BN batches; ``calibration``, all of them (an int8 pass calibrates on their first few; a new
+        object means a new fold). Raise :class:`StatisticsUnsupported` (saying why) where this backend cannot.
         """
         raise StatisticsUnsupported(f"backend {self.name!r} does not compute BatchNorm statistics")
 
     def update_statistics(
-        self, runner: StatisticsRunner, model: nn.Module, example: torch.Tensor, options: BackendOptions
+        self,
+        runner: StatisticsRunner,
+        model: nn.Module,
+        example: torch.Tensor,
+        options: BackendOptions,
+        calibration=None,
     ) -> StatisticsRunner:
         """Move a statistics runner to the weights now in ``model`` (updated in place); by default build it anew."""
-        return self.statistics(model, example, options)
+        return self.statistics(model, example, options, calibration)
 
     def versions(self) -> dict[str, str]:
         """Library versions this backend runs on, recorded in each result row."""

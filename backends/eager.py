@@ -31,5 +31,7 @@ class EagerBackend(Backend):
         self.check(options)
         return module_runner(model.eval().to(memory_format=memory_format(options)), options)
 
-    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+    def statistics(
+        self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None
+    ) -> StatisticsRunner:
         return native_statistics(model, options)

@@ -75,7 +75,9 @@ class InductorBackend(Backend):
     def update(self, runner: Runner, model: nn.Module, options: BackendOptions, calibration=None) -> Runner:
         return runner  # the compiled graph reads the model's (updated in place) parameters
 
-    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+    def statistics(
+        self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None
+    ) -> StatisticsRunner:
         self.check(options)
         fmt = memory_format(options)
         graph = StatisticsGraph(model.to(memory_format=fmt), example.contiguous(memory_format=fmt))
@@ -88,5 +90,5 @@ class InductorBackend(Backend):
         run.info = describe(options, "statistics graph (torch.compile)")
         return run
 
-    def update_statistics(self, runner, model, example, options) -> StatisticsRunner:
+    def update_statistics(self, runner, model, example, options, calibration=None) -> StatisticsRunner:
         return runner  # compiled without freezing: it reads the parameters updated in place

@@ -99,7 +99,9 @@ class IpexBackend(Backend):
         run.info = {"jit": jit, "dtype": str(dtype)}
         return run
 
-    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+    def statistics(
+        self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None
+    ) -> StatisticsRunner:
         raise StatisticsUnsupported(
             "ipex.optimize refuses train mode without an optimizer, and IPEX is discontinued: statistics in eager fp32"
         )

@@ -105,13 +105,15 @@ def _write_own_values(proto, own: dict[str, np.ndarray], traced: dict[str, np.nd
         init.CopyFrom(numpy_helper.from_array(own[name].astype(traced[name].dtype, copy=False), name))
 
 
-def export_statistics(model: nn.Module, example: torch.Tensor):
+def export_statistics(model: nn.Module, example: torch.Tensor, reduction: str = "convolution"):
     """(proto, graph): ``model``'s :class:`~swagbench.swag.batchnorm.StatisticsGraph` exported to ONNX (outputs
     ``out_0 .. out_<2L-1>``: each BatchNorm layer's batch mean and biased variance; initializers named
-    ``net.<state_dict key>``) and the graph module, whose ``batch_statistics`` reads those outputs."""
+    ``net.<state_dict key>``) and the graph module, whose ``batch_statistics`` reads those outputs. ``reduction``:
+    see :data:`~swagbench.swag.batchnorm.REDUCTIONS` (``convolution`` is the faster for both graph runtimes in
+    float; ``ops`` for a graph to be quantized, whose all-ones convolutions would be quantized too)."""
     from swagbench.swag.batchnorm import StatisticsGraph
 
-    graph = StatisticsGraph(model, example, reduction="convolution")  # both graph runtimes: see REDUCTIONS
+    graph = StatisticsGraph(model, example, reduction=reduction)
     with warnings.catch_warnings():  # train mode is intended: update_bn runs the model in train mode
         warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
         return export_onnx(graph, example, outputs=2 * graph.num_layers), graph

@@ -120,7 +120,9 @@ class OnnxRuntimeBackend(Backend):
             runner.graph.bind(model)
         return runner
 
-    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+    def statistics(
+        self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None
+    ) -> StatisticsRunner:
         self.check(options)
         proto, stats_graph = export_statistics(model, example)
         graph = _BoundGraph(self, proto, stats_graph, options)
@@ -132,7 +134,7 @@ class OnnxRuntimeBackend(Backend):
         run.info = {**describe(options, "statistics graph (ONNX Runtime)", precision="fp32"), "binding": graph.binding}
         return run
 
-    def update_statistics(self, runner, model, example, options) -> StatisticsRunner:
+    def update_statistics(self, runner, model, example, options, calibration=None) -> StatisticsRunner:
         runner.graph.bind(runner.graph.module)  # the statistics graph shares the model's parameters
         return runner
 

@@ -18,12 +18,14 @@ for an "fp32" model) and read back with ``get_property``; a mismatch fails the t
 int8: NNCF post-training quantization of the inference graph with BatchNorm folded into the convolutions
 (``swagbench.backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
 fold re-quantizes only the weights (NNCF's symmetric per-channel int8, max|w| / 127) and keeps the fold's
-activation ranges and bias correction, then recompiles. Its BatchNorm statistics come from the
-statistics graph in bf16 where the CPU has it, else f32, bound as ``binding`` says.
+activation ranges and bias correction, then recompiles (``swagbench.backends.openvino_int8``). Its BatchNorm
+statistics come from the statistics graph in ``bn_precision``: by default bf16 where the CPU has it, else f32, bound
+as ``binding`` says; ``bn_precision: int8`` quantizes the statistics graph's convolutions the same way.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,14 +40,15 @@ from swagbench.backends.onnx_graph import (
     export_onnx,
     export_statistics,
     float_state,
-    symmetric_per_channel,
 )
+from swagbench.backends.openvino_int8 import QuantizedGraph, replace_constant
 from swagbench.backends.torch_helpers import describe
 
 HINTS = ("throughput", "latency")
 STATIC = {"auto": None, "static": True, "dynamic": False}  # each ``shapes`` choice as _Graph's ``static``
 SHAPES = tuple(STATIC)
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+BN_PRECISIONS = ("auto", "int8", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ class OpenVinoOptions(GraphOptions):
         "static: each batch shape compiled with its batch dimension fixed (on first use); dynamic: one graph for "
         "every batch size; auto: both timed on the graph's first batch when it is built, the faster kept",
         SHAPES,
+    )
+    bn_precision: str = option(
+        "auto",
+        "precision of the BatchNorm pass's statistics graph: int8 (its convolutions quantized by NNCF, statistics "
+        "and normalisation in float32), bf16, fp32; auto: the trial's own, and for an int8 trial bf16 where the "
+        "CPU has it, else fp32 (int8 failed the gate on the embedded default: docs/backends.md)",
+        BN_PRECISIONS,
     )
 
 
@@ -101,28 +111,71 @@ class OpenVinoBackend(Backend):
         runner.bind(model, calibration)
         return runner
 
-    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+    def statistics(
+        self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None
+    ) -> StatisticsRunner:
         self.check(options)
-        proto, stats_graph = export_statistics(model, example)
-        precision = OV_PRECISION.get(options.precision) or ("bf16" if self.has_bf16() else "f32")
+        precision = self.bn_precision(options)
         binding = self.settings(options).binding
-        graph = _graph(self, proto, stats_graph, options, precision, "latency", binding, example)
+        if precision == "int8":
+            return self._int8_statistics(model, example, options, calibration)
+        proto, stats_graph = export_statistics(model, example)
+        graph = _graph(self, proto, stats_graph, options, OV_PRECISION[precision], "latency", binding, example)
 
         def run(batch: torch.Tensor):
             return stats_graph.batch_statistics(graph(batch), batch.shape[0])
 
         run.graph = graph
-        method = f"statistics graph (OpenVINO {precision})"
         run.info = {
-            **describe(options, method, precision={"f32": "fp32"}.get(precision, precision)),
+            **describe(options, f"statistics graph (OpenVINO {OV_PRECISION[precision]})", precision=precision),
             "binding": binding,
             **{k: v for k, v in graph.info.items() if k.startswith("shapes")},
         }
         return run
 
-    def update_statistics(self, runner, model, example, options) -> StatisticsRunner:
-        runner.graph.bind(runner.graph.module)  # the statistics graph shares the model's parameters
+    def _int8_statistics(self, model, example, options, calibration) -> StatisticsRunner:
+        """The statistics graph with its convolutions in int8 (NNCF, calibrated per fold on its BN batches); its
+        statistics summed by mean reductions in float32 (depthwise all-ones convolutions would be quantized)."""
+        _, stats_graph = export_statistics(model, example, reduction="ops")
+        outputs = 2 * stats_graph.num_layers  # each fold calibrates on a graph exported with the weights it has now
+
+        def export():
+            with warnings.catch_warnings():  # train mode is intended: update_bn runs the model in train mode
+                warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
+                return export_onnx(stats_graph, example, outputs=outputs)
+
+        build = _fixed(self, stats_graph, options, "latency", example)
+        quantized = QuantizedGraph(self, options, stats_graph, export, build)
+        quantized.bind(calibration)
+
+        def run(batch: torch.Tensor):
+            return stats_graph.batch_statistics(quantized.graph(batch), batch.shape[0])
+
+        run.quantized = quantized
+        run.info = {
+            **describe(options, "statistics graph (OpenVINO int8, NNCF)", precision="int8"),
+            "binding": "fixed",
+            "quantization": "NNCF convolutions, statistics and normalisation in float32, calibrated per fold",
+            **{k: v for k, v in quantized.graph.info.items() if k.startswith("shapes")},
+        }
+        return run
+
+    def update_statistics(self, runner, model, example, options, calibration=None) -> StatisticsRunner:
+        if hasattr(runner, "quantized"):
+            runner.quantized.bind(calibration)  # re-quantized per sample, recalibrated per fold
+        else:
+            runner.graph.bind(runner.graph.module)  # the statistics graph shares the model's parameters
         return runner
+
+    def bn_precision(self, options: BackendOptions) -> str:
+        """The BatchNorm pass's precision: ``bn_precision``, or with ``auto`` the trial's own (an int8 trial's: bf16
+        where the CPU has it, else fp32)."""
+        chosen = self.settings(options).bn_precision
+        if chosen != "auto":
+            return chosen
+        if options.precision == "int8":
+            return "bf16" if self.has_bf16() else "fp32"
+        return options.precision
 
     def has_bf16(self) -> bool:
         import openvino as ov
@@ -156,6 +209,17 @@ def _graph(backend, proto, module: nn.Module, options, precision: str, hint: str
     ov_model = ov.Core().read_model(proto.SerializeToString(), b"")
     static = STATIC[backend.settings(options).shapes]
     return _Graph(backend, ov_model, module, options, precision, hint, binding, names, example, static)
+
+
+def _fixed(backend, module: nn.Module, options, hint: str, example):
+    """build(ov_model, static) -> a :class:`_Graph` of an OpenVINO model its owner edits itself (``fixed``) in f32;
+    ``static`` None: the ``shapes`` setting's (a further fold's graph keeps the first one's choice)."""
+
+    def build(ov_model, static):
+        static = STATIC[backend.settings(options).shapes] if static is None else static
+        return _Graph(backend, ov_model, module, options, "f32", hint, "fixed", [], example, static)
+
+    return build
 
 
 class _Graph:
@@ -214,7 +278,7 @@ class _Graph:
         self.state = self._state(module)
         if self.binding == "constants":
             for name, array in self.state.items():
-                self.constants[name] = _replace_constant(self.constants[name], array)
+                self.constants[name] = replace_constant(self.constants[name], array)
             self.recompile()
         elif self.binding == "inputs":
             for compiled in self.compiled.values():
@@ -338,98 +402,27 @@ class _Int8Graph(_PredictRunner):
     def __init__(self, backend, model, example, options, calibration, hint: str) -> None:
         from swagbench.backends.folding import FoldedModel
 
-        self.backend, self.options, self.example, self.hint = backend, options, example, hint
         self.folded = FoldedModel(model)
-        self.calibration, self.graph = None, None
+        module = self.folded.graph_module
+        export = lambda: export_onnx(module, example, optimize=True)  # noqa: E731
+        self.quantized = QuantizedGraph(
+            backend, options, module, export, _fixed(backend, module, options, hint, example)
+        )
         self.bind(model, calibration)
+
+    @property
+    def graph(self) -> _Graph:
+        return self.quantized.graph
 
     def bind(self, model: nn.Module, calibration=None) -> None:
         """Move to the weights and BN statistics now in ``model``; a ``calibration`` (the fold's training
         inputs) other than the last one means a new fold: recalibrate."""
         self.folded.refold()
-        state = float_state(self.folded.graph_module)
-        if calibration is not self.calibration:
-            self._calibrate(calibration, state)
-        else:
-            for name, (weights, scales, axis, step, qmax) in self.weights.items():
-                q, scale = quantize_weights(state[name], axis, step, qmax, self.constants[scales].get_data().shape)
-                self.constants[weights] = _replace_constant(self.constants[weights], q)
-                self.constants[scales] = _replace_constant(self.constants[scales], scale)
-            for name, delta in self.bias_correction.items():
-                self.constants[name] = _replace_constant(self.constants[name], state[name] + delta)
-            self.graph.recompile()
-
-    def _calibrate(self, calibration, state: dict[str, np.ndarray]) -> None:
-        import openvino as ov
-
-        try:
-            import nncf
-        except ImportError as exc:
-            raise BackendError("openvino int8 needs NNCF; pip install nncf") from exc
-        if not calibration:
-            raise BackendError("openvino int8 needs calibration batches (the fold's training inputs)")
-        settings = self.backend.settings(self.options)
-        n = settings.calibration_batches
-        core = ov.Core()
-        proto = export_onnx(self.folded.graph_module, self.example, optimize=True)
-        float_model = core.read_model(proto.SerializeToString(), b"")
-        weight_of = _weight_constants(float_model, state)
-        data = nncf.Dataset([b.numpy() for b in calibration[:n]])
-        quantized = nncf.quantize(float_model, data, subset_size=len(calibration[:n]))  # items: batches
-        self.weights, self.constants, self.bias_correction = {}, {}, {}
-        for op in quantized.get_ops():
-            name = op.get_friendly_name()
-            consumer, _, suffix = name.rpartition("/fq_weights_")
-            if op.get_type_name() == "Multiply" and suffix and consumer in weight_of:
-                int8 = op.input(0).get_source_output().get_node().input(0).get_source_output().get_node()
-                scale = op.input(1).get_source_output().get_node()
-                shape = scale.get_data().shape
-                axis = next((i for i, s in enumerate(shape) if s != 1), 0)
-                key_w, key_s = f"{consumer}#int8", f"{consumer}#scale"
-                self.constants[key_w], self.constants[key_s] = int8, scale
-                # NNCF's range for this layer (narrower for the first layer: its overflow fix), read off
-                # the calibrated quantizer: scale = max|w| * step, |q| <= qmax.
-                w = state[weight_of[consumer]]
-                absmax = np.abs(w).max(axis=tuple(i for i in range(w.ndim) if i != axis), keepdims=True)
-                step = float(np.median(scale.get_data() / np.where(absmax == 0, 1, absmax).reshape(shape)))
-                qmax = int(np.abs(int8.get_data()).max())
-                self.weights[weight_of[consumer]] = (key_w, key_s, axis, step, qmax)
-            elif op.get_type_name() == "Constant" and name in state and name not in weight_of.values():
-                self.constants[name] = op
-                self.bias_correction[name] = op.get_data().astype(np.float32) - state[name]
-        self.calibration = calibration
-        # a further fold's graph keeps the first one's shapes choice (the same model and batch)
-        previous = self.graph
-        static = previous.static if previous is not None else STATIC[settings.shapes]
-        self.graph = _Graph(
-            self.backend,
-            quantized,
-            self.folded.graph_module,
-            self.options,
-            "f32",
-            self.hint,
-            "fixed",
-            [],
-            self.example,
-            static,
-        )
-        if previous is not None:
-            self.graph.rates = previous.rates  # what the choice was made on
+        self.quantized.bind(calibration)
 
     @property
     def info(self) -> dict:
         return {**self.graph.info, "quantization": "NNCF, BN folded, activations calibrated per fold"}
-
-
-def quantize_weights(
-    w: np.ndarray, axis: int, step: float, qmax: int, scale_shape: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8 weights as NNCF makes them
-    (:func:`swagbench.backends.onnx_graph.symmetric_per_channel` with scale = max|w| * ``step``: 1/127, or 1/63.5 where
-    NNCF narrows the first layer). Returns (q int8, scale
-    shaped ``scale_shape``)."""
-    q, scale = symmetric_per_channel(w, axis, lambda a: a * step, qmax)
-    return q, scale.reshape(scale_shape)
 
 
 def _constants(ov_model, names: list[str]) -> dict:
@@ -440,28 +433,7 @@ def _constants(ov_model, names: list[str]) -> dict:
     return {n: found[n] for n in names}
 
 
-def _replace_constant(node, array: np.ndarray):
-    """Put a new Constant holding ``array`` where ``node`` was (same name); return it."""
-    from openvino import opset13
-
-    new = opset13.constant(np.ascontiguousarray(array, dtype=node.get_data().dtype), shared_memory=False)
-    new.set_friendly_name(node.get_friendly_name())
-    node.output(0).replace(new.output(0))
-    return new
-
-
 def _tensor(array: np.ndarray):
     import openvino as ov
 
     return ov.Tensor(np.ascontiguousarray(array), shared_memory=True)
-
-
-def _weight_constants(model, state: dict[str, np.ndarray]) -> dict[str, str]:
-    """Consumer op name -> the name of the float weight (a Constant of ``state``) it reads as its second input."""
-    weight_of = {}
-    for op in model.get_ops():
-        for inp in op.inputs()[1:2]:
-            source = inp.get_source_output().get_node()
-            if source.get_type_name() == "Constant" and source.get_friendly_name() in state:
-                weight_of[op.get_friendly_name()] = source.get_friendly_name()
-    return weight_of

@@ -81,7 +81,9 @@ class TorchScriptBackend(Backend):
         runner.module.load_state_dict(model.state_dict())
         return runner
 
-    def statistics(self, model: nn.Module, example: torch.Tensor, options: BackendOptions) -> StatisticsRunner:
+    def statistics(
+        self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None
+    ) -> StatisticsRunner:
         self.check(options)
         fmt = memory_format(options)
         graph = StatisticsGraph(
@@ -98,6 +100,6 @@ class TorchScriptBackend(Backend):
         run.info = describe(options, "statistics graph (TorchScript trace)")
         return run
 
-    def update_statistics(self, runner, model, example, options) -> StatisticsRunner:
+    def update_statistics(self, runner, model, example, options, calibration=None) -> StatisticsRunner:
         runner.module.load_state_dict(runner.graph.state_dict())  # never rely on the trace sharing tensors
         return runner

@@ -60,7 +60,7 @@ class JobRecord:
             strategy_file=None if strategy_file is None else str(Path(strategy_file).resolve()),
             sizes=sizes,
             members_total=sizes["folds"] * sizes["samples"],
-            projected=projection(strategy_file, sizes),
+            projected=projection(strategy_file, sizes, config.audit.members),
         )
 
     @classmethod
@@ -103,25 +103,37 @@ class JobRecord:
         return {f"{p}_img_per_s": images[p] / seconds[p] if seconds[p] else None for p in seconds}
 
 
-def projection(strategy_file, sizes: dict[str, int]) -> dict[str, Any] | None:
-    """The benchmark's projection of this strategy to the job's size, where a benchmark run (the strategy file's
-    folder) recorded the trial: minutes, and which run and trial."""
+def projection(strategy_file, sizes: dict[str, int], audit_members: int) -> dict[str, Any] | None:
+    """The benchmark's projection of this job, where a benchmark run (the strategy file's folder) recorded the trial:
+    the strategy's ensemble at the job's size plus its audit (``audit_members`` members in eager fp32, projected from
+    the run's reference trial, and the strategy's setup paid again by the audit's own session), in minutes, and
+    which run and trial."""
     if strategy_file is None:
         return None
-    from swagbench.bench.answer.projection import project
+    from swagbench.bench.answer.fidelity import is_reference_row
+    from swagbench.bench.answer.projection import members_seconds, project, session_setup_seconds
     from swagbench.bench.record.row_store import read_rows
 
     path = Path(strategy_file)
+    size = (sizes["images"], sizes["folds"], sizes["samples"])
     try:
         trial_id = json.loads(path.read_text()).get("trial_id")
-        row = next(r for r in read_rows(RunDir(path.parent)) if r.trial_id == trial_id and r.status == "ok")
-        seconds = project(row, sizes["images"], sizes["folds"], sizes["samples"])
+        rows = [r for r in read_rows(RunDir(path.parent)) if r.status == "ok"]
+        row = next(r for r in rows if r.trial_id == trial_id)
+        seconds = project(row, *size)
+        reference = next((r for r in rows if is_reference_row(r)), None)
     except (OSError, ValueError, StopIteration, KeyError, TypeError):
         return None  # a strategy file on its own: nothing to project from
+    members = min(audit_members, sizes["folds"] * sizes["samples"])
+    audit = None
+    if members and reference is not None:
+        audit = members_seconds(reference, *size, members) + session_setup_seconds(row, members)
     return {
         "run": str(path.parent),
         "trial_id": trial_id,
-        "minutes": seconds["ensemble"] / 60,
+        "ensemble_min": seconds["ensemble"] / 60,
+        "audit_min": None if audit is None else audit / 60,
+        "minutes": (seconds["ensemble"] + (audit or 0.0)) / 60,
         "phases_min": {k: v / 60 for k, v in seconds.items() if k != "ensemble"},
     }
 
@@ -164,6 +176,7 @@ def finish_job(opened, record: JobRecord, trial_dir: TrialDir, log) -> Path:
         **{k: measured[k] for k in ("calibration_labels", "calibration", "calibration_given", "label_issues")},
         **record.rates(),
         "wall_min": sum(s["wall_s"] for s in record.sessions) / 60,
+        "total_min": job_minutes(record, time.perf_counter() - start),
         "phases_min": {p: sum(s["phases_s"].get(p, 0.0) for s in record.sessions) / 60 for p in _phases(record)},
     }
     record.save(run, status="done", members_done=record.members_total, finished_utc=_now(), result=result)
@@ -172,6 +185,13 @@ def finish_job(opened, record: JobRecord, trial_dir: TrialDir, log) -> Path:
     log(f"swagbench: pred_probs.npy ({probs.shape[0]:,} x {probs.shape[1]}, out of sample) in {run.path}")
     log(f"swagbench: label issues: {int(issues.sum()):,} found; every image, worst first, in {run.label_issues_csv}")
     return run.path
+
+
+def job_minutes(record: JobRecord, confident_learning_s: float) -> float:
+    """What the job cost in wall-clock minutes, as its projection counts it: every worker session (the audit's eager
+    fp32 one included) and confident learning; start-up (opening the data, loading posteriors) is not counted."""
+    sessions = sum(s["wall_s"] for s in record.sessions) + (record.audit or {}).get("eager_seconds", 0.0)
+    return (sessions + confident_learning_s) / 60
 
 
 def _phases(record: JobRecord) -> list[str]:
@@ -201,9 +221,12 @@ def job_markdown(record: JobRecord) -> str:
         if rate:
             lines.append(f"- {label}: {rate:,.0f} img/s per worker")
     if record.projected:
+        projected, audit = record.projected, record.projected.get("audit_min")
         lines.append(
-            f"- the benchmark projected {duration(record.projected['minutes'] * 60)} for this size "
-            f"({record.projected['run']}, trial {record.projected['trial_id']})"
+            f"- the benchmark projected {duration(projected['minutes'] * 60)} for this size"
+            + (f", its audit {duration(audit * 60)} of it" if audit else "")
+            + (f"; the job took {duration(result['total_min'] * 60)}" if "total_min" in result else "")
+            + f" ({projected['run']}, trial {projected['trial_id']})"
         )
     if "n_label_issues_found" in result:
         lines.append(f"- label issues found: {result['n_label_issues_found']:,} (label_issues.csv)")

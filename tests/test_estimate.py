@@ -176,3 +176,16 @@ def test_the_recommendation_is_made_at_the_target_not_at_the_proxy(tmp_path):
     record = recommendation_record(df, rows, "r")
     assert record["trial_id"] == fast_there and record["target"]["projected"] is True
     assert record["target"]["speedup_vs_eager_fp32"] == pytest.approx(5.0)
+
+
+def test_a_session_of_members_costs_its_setup_once_and_each_members_share():
+    from swagbench.bench.answer.projection import members_seconds, project, session_setup_seconds
+
+    row = next(r for r in read_rows(FIXTURE) if r.status == "ok")
+    one, three = (members_seconds(row, 5000, 5, 1, m) for m in (1, 3))
+    setup_one, setup_three = session_setup_seconds(row, 1), session_setup_seconds(row, 3)
+    assert 0 < setup_one <= setup_three < three
+    assert three - setup_three == pytest.approx(3 * (one - setup_one))  # each member's share is the same
+    # with one sample per fold a session of every member is the ensemble without confident learning
+    whole = project(row, 5000, 5, 1)
+    assert members_seconds(row, 5000, 5, 1, 5) == pytest.approx(whole["ensemble"] - whole["confident_learning"])

@@ -199,4 +199,8 @@ def test_a_benchmarks_answer_runs_as_a_job_with_its_projection(tmp_path, capsys)
         strategy["backend"],
         strategy["precision"],
     )
-    assert record["projected"]["minutes"] > 0 and record["projected"]["trial_id"]
+    projected = record["projected"]
+    assert projected["trial_id"] and projected["ensemble_min"] > 0 and projected["audit_min"] > 0
+    assert projected["minutes"] == pytest.approx(projected["ensemble_min"] + projected["audit_min"])
+    result = record["result"]  # what the projection is set against: every session, the audit's eager one included
+    assert result["total_min"] * 60 > record["audit"]["eager_seconds"] + result["wall_min"] * 60

@@ -89,12 +89,32 @@ def project(row: TrialRow, images: int, folds: int, samples: int) -> dict[str, f
         "setup": first + (folds - 1) * fold + folds * (samples - 1) * each,
         "predict": phase_seconds(row, "predict", s0 * n0, samples * images, pairs),
     }
-    measured_worker = sum(v for k, v in phases.items() if k != "confident_learning")
-    wall_ratio = (row.ensemble_s - phases["confident_learning"]) / measured_worker if measured_worker else 1.0
-    out = {k: v * wall_ratio for k, v in worker.items()}
+    out = {k: v * wall_ratio(row) for k, v in worker.items()}
     out["confident_learning"] = phases["confident_learning"] / n0 * images
     out["ensemble"] = sum(out.values())
     return out
+
+
+def wall_ratio(row: TrialRow) -> float:
+    """Wall-clock seconds per worker-second the run measured (below 1 where workers ran side by side)."""
+    worker = sum(v for k, v in row.phases_s.items() if k != "confident_learning")
+    return (row.ensemble_s - row.phases_s["confident_learning"]) / worker if worker else 1.0
+
+
+def session_setup_seconds(row: TrialRow, members: int) -> float:
+    """Wall-clock seconds a fresh worker session pays before ``members`` members taken one per fold (as a job's
+    audit takes them): the trial's first setup, then each further fold's."""
+    setup = setup_costs(row.sample_phases_s or [])
+    fold = setup["fold_setup_s"] if setup["fold_setup_s"] is not None else setup["sample_setup_s"] or 0.0
+    return ((setup["first_setup_s"] or 0.0) + (members - 1) * fold) * wall_ratio(row)
+
+
+def members_seconds(row: TrialRow, images: int, folds: int, samples: int, members: int) -> float:
+    """Wall-clock seconds of a fresh worker session computing ``members`` of the job's (folds x samples) members
+    at the target size: its setup (:func:`session_setup_seconds`) and each member's share of the per-image phases."""
+    p = project(row, images, folds, samples)
+    per_member = sum(p[k] for k in ("sample", "data", "bn_update", "predict")) / (folds * samples)
+    return session_setup_seconds(row, members) + members * per_member
 
 
 def target_sizes(row: TrialRow, target: dict | None) -> tuple[int, int, int]:

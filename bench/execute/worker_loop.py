@@ -280,7 +280,7 @@ class _Worker:
         with clock("prepare"):
             if self.variants:
                 self.choose_variant(data)
-            self.statistics.bind(self.bn_model, data.bn_batches[0])
+            self.statistics.bind(self.bn_model, data.bn_batches)
         if self.statistics.runner is not None:  # None: the model has no BatchNorm layer to set
             accumulator = StatisticsAccumulator()
             for batch in data.bn_batches:
@@ -333,10 +333,10 @@ class _Worker:
         measured = {"rebind_s": 0.0}
         if bn_batch is not None:
             step = StatisticsStep(self.backend, options)
-            step.bind(self.bn_model, data.bn_batches[0])
+            step.bind(self.bn_model, data.bn_batches)
             if step.runner is not None:
                 t0 = time.perf_counter()
-                step.bind(self.bn_model, data.bn_batches[0])
+                step.bind(self.bn_model, data.bn_batches)
                 measured["rebind_s"] += time.perf_counter() - t0
                 rate = time_calls(step.runner, bn_batch, len(bn_batch), *least)
                 measured["bn_update_s_per_image"] = rate["s_per_image"]
@@ -452,11 +452,13 @@ class StatisticsStep:
         self.runner, self.fresh = None, set()
         self.info: dict[str, Any] = {}
 
-    def bind(self, model, example) -> None:
-        """Build the runner (first sample) or move it to the weights now in ``model``."""
+    def bind(self, model, batches) -> None:
+        """Build the runner (first sample) or move it to the weights now in ``model``; ``batches``: the fold's BN
+        batches (the first is the example; an int8 pass calibrates on them)."""
         from swagbench.backends.torch_helpers import native_statistics
         from swagbench.swag.batchnorm import StatisticsUnsupported, batchnorm_facts
 
+        example = batches[0]
         if not self.info:  # the trial's first sample
             facts = batchnorm_facts(model, example[:2])
             notes = {"notes": facts.notes()} if facts.notes() else {}
@@ -464,7 +466,7 @@ class StatisticsStep:
                 self.info = {"where": "none", "precision": self.options.precision, **notes}
                 return
             try:
-                self.runner = self.backend.statistics(model, example, self.options)
+                self.runner = self.backend.statistics(model, example, self.options, batches)
                 self.info = {"where": "backend", **getattr(self.runner, "info", {}), **notes}
             except StatisticsUnsupported as exc:
                 reference = dataclasses.replace(self.options, precision="fp32", channels_last=False, extra={})
@@ -472,4 +474,4 @@ class StatisticsStep:
                 self.info = {"where": "eager", **self.runner.info, "reason": str(exc), **notes}
             self.fresh = set()
         elif self.info["where"] == "backend":
-            self.runner = self.backend.update_statistics(self.runner, model, example, self.options)
+            self.runner = self.backend.update_statistics(self.runner, model, example, self.options, batches)
