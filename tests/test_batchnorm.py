@@ -85,7 +85,7 @@ def _backend_statistics(name, model, batches, options) -> tuple[np.ndarray, dict
         pytest.skip(f"{name} unavailable: {reason}")
     step = StatisticsStep(backend, options)
     try:
-        step.bind(model, batches[0])
+        step.bind(model, batches)
     except BackendError as exc:
         if "no bf16 support" in str(exc):
             pytest.skip(str(exc))
@@ -144,7 +144,7 @@ def test_statistics_binding_equals_rebuilding(name, extra):
         for p in new.parameters():
             p.add_(torch.rand_like(p) * 0.5)
     model.load_state_dict(new.state_dict())  # the harness overwrites the bound model's parameters in place
-    step.bind(model, batches[0])
+    step.bind(model, batches)
     acc = StatisticsAccumulator()
     for batch in batches:
         acc.add(step.runner(batch))
