@@ -114,9 +114,15 @@ def export_statistics(model: nn.Module, example: torch.Tensor, reduction: str = 
     from swagbench.swag.batchnorm import StatisticsGraph
 
     graph = StatisticsGraph(model, example, reduction=reduction)
+    return export_statistics_graph(graph, example), graph
+
+
+def export_statistics_graph(graph: nn.Module, example: torch.Tensor):
+    """A :class:`~swagbench.swag.batchnorm.StatisticsGraph` exported to ONNX with the weights it shares now (again
+    for a graph whose weights moved)."""
     with warnings.catch_warnings():  # train mode is intended: update_bn runs the model in train mode
         warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
-        return export_onnx(graph, example, outputs=2 * graph.num_layers), graph
+        return export_onnx(graph, example, outputs=2 * graph.num_layers)
 
 
 def bound_names(proto, module: nn.Module, binding: str) -> list[str]:

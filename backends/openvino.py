@@ -25,7 +25,6 @@ as ``binding`` says; ``bn_precision: int8`` quantizes the statistics graph's con
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,7 @@ from swagbench.backends.onnx_graph import (
     bound_names,
     export_onnx,
     export_statistics,
+    export_statistics_graph,
     float_state,
 )
 from swagbench.backends.openvino_int8 import QuantizedGraph, replace_constant
@@ -116,9 +116,9 @@ class OpenVinoBackend(Backend):
     ) -> StatisticsRunner:
         self.check(options)
         precision = self.bn_precision(options)
-        binding = self.settings(options).binding
         if precision == "int8":
             return self._int8_statistics(model, example, options, calibration)
+        binding = self.settings(options).binding
         proto, stats_graph = export_statistics(model, example)
         graph = _graph(self, proto, stats_graph, options, OV_PRECISION[precision], "latency", binding, example)
 
@@ -136,13 +136,13 @@ class OpenVinoBackend(Backend):
     def _int8_statistics(self, model, example, options, calibration) -> StatisticsRunner:
         """The statistics graph with its convolutions in int8 (NNCF, calibrated per fold on its BN batches); its
         statistics summed by mean reductions in float32 (depthwise all-ones convolutions would be quantized)."""
-        _, stats_graph = export_statistics(model, example, reduction="ops")
-        outputs = 2 * stats_graph.num_layers  # each fold calibrates on a graph exported with the weights it has now
+        from swagbench.swag.batchnorm import StatisticsGraph
+
+        stats_graph = StatisticsGraph(model, example, reduction="ops")
+        # exported by each fold's calibration, with the weights the graph has then
 
         def export():
-            with warnings.catch_warnings():  # train mode is intended: update_bn runs the model in train mode
-                warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
-                return export_onnx(stats_graph, example, outputs=outputs)
+            return export_statistics_graph(stats_graph, example)
 
         build = _fixed(self, stats_graph, options, "latency", example)
         quantized = QuantizedGraph(self, options, stats_graph, export, build)
@@ -404,7 +404,10 @@ class _Int8Graph(_PredictRunner):
 
         self.folded = FoldedModel(model)
         module = self.folded.graph_module
-        export = lambda: export_onnx(module, example, optimize=True)  # noqa: E731
+
+        def export():
+            return export_onnx(module, example, optimize=True)
+
         self.quantized = QuantizedGraph(
             backend, options, module, export, _fixed(backend, module, options, hint, example)
         )
