@@ -56,6 +56,9 @@ class BackendOptions:
     extra : dict
         A trial's ``options`` mapping as the config gives it (JSON, to cross into worker processes); a
         backend reads it only as its typed :attr:`Backend.Options` (:meth:`Backend.settings`).
+    target_isa : list of str or None
+        The instruction-set features of the machine the answer is for (``target.isa``; None: this one), for a
+        choice a backend makes by the precisions that machine runs natively (OpenVINO's ``bn_precision: auto``).
     """
 
     precision: str = "fp32"
@@ -63,6 +66,7 @@ class BackendOptions:
     batch_size: int = 64
     channels_last: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    target_isa: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -19,8 +19,9 @@ int8: NNCF post-training quantization of the inference graph with BatchNorm fold
 (``swagbench.backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
 fold re-quantizes only the weights (NNCF's symmetric per-channel int8, max|w| / 127) and keeps the fold's
 activation ranges and bias correction, then recompiles (``swagbench.backends.openvino_int8``). Its BatchNorm
-statistics come from the statistics graph in ``bn_precision``: by default bf16 where the CPU has it, else f32, bound
-as ``binding`` says; ``bn_precision: int8`` quantizes the statistics graph's convolutions the same way.
+statistics come from the statistics graph in ``bn_precision``: by default the fastest precision the target machine runs
+natively (bf16 where it and this CPU have it; else int8 where it has VNNI, as an N2; else f32); a float graph is
+bound as ``binding`` says, the int8 one (its convolutions quantized the same way) re-quantized per sample.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from swagbench.backends.onnx_graph import (
     float_state,
 )
 from swagbench.backends.openvino_int8 import QuantizedGraph, replace_constant
+from swagbench.backends.precisions import NATIVE, host_isa
 from swagbench.backends.torch_helpers import describe
 
 HINTS = ("throughput", "latency")
@@ -65,8 +67,9 @@ class OpenVinoOptions(GraphOptions):
     bn_precision: str = option(
         "auto",
         "precision of the BatchNorm pass's statistics graph: int8 (its convolutions quantized by NNCF, statistics "
-        "and normalisation in float32), bf16, fp32; auto: the trial's own, and for an int8 trial bf16 where the "
-        "CPU has it, else fp32 (int8 failed the gate on the embedded default: docs/backends.md)",
+        "and normalisation in float32), bf16, fp32; auto: the trial's own, and for an int8 trial the fastest the "
+        "target (target.isa, else this machine) runs natively: bf16 where it and this CPU have it, else int8 where "
+        "it has VNNI, else fp32 (docs/backends.md: the int8 pass is gated like any)",
         BN_PRECISIONS,
     )
 
@@ -92,8 +95,11 @@ class OpenVinoBackend(Backend):
         return True  # exported once per trial; int8 re-calibrates once per fold
 
     def variants(self, options: BackendOptions):
-        # int8 predicts through its own re-quantized graph: its binding is its statistics graph's
-        return binding_variants(options) if self.settings(options).binding == "auto" else None
+        # int8 predicts through its own re-quantized graph: its binding is its float statistics graph's, and an
+        # int8 statistics graph has none (its constants are rewritten per sample)
+        if self.settings(options).binding != "auto" or self.bn_precision(options) == "int8":
+            return None
+        return binding_variants(options)
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
@@ -168,14 +174,19 @@ class OpenVinoBackend(Backend):
         return runner
 
     def bn_precision(self, options: BackendOptions) -> str:
-        """The BatchNorm pass's precision: ``bn_precision``, or with ``auto`` the trial's own (an int8 trial's: bf16
-        where the CPU has it, else fp32)."""
+        """The BatchNorm pass's precision: ``bn_precision``, or with ``auto`` the trial's own; an int8 trial's is the
+        fastest its target machine (``options.target_isa``, else this one) runs natively: bf16 where the target has
+        it (AVX512_BF16 or AMX) and this CPU too, else int8 where the target has VNNI (an N2), else fp32. Measured
+        (docs/backends.md): the int8 pass 1.6x-2.6x the fp32 one, bf16 faster still where both are native."""
         chosen = self.settings(options).bn_precision
         if chosen != "auto":
             return chosen
-        if options.precision == "int8":
-            return "bf16" if self.has_bf16() else "fp32"
-        return options.precision
+        if options.precision != "int8":
+            return options.precision
+        target = set(host_isa() if options.target_isa is None else options.target_isa)
+        if target & set(NATIVE["bf16"]) and self.has_bf16():
+            return "bf16"
+        return "int8" if target & set(NATIVE["int8"]) else "fp32"
 
     def has_bf16(self) -> bool:
         import openvino as ov

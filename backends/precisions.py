@@ -16,6 +16,26 @@ ISA_FEATURES = tuple(ISA_FLAGS)
 NATIVE = {"fp32": (), "bf16": ("avx512_bf16", "amx"), "int8": ("vnni", "amx")}
 
 
+def cpu_model_and_flags() -> tuple[str | None, set[str]]:
+    """This CPU's model name and flags, from /proc/cpuinfo (Linux; (None, empty) elsewhere)."""
+    model, flags = None, set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def host_isa() -> list[str]:
+    """The features (:data:`ISA_FEATURES`) this CPU has."""
+    return isa_of_flags(dict.fromkeys(cpu_model_and_flags()[1], True))
+
+
 def isa_of_flags(flags: dict[str, bool]) -> list[str]:
     """The features (:data:`ISA_FEATURES`) a CPU has, from its flags as env.json records them."""
     return [feature for feature, names in ISA_FLAGS.items() if any(flags.get(n) for n in names)]

@@ -47,6 +47,11 @@ def check_job(config: RunConfig) -> None:
         )
     if config.data_shards != 1:
         raise ConfigError("a job's units of work are whole members: data_shards must be 1")
+    if config.trials[0].bn_examples == "auto":
+        raise ConfigError(
+            "bn_examples auto is chosen by a benchmark run's subset ladder: give the size (trial bn_examples=N) or "
+            "--strategy RUN/recommendation.json, which holds the size the run chose"
+        )
     if any(v == "auto" for v in config.trials[0].options.values()) and config.audit.members == 0:
         raise ConfigError(
             "an option left to auto is chosen on the audit's first member: keep audit.members >= 1 or give its value"
@@ -235,6 +240,6 @@ def _compute(opened: Opened, spec, record: JobRecord, trial_dir: TrialDir, pendi
 def member_images(opened: Opened) -> float:
     """Images one member reads on average: its fold's BatchNorm images plus its held-out ones."""
     n, folds = len(opened.fold_of), opened.config.ensemble.folds
-    bn = opened.config.ensemble.bn_examples
+    bn = opened.config.trials[0].bn_examples or opened.config.ensemble.bn_examples
     per_fold_train = n * (folds - 1) / folds
     return (min(bn, per_fold_train) if bn else per_fold_train) + n / folds

@@ -20,6 +20,9 @@ import numpy as np
 from swagbench.backends import get_backend
 from swagbench.bench.answer.fidelity import gate, is_reference, is_reference_row, tolerances_table
 from swagbench.bench.answer.recommend import recommendation
+from swagbench.bench.answer.subset import choose as choose_subset
+from swagbench.bench.answer.subset import describe as describe_subset
+from swagbench.bench.answer.subset import ladder_trials
 from swagbench.bench.config import RESUME_FREE, RunConfig, TrialConfig, setting_digests
 from swagbench.bench.dataset import Dataset, data_cache, load_dataset
 from swagbench.bench.errors import ConfigError, RunInterrupted, Terminated
@@ -60,6 +63,23 @@ def with_reference(trials: list[TrialConfig], log) -> list[TrialConfig]:
         log("swagbench: adding the eager fp32 reference trial (the fidelity gate compares every trial with it)")
         ref = [TrialConfig()]
     return ref[:1] + [t for t in trials if t is not ref[0]]
+
+
+def with_ladder(config: RunConfig, fold_of: np.ndarray, log) -> RunConfig:
+    """``config`` with the BatchNorm subset ladder's trials where a trial asks for ``bn_examples: auto``
+    (:func:`swagbench.bench.answer.subset.ladder_trials`), stored with the run so that a resume runs the same. A
+    timing-only run has no calibration to choose by: no ladder, and ``auto`` keeps the full data."""
+    train_size = int(min((fold_of != f).sum() for f in np.unique(fold_of)))
+    ladder = config.ensemble.bn_ladder if config.metrics_meaningful else []
+    trials = ladder_trials(config.trials, ladder, train_size, lambda n: TrialConfig(bn_examples=n))
+    added = [t.bn_examples for t in trials if t not in config.trials]
+    if added:
+        log(
+            "swagbench: bn_examples auto: adding the subset ladder, eager fp32 from "
+            + ", ".join(f"{n:,}" for n in added)
+            + " BatchNorm images per fold (against the full-data reference; the smallest within the limits is kept)"
+        )
+    return dataclasses.replace(config, trials=trials)
 
 
 def execute(
@@ -122,7 +142,7 @@ def new_run(config: RunConfig, profile, log, on_run_dir, held: contextlib.ExitSt
     for note in model.bn_notes:
         log(f"swagbench: note: BatchNorm: {note}")
     check_room(config, dataset, model)
-    config = absolute_paths(config)
+    config = with_ladder(absolute_paths(config), fold_of, log)
     if config.posteriors_dir:
         user_posteriors(config, dataset, fold_of, log)
     env = {"profile": None if profile is None else {**profile, "host_mismatch": host_mismatch(profile)}}
@@ -219,16 +239,23 @@ def run_trials(opened: Opened, facts: RunFacts, executor: Executor, log, parent:
     samples the harness's anonymous memory, recorded in each row."""
     config, run = opened.config, opened.run
     reference = next((r for r in opened.done.values() if is_reference_row(r)), None)
-    new_reference = False
+    new_reference, recorded = False, dict(opened.done)
     for i, trial in enumerate(config.trials):
         trial_id = f"{i:02d}-{trial.label}"
         if trial_id in opened.done:
             continue
-        row = trial_row(opened, facts, trial, base_row(config, trial, trial_id, run, facts), executor, log)
+        choice = None
+        if trial.bn_examples == "auto":  # the ladder ran before it (swagbench.bench.answer.subset)
+            choice = choose_subset(recorded.values(), config.metrics_meaningful)
+            log(f"swagbench: {trial_id}: {describe_subset(choice)}")
+            trial = dataclasses.replace(trial, bn_examples=choice["chosen"])
+        row = base_row(config, trial, trial_id, run, facts)
+        row = trial_row(opened, facts, trial, dataclasses.replace(row, bn_choice=choice), executor, log)
         row = dataclasses.replace(row, parent_peak_anon_bytes=parent.peak)
         if reference is None and is_reference_row(row):
             reference, new_reference = row, True
-        append_row(run, gate(row, reference, run))
+        recorded[trial_id] = gate(row, reference, run)
+        append_row(run, recorded[trial_id])
     if new_reference:  # trials recorded before it (without a reference, or against an earlier one): judge them now
         regate(opened, reference, log)
 

@@ -104,10 +104,23 @@ def test_int8_statistics_match_update_bn_for_a_fold_and_a_requantized_sample(bac
     assert precisions & {"I8", "U8"}, precisions
 
 
-def test_bn_precision_is_a_choice_and_auto_keeps_an_int8_trials_pass_in_float(backend):
+def test_bn_precision_is_a_choice_and_auto_takes_the_fastest_the_target_runs_natively(backend, monkeypatch):
+    from swagbench.backends.precisions import host_isa
+
     x = _batches(3, 1)
     int8 = BackendOptions(precision="int8", threads=2)
-    assert backend.bn_precision(int8) == ("bf16" if backend.has_bf16() else "fp32")
+    here = "bf16" if backend.has_bf16() else "int8" if {"vnni", "amx"} & set(host_isa()) else "fp32"
+    assert backend.bn_precision(int8) == here  # no target.isa: this machine is the target
+    n2 = BackendOptions(precision="int8", target_isa=["avx2", "avx512", "vnni"])  # no bf16 on an N2: int8 (VNNI)
+    assert backend.bn_precision(n2) == "int8"
+    assert backend.variants(BackendOptions(precision="int8", target_isa=["vnni"], extra={"binding": "auto"})) is None
+    old = BackendOptions(precision="int8", target_isa=["avx2"])  # neither bf16 nor VNNI: the float pass
+    assert backend.bn_precision(old) == "fp32"
+    amx = BackendOptions(precision="int8", target_isa=["avx512", "vnni", "avx512_bf16", "amx"])
+    monkeypatch.setattr(type(backend), "has_bf16", lambda self: True)
+    assert backend.bn_precision(amx) == "bf16"  # bf16 where the target and this CPU both have it
+    monkeypatch.setattr(type(backend), "has_bf16", lambda self: False)
+    assert backend.bn_precision(amx) == "int8"  # this CPU would emulate bf16: not what the target runs
     assert backend.bn_precision(BackendOptions(precision="fp32")) == "fp32"
     assert backend.bn_precision(BackendOptions(precision="int8", extra={"bn_precision": "int8"})) == "int8"
     chosen = BackendOptions(precision="int8", threads=2, extra={"bn_precision": "fp32"})

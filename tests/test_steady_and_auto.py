@@ -10,6 +10,7 @@ from swagbench.bench.answer.auto import choose, pair_images
 from swagbench.bench.answer.projection import project
 from swagbench.bench.answer.recommend import recommendation_record
 from swagbench.bench.cli import main
+from swagbench.bench.measure.steady import harness_share
 from swagbench.bench.record.row_store import read_rows
 from swagbench.bench.record.rundir import RunDir
 from swagbench.bench.report.frames import summary_frame
@@ -93,6 +94,11 @@ def test_steady_state_is_measured_apart_on_full_batches_and_used_for_the_rates(t
         assert steady[phase]["calls"] >= 3 and steady[phase]["s_per_image"] > 0
         assert steady[phase]["img_per_s"] == pytest.approx(1 / steady[phase]["s_per_image"])  # one worker
         assert 0 < steady[phase]["in_run_images"] <= 2 * 120  # the run's own timed calls, samples x images
+        # the per-batch work around the runtime's call, timed apart: cheaper than the step that contains the post-work
+        assert 0 < steady[phase]["post_s_per_image"] < steady[phase]["s_per_image"]
+        assert steady[phase]["read_s_per_image"] > 0
+    share = harness_share(steady, {"bn_update": 4.0, "predict": 1.0})
+    assert 0 < share < 1
     assert (
         row.predict_img_per_s == steady["predict"]["img_per_s"] and row.bn_img_per_s == steady["bn_update"]["img_per_s"]
     )
@@ -144,6 +150,16 @@ def _row(steady):
         sample_phases_s=entries,
         steady=steady,
     )
+
+
+def test_the_harness_share_weighs_each_phase_by_its_images_per_pair():
+    steady = {
+        "bn_update": {"s_per_image": 3.0, "read_s_per_image": 1.0, "post_s_per_image": 1.0},  # 2 of 4 outside
+        "predict": {"s_per_image": 1.0, "read_s_per_image": 0.0, "post_s_per_image": 0.0},  # 0 of 1 outside
+    }
+    assert harness_share(steady, {"bn_update": 1.0, "predict": 1.0}) == pytest.approx(2 / 5)
+    assert harness_share(steady, {"bn_update": 4.0, "predict": 1.0}) == pytest.approx(8 / 17)
+    assert harness_share({"predict": {"s_per_image": 1.0}}, {"predict": 1.0}) is None  # rows made before it
 
 
 def test_the_projection_takes_per_image_costs_from_the_steady_state_and_the_rest_per_sample():

@@ -69,9 +69,12 @@ def is_reference(
 
 
 def is_reference_row(row: TrialRow) -> bool:
-    """A recorded row that can serve as (or is) the run's reference: successful eager fp32, full BatchNorm data."""
-    return row.status == "ok" and is_reference(
-        row.backend, row.precision, row.channels_last, row.trial_bn_examples, row.bn_engine
+    """A recorded row that can serve as (or is) the run's reference: successful eager fp32, full BatchNorm data
+    (not a ``bn_examples: auto`` trial that kept it)."""
+    return (
+        row.status == "ok"
+        and row.bn_choice is None
+        and is_reference(row.backend, row.precision, row.channels_last, row.trial_bn_examples, row.bn_engine)
     )
 
 

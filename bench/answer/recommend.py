@@ -28,7 +28,12 @@ def describe(trial: pd.Series) -> str:
     if trial.workers > 1 or trial.get("plan_differs", False):
         text += f" as {trial.workers} worker(s) x {trial.threads} threads"
     if pd.notna(trial.get("bn_examples")):
-        text += f" with BatchNorm from {int(trial.bn_examples)} examples per fold"
+        text += f" with BatchNorm from {int(trial.bn_examples):,} examples per fold"
+        text += (
+            " (bn_examples auto: the smallest size of the run's ladder within its limits)"
+            if trial.get("bn_auto")
+            else ""
+        )
     if isinstance(trial.get("bn_engine"), str):
         text += f", its BatchNorm pass in {trial.bn_engine.replace(':', ' ').replace(' cl', ' channels_last')}"
     return text

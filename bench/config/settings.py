@@ -136,6 +136,10 @@ class EnsembleConfig:
     bn_examples : int or None
         BatchNorm statistics from this many of the fold's training examples (a fixed seeded subset, the same
         for every backend; None = all of them).
+    bn_ladder : list of int
+        The BatchNorm subset sizes (images per fold) a trial with ``bn_examples: auto`` chooses among: each size
+        smaller than a fold's training part runs as an eager fp32 trial against the full-data reference, and the
+        smallest within the limits of ``swagbench.bench.answer.subset`` is kept.
     """
 
     folds: int = 5
@@ -145,10 +149,15 @@ class EnsembleConfig:
     seed: int = 0
     bn_batch_size: int = 256
     bn_examples: int | None = None
+    bn_ladder: list[int] = field(default_factory=lambda: [250, 500, 1000, 2000])
 
     def __post_init__(self) -> None:
         if self.bn_examples is not None and self.bn_examples < 2:
             raise ConfigError(f"ensemble.bn_examples must be >= 2 or null (got {self.bn_examples})")
+        if not self.bn_ladder or any(n < 2 for n in self.bn_ladder) or sorted(set(self.bn_ladder)) != self.bn_ladder:
+            raise ConfigError(
+                f"ensemble.bn_ladder must be a non-empty increasing list of sizes >= 2 (got {self.bn_ladder})"
+            )
         if self.folds < 2:
             raise ConfigError(f"ensemble.folds must be >= 2 (got {self.folds})")
         if self.samples < 1:
@@ -295,10 +304,11 @@ class TrialConfig:
         The backend's options (``swagbench list-backends`` lists each with default and meaning).
     python : str or None
         Interpreter for its workers (default: the backend's own choice, else the harness's).
-    bn_examples : int or None
+    bn_examples : int, "auto" or None
         BatchNorm statistics from a seeded subset of this many of each fold's training examples (a strategy
         that trades calibration for time; None = the run's ``ensemble.bn_examples``, all by default). Such a
-        trial is judged on its decisions, not its numbers (see ``swagbench.bench.answer.fidelity``).
+        trial is judged on its decisions, not its numbers (see ``swagbench.bench.answer.fidelity``). ``auto``:
+        the size the run's subset ladder chooses (``ensemble.bn_ladder``, ``swagbench.bench.answer.subset``).
     bn : str or None
         A hybrid: the BatchNorm pass in another engine, ``backend[:precision][:cl]`` (e.g. ``eager:bf16:cl``
         beside ``backend: openvino, precision: int8``), predict in this trial's (None: both in this trial's). Gated
@@ -314,14 +324,15 @@ class TrialConfig:
     members: str = "stream"
     options: dict[str, Any] = field(default_factory=dict)
     python: str | None = None
-    bn_examples: int | None = None
+    bn_examples: int | str | None = None
     bn: str | None = None
 
     def __post_init__(self) -> None:
         if self.bn is not None:
             parse_engine(self.bn, "trial bn")  # ConfigError naming the part it cannot read
-        if self.bn_examples is not None and self.bn_examples < 2:
-            raise ConfigError(f"trial bn_examples must be >= 2 or null (got {self.bn_examples})")
+        n = self.bn_examples
+        if n is not None and n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+            raise ConfigError(f"trial bn_examples must be >= 2, auto or null (got {quoted(n)})")
         if self.python is not None and not Path(self.python).is_file():
             raise ConfigError(f"trial python {self.python!r} does not exist; give the path of a Python interpreter")
         if self.precision not in PRECISIONS:
@@ -399,13 +410,14 @@ def _default_trials() -> list[TrialConfig]:
     int8 in ONNX Runtime and OpenVINO; the graph runtimes with ``binding: auto`` (weights as graph inputs or as
     constants rebuilt per sample, for OpenVINO int8 those of its statistics graph; both measured on the first
     sample, the cheaper at the target size kept: ``swagbench.bench.answer.auto``) and TorchScript with ``freeze: auto``
-    (frozen and re-traced per sample, or swapped); ten trials, so that ``make bench`` fits ~13 minutes on 2 cores.
-    TorchScript bf16 and Inductor bf16 are one ``--backends`` away (``torchscript:bf16,inductor:bf16``); on
-    2 cores Inductor bf16 alone adds ~2 minutes, most of it compilation."""
+    (frozen and re-traced per sample, or swapped); and OpenVINO int8 again with ``bn_examples: auto``, BatchNorm from
+    the subset the run's ladder chooses on its own labels (``swagbench.bench.answer.subset``: four eager fp32 trials
+    added after the reference). So that ``make bench`` fits ~14 minutes on 2 cores, eager fp32 channels_last is
+    one ``--backends eager:fp32:cl`` away, as are TorchScript bf16 and Inductor bf16 (``torchscript:bf16,
+    inductor:bf16``; on 2 cores Inductor bf16 alone adds ~2 minutes, most of it compilation)."""
     auto = {"binding": "auto"}
     return [
         TrialConfig(),
-        TrialConfig(channels_last=True),
         TrialConfig(precision="bf16", channels_last=True),
         TrialConfig(backend="torchscript", options={"freeze": "auto"}),
         TrialConfig(backend="inductor"),
@@ -414,6 +426,7 @@ def _default_trials() -> list[TrialConfig]:
         TrialConfig(backend="openvino", options=auto),
         TrialConfig(backend="openvino", precision="bf16", options=auto),
         TrialConfig(backend="openvino", precision="int8", options=auto),
+        TrialConfig(backend="openvino", precision="int8", options=auto, bn_examples="auto"),
     ]
 
 

@@ -16,6 +16,7 @@ from swagbench.bench.answer.projection import target_sizes
 from swagbench.bench.config import RunConfig, TrialConfig
 from swagbench.bench.execute.executors import Executor
 from swagbench.bench.execute.worker_loop import TrialSpec, split_tasks
+from swagbench.bench.measure.hardware_profiles import target_isa
 from swagbench.bench.progress import Progress
 from swagbench.bench.record.row import TrialRow
 from swagbench.bench.record.rundir import RunDir, TrialDir
@@ -27,13 +28,15 @@ def trial_workers(config: RunConfig, trial: TrialConfig) -> int:
 
 def trial_options(config: RunConfig, trial: TrialConfig) -> BackendOptions:
     """The backend options of one worker of ``trial``: threads default to the run's budget split
-    evenly among the trial's workers."""
+    evenly among the trial's workers; the target's instruction set where the config names one."""
+    target = target_isa(config.target.isa, None)  # None: this machine's
     return BackendOptions(
         precision=trial.precision,
         threads=trial.threads or max(1, config.resolved_threads // trial_workers(config, trial)),
         batch_size=trial.batch_size or config.batch_size,
         channels_last=trial.channels_last,
         extra=dict(trial.options),
+        target_isa=None if target is None else target[1],
     )
 
 

@@ -249,20 +249,29 @@ class _Worker:
 
     def steady(self, data: _Fold, settings: dict[str, Any]) -> dict[str, Any]:
         """Seconds per image of full batches of the BatchNorm pass and of predict on the warm runners, as the
-        run's own steps call them (:mod:`swagbench.bench.measure.steady`); outputs discarded, nothing timed on the
-        clock."""
-        from swagbench.bench.measure.steady import full_rows, time_calls
+        run's own steps call them (:mod:`swagbench.bench.measure.steady`), and of the per-batch work around the
+        runtime's call (``read_s_per_image``: reading and normalising the batch; ``post_s_per_image``: adding its
+        statistics, or softmax); outputs discarded, nothing timed on the clock."""
+        from swagbench.bench.measure.steady import full_rows, harness_seconds, time_calls
         from swagbench.swag.batchnorm import StatisticsAccumulator
 
         least = (int(settings["batches"]), float(settings["seconds"]))
         out = {}
         if self.statistics.runner is not None:
             size, accumulator = data.bn_batches.size, StatisticsAccumulator()
-            batch = self.read_untimed(full_rows(data.bn_batches.rows, size))
+            rows = full_rows(data.bn_batches.rows, size)
+            batch = self.read_untimed(rows)
             out["bn_update"] = time_calls(lambda b: accumulator.add(self.statistics.runner(b)), batch, size, *least)
+            statistics = self.statistics.runner(batch)
+            out["bn_update"]["read_s_per_image"] = harness_seconds(self.read_untimed, rows, size)
+            out["bn_update"]["post_s_per_image"] = harness_seconds(accumulator.add, statistics, size)
         size = self.options.batch_size
-        batch = self.read_untimed(full_rows(data.test_batches.rows, size))
+        rows = full_rows(data.test_batches.rows, size)
+        batch = self.read_untimed(rows)
         out["predict"] = time_calls(lambda b: probabilities(self.runner(b)), batch, size, *least)
+        logits = self.runner(batch)
+        out["predict"]["read_s_per_image"] = harness_seconds(self.read_untimed, rows, size)
+        out["predict"]["post_s_per_image"] = harness_seconds(probabilities, logits, size)
         return out
 
     def sample(self, data: _Fold, s: int, held: dict) -> None:

@@ -7,10 +7,11 @@ an ONNX Runtime ``InferenceSession`` on the trial's threads, eager PyTorch under
 autocast). The BatchNorm pass's ceiling is the same tool on the pass's own graph at the BatchNorm batch: the
 statistics graph (``swagbench.swag.batchnorm.StatisticsGraph``) exported as the trial exports it, with its weights as
 constants (eager: the model's train-mode forward), in the engine and precision the pass ran in (a hybrid's BN
-engine; an int8 trial's statistics graph in bf16 or fp32). int8's predict ceiling is the same tool on the int8
-model the backend's own quantizer makes of the run's model (BatchNorm folded, calibrated on the run's first
-images, as a trial calibrates a fold): its weights as constants, nothing re-quantized or recompiled. A trial's
-predict and BatchNorm throughput as shares of them say how much of what the runtime can do our per-sample step
+engine; an int8 trial's statistics graph in bf16 or fp32, or OpenVINO's int8 statistics graph as NNCF quantizes it
+for ``bn_precision: int8``, calibrated on the run's first BatchNorm batches). int8's predict ceiling is the same
+tool on the int8 model the backend's own quantizer makes of the run's model (BatchNorm folded, calibrated on the
+run's first images, as a trial calibrates a fold): its weights as constants, nothing re-quantized or recompiled. A
+trial's predict and BatchNorm throughput as shares of them say how much of what the runtime can do our per-sample step
 keeps (binding, re-preparing per sample, the harness's own work between calls).
 
 ``swagbench ceiling RUN`` writes ``ceilings.json`` into the run; the report then shows the shares.
@@ -186,8 +187,7 @@ def measure(run_dir, seconds: float = 5.0, log=print) -> dict[str, Any]:
         if (r.backend, r.precision) in MEASURED:
             wanted.append((r, (r.backend, r.precision, r.channels_last), r.batch_size, False))
         engine = statistics_engine(r)
-        # an int8 statistics graph (bn_precision: int8) has no ceiling yet: the int8 model made here is predict's
-        if engine and engine[:2] in MEASURED and engine[1] != "int8":
+        if engine and engine[:2] in MEASURED and (engine[1] != "int8" or engine[0] == "openvino"):
             wanted.append((r, engine, config.ensemble.bn_batch_size, True))
     with tempfile.TemporaryDirectory(prefix="swagbench-ceiling-") as tmp:
         for r, engine, size, statistics in wanted:
@@ -231,7 +231,9 @@ def _rate(r, engine, model, batches, statistics: bool, tmp: Path, seconds: float
         net = copy.deepcopy(model).train() if statistics else model  # train mode: BatchNorm from the batch
         return {"img_per_s": eager_rate(net, batch, precision, channels_last, seconds), "tool": "api loop"}
     stem = f"{backend}_{precision}_{'statistics' if statistics else 'model'}_b{len(batch)}"
-    if precision == "int8":
+    if precision == "int8" and statistics:
+        path = _int8_statistics_model(r, model, batches, tmp / stem)
+    elif precision == "int8":
         path = _int8_model(r, backend, model, batches, tmp / stem)
     else:
         path = tmp / f"{'statistics' if statistics else 'model'}_b{len(batch)}.onnx"
@@ -243,6 +245,27 @@ def _rate(r, engine, model, batches, statistics: bool, tmp: Path, seconds: float
     # an int8 model's float parts run in f32, as the trial compiles it (swagbench.backends.openvino)
     rate, command = openvino_rate(path, tuple(batch.shape), "fp32" if precision == "int8" else precision, seconds)
     return {"img_per_s": rate, "tool": "benchmark_app", "command": command.replace(str(tmp), "<tmp>")}
+
+
+def _int8_statistics_model(r, model, batches, stem: Path) -> Path:
+    """OpenVINO's int8 statistics graph of ``model`` (``bn_precision: int8``: its convolutions quantized by NNCF,
+    calibrated on as many of the run's first BatchNorm batches as the trial calibrates a fold on), written next to
+    ``stem``: the graph the trial's BatchNorm pass runs, once, with nothing re-quantized or recompiled."""
+    import copy
+
+    import openvino as ov
+
+    from swagbench.backends import BackendOptions, get_backend
+
+    engine = get_backend("openvino")
+    size = len(batches(1)[0])
+    extra = {**r.options, "bn_precision": "int8"}
+    options = BackendOptions(precision="int8", threads=r.threads, batch_size=size, extra=extra)
+    calibration = batches(engine.settings(options).calibration_batches)
+    runner = engine.statistics(copy.deepcopy(model), calibration[0], options, calibration)
+    path = stem.with_suffix(".xml")
+    ov.save_model(runner.quantized.graph.ov_model, str(path), compress_to_fp16=False)
+    return path
 
 
 def _int8_model(r, backend: str, model, batches, stem: Path) -> Path:

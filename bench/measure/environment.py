@@ -28,17 +28,10 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "KM
 
 def cpu_info() -> dict[str, Any]:
     """CPU model and the ISA flags that matter for inference (from /proc/cpuinfo on Linux)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": model, "flags": {f: f in flags for f in CPU_FLAGS}}
+    from swagbench.backends.precisions import cpu_model_and_flags
+
+    model, flags = cpu_model_and_flags()
+    return {"model": model or platform.processor() or "unknown", "flags": {f: f in flags for f in CPU_FLAGS}}
 
 
 def package_versions() -> dict[str, str | None]:

@@ -33,6 +33,33 @@ def time_calls(call: Callable[[Any], Any], batch, images: int, batches: int, sec
     return {"batch": images, "calls": len(times), "seconds": total, "s_per_image": total / (len(times) * images)}
 
 
+def harness_seconds(call: Callable[[Any], Any], arg, images: int, calls: int = 7) -> float:
+    """Seconds per image of one of the per-batch steps around a runtime's call (reading and normalising a batch,
+    softmax, adding a batch's statistics): the median of ``calls`` calls after an untimed one. These steps take
+    microseconds to milliseconds, so a fixed handful of calls measures them without the phases' seconds-long
+    minimum, and the median ignores a call a busy neighbour interrupted."""
+    call(arg)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        call(arg)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) / images
+
+
+def harness_share(steady: dict[str, Any], per_pair: dict[str, float]) -> float | None:
+    """Share of the per-image phases' steady time spent outside the runtime's call, with each phase weighted by the
+    images it sees per (fold, sample) pair (``per_pair``, e.g. at the target): reading and normalising the batches
+    (``read_s_per_image``) and the work on the call's output (``post_s_per_image``), over those plus the timed step
+    (the call and the work on its output). None where a phase was measured without them (older rows)."""
+    phases = [p for p in STEADY_PHASES if p in steady]
+    if not phases or any("read_s_per_image" not in steady[p] for p in phases):
+        return None
+    outside = sum(per_pair[p] * (steady[p]["read_s_per_image"] + steady[p]["post_s_per_image"]) for p in phases)
+    total = sum(per_pair[p] * (steady[p]["read_s_per_image"] + steady[p]["s_per_image"]) for p in phases)
+    return outside / total
+
+
 def full_rows(rows: np.ndarray, size: int) -> np.ndarray:
     """``size`` row indices taken from ``rows`` in turn (repeated where the proxy's fold has fewer)."""
     return np.resize(rows, size)
@@ -57,5 +84,10 @@ def merge_steady(parts: list[dict[str, Any]], in_run_images: dict[str, int]) -> 
             "batch": each[0]["batch"],
             "calls": int(sum(e["calls"] for e in each)),
             "in_run_images": int(in_run_images[phase]),
+            **{
+                key: float(np.mean([e[key] for e in each]))
+                for key in ("read_s_per_image", "post_s_per_image")
+                if all(key in e for e in each)
+            },
         }
     return out or None

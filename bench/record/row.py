@@ -21,7 +21,7 @@ from typing import Any
 from swagbench import checked
 from swagbench.bench.errors import ResultsError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass
@@ -37,7 +37,11 @@ class TrialRow:
     status : str
         ``ok``, ``failed``, ``timeout``, ``oom`` or ``skipped``; ``error`` says why when not ``ok``.
     bn_examples, trial_bn_examples : int or None
-        BatchNorm statistics from this many examples per fold (None: all); the trial's own setting.
+        BatchNorm statistics from this many examples per fold (None: all); the trial's own setting (for a trial
+        with ``bn_examples: auto``, the size chosen).
+    bn_choice : dict or None
+        A ``bn_examples: auto`` trial's choice (``swagbench.bench.answer.subset.choose``): the ladder's steps against
+        full data, the limits and the size chosen; None for any other trial.
     bn_engine : str or None
         A hybrid trial's BatchNorm engine (``backend[:precision][:cl]``, the trial's ``bn``); None: its own.
     model, dataset, n_examples, folds, samples, samples_total
@@ -99,6 +103,7 @@ class TrialRow:
     python: str | None = None
     bn_examples: int | None = None
     trial_bn_examples: int | None = None
+    bn_choice: dict[str, Any] | None = None
     bn_engine: str | None = None
     model: str | None = None
     dataset: str | None = None
@@ -266,5 +271,10 @@ def _v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 5}
 
 
+def _v5_to_v6(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 6 adds ``bn_choice`` (``bn_examples: auto``): older rows chose no subset (None)."""
+    return {**raw, "schema_version": 6}
+
+
 # UPGRADES[v] turns a version-v row into a version v + 1 row.
-UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}

@@ -65,6 +65,6 @@ def build_report(run_dir: str | Path | RunDir, data: ReportData | None = None) -
         markdown.write(data, stage(run.summary_csv), stage(run.summary_md))
         record = recommendation_record(data.df, data.rows, run.name)
         stage(run.recommendation_json).write_text(json.dumps(record, indent=2))
-        drawn = charts.write_charts(data.df, data.cal, lambda name: stage(run.chart(name)))
+        drawn = charts.write_charts(data.df, data.cal, lambda name: stage(run.chart(name)), data.subset)
         stage(run.report_html).write_text(page.render(data, drawn))
     return run.report_html

@@ -37,6 +37,7 @@ CHARTS = {
     "calibration_vs_samples": "Calibration vs number of SWAG samples",
     "speed_vs_quality": "Speed vs quality",
     "scaling": "Throughput scaling",
+    "bn_subset": "BatchNorm from a subset: calibration and label issues against images per fold",
 }
 
 
@@ -394,7 +395,44 @@ def scaling(df: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_charts(df: pd.DataFrame, cal: pd.DataFrame, path_of) -> dict[str, Path]:
+def bn_subset(subset: pd.DataFrame, path: Path) -> Path:
+    """ECE and NLL (given labels) and label-issue Jaccard against full data, against BatchNorm images per fold
+    (log axis), one point per ladder size and the full-data reference; each limit drawn around the reference, the
+    size ``bn_examples: auto`` chose ringed (``swagbench.bench.report.frames.subset_frame``)."""
+    from swagbench.bench.answer.subset import LIMITS
+
+    if subset is None or subset.empty:
+        return _empty(
+            path,
+            "BatchNorm from a subset",
+            "No BatchNorm subset ladder in this run (a trial with bn_examples: auto adds one where labels are real).",
+        )
+    ref = subset[subset.limits == "full data"].iloc[0]
+    panels = (
+        ("ece_given", "ECE (given labels)", ref.ece_given + LIMITS["max_delta_ece"], "upper limit"),
+        ("nll_given", "NLL (given labels)", ref.nll_given + LIMITS["max_delta_nll"], "upper limit"),
+        ("issue_jaccard", "label-issue Jaccard vs full data", LIMITS["min_issue_jaccard"], "lower limit"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (column, label, limit, which) in zip(axes, panels, strict=True):
+        ax.plot(subset.bn_images, subset[column], "-o", color=BACKEND_COLOURS["eager"])
+        ax.axhline(limit, color="#c44e52", ls="--", lw=1, label=f"{which} of auto")
+        ax.scatter([ref.bn_images], [ref[column]], s=90, marker="s", color="black", label="full data", zorder=3)
+        picked = subset[subset.chosen == "chosen"]
+        if len(picked):
+            ax.scatter(picked.bn_images, picked[column], s=300, facecolors="none", edgecolors="k", label="auto chose")
+        ax.set_xscale("log")
+        ax.set_xticks(subset.bn_images, [f"{n:,}" for n in subset.bn_images], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel("BatchNorm images per fold (log)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Eager fp32 ensembles with BatchNorm from a subset, against the full-data one (same SWAG samples)")
+    return _save(fig, path)
+
+
+def write_charts(df: pd.DataFrame, cal: pd.DataFrame, path_of, subset: pd.DataFrame | None = None) -> dict[str, Path]:
     """All report charts (:data:`CHARTS`), each to ``path_of(name)``; returns {chart name: path}."""
     draw = {
         "time_by_phase": lambda path: time_by_phase(df, path),
@@ -402,5 +440,6 @@ def write_charts(df: pd.DataFrame, cal: pd.DataFrame, path_of) -> dict[str, Path
         "calibration_vs_samples": lambda path: calibration_vs_samples(cal, df, path),
         "speed_vs_quality": lambda path: speed_vs_quality(df, path),
         "scaling": lambda path: scaling(df, path),
+        "bn_subset": lambda path: bn_subset(subset, path),
     }
     return {name: draw[name](path_of(name)) for name in CHARTS}

@@ -9,11 +9,13 @@ from typing import Any
 import pandas as pd
 
 from swagbench.backends.precisions import not_native
-from swagbench.bench.answer.auto import strategy_text
+from swagbench.bench.answer.auto import pair_images, strategy_text
 from swagbench.bench.answer.fidelity import is_reference_row
 from swagbench.bench.answer.metrics import CALIBRATION_KEYS
 from swagbench.bench.answer.projection import PROJECTED_PHASES, setup_costs, target_projection, target_sizes
+from swagbench.bench.answer.subset import misses, rung
 from swagbench.bench.config.settings import parse_engine
+from swagbench.bench.measure.steady import harness_share
 from swagbench.bench.measure.timing import PHASES
 from swagbench.bench.record.row import TrialRow, as_row
 
@@ -65,6 +67,7 @@ def _settings(r: TrialRow) -> dict[str, Any]:
         "members": r.members,
         "bn": bn_description(r.bn_update, r.bn_engine),
         "bn_examples": r.bn_examples,
+        "bn_auto": r.bn_choice is not None,
         "bn_engine": r.bn_engine,
         "batch": r.batch_size,
         "status": r.status,
@@ -139,7 +142,8 @@ def flagged_trials(df: pd.DataFrame) -> pd.Series:
 def _target(r: TrialRow, target: dict[str, Any] | None, isa: tuple[str, list[str]] | None) -> dict[str, Any]:
     """The job size the answer is for (the run's own where the config names none) and the trial's minutes there, in
     total (``target_min``) and per projected phase (``target_<phase>_min``); the job machine (``target_machine``) and
-    the precisions it would not run natively (``target_lacks``)."""
+    the precisions it would not run natively (``target_lacks``); ``harness_share``: the share of the per-image phases'
+    steady time there spent outside the runtime's call (:func:`swagbench.bench.measure.steady.harness_share`)."""
     lacks = not_native(trial_precisions(r), isa[1]) if isa else []
     machine = {
         "target_machine": f"{isa[0]} ({', '.join(isa[1]) or 'no avx2'})" if isa else None,
@@ -150,6 +154,7 @@ def _target(r: TrialRow, target: dict[str, Any] | None, isa: tuple[str, list[str
     images, folds, samples = target_sizes(r, target)
     projected = target_projection(r, target) or {}
     return {
+        "harness_share": harness_share(r.steady or {}, pair_images(images, folds, r.bn_examples)),
         "target_min": projected.get("ensemble"),
         **{f"target_{phase}_min": projected.get(phase) for phase in PROJECTED_PHASES},
         "run_size": size_text(r.n_examples, r.folds, r.samples),
@@ -189,6 +194,29 @@ def bn_description(info: dict[str, Any] | None, engine: str | None = None) -> st
     where = parse_engine(engine)["backend"] if engine and info["where"] == "backend" else info["where"]
     text = f"{where} {info['precision']}" + (" cl" if info.get("layout") == "channels_last" else "")
     return text + (" (fallback)" if info["where"] == "eager" and info.get("reason") else "")
+
+
+def subset_frame(rows: list[TrialRow], df: pd.DataFrame) -> pd.DataFrame:
+    """The BatchNorm subset ladder (``swagbench.bench.answer.subset``) of a run with real labels, smallest first, the
+    full-data reference last: each eager fp32 subset trial's BatchNorm images per fold, its summary columns (``df``:
+    speedups, calibration vs the given labels, issue Jaccard and the changes against full data), the limits it misses
+    and which size a ``bn_examples: auto`` trial chose. Empty for a timing-only run or one without such trials."""
+    ref = next((r for r in rows if is_reference_row(r)), None)
+    steps = {r.trial_id: step for r in rows if (step := rung(r))}
+    if ref is None or not steps or not ref.metrics_meaningful or df.empty:
+        return pd.DataFrame()
+    choice = next((r.bn_choice for r in rows if r.bn_choice), None)
+    part = df[df.trial.isin([*steps, ref.trial_id])].copy()
+    full = ref.n_examples * (ref.folds - 1) // ref.folds  # a fold's training part
+    images = [steps[t]["images"] if t in steps else full for t in part.trial]
+    chosen = "none" if choice is None else choice["chosen"]  # None: auto kept the full data
+    part["bn_images"] = images
+    part["limits"] = ["; ".join(misses(steps[t])) or "within" if t in steps else "full data" for t in part.trial]
+    part["chosen"] = [
+        ("chosen" if (n if t in steps else None) == chosen else "") if choice else None
+        for t, n in zip(part.trial, images, strict=True)
+    ]
+    return part.sort_values("bn_images").reset_index(drop=True)
 
 
 def calibration_frame(rows: list[TrialRow | dict[str, Any]]) -> pd.DataFrame:
@@ -277,6 +305,11 @@ class ReportData:
     def has_ceilings(self) -> bool:
         """Whether the runtimes' ceilings were measured for this run (``swagbench ceiling``)."""
         return "ceiling_img_per_s" in self.df
+
+    @property
+    def subset(self) -> pd.DataFrame:
+        """The BatchNorm subset ladder (:func:`subset_frame`; empty where the run has none)."""
+        return subset_frame(self.rows, self.df)
 
     @property
     def has_quality(self) -> bool:

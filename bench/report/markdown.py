@@ -27,6 +27,12 @@ def render(data: ReportData) -> str:
             if section is sections.QUALITY and not data.has_quality:
                 continue
             parts += ["", f"## {section.title}", "", section.note, "", tables.markdown(df, section.columns)]
+        subset = data.subset
+        if len(subset):
+            line = sections.subset_line(data.rows)
+            parts += ["", f"## {sections.SUBSET.title}", "", sections.SUBSET.note, ""]
+            parts += [line, ""] if line else []
+            parts += [tables.markdown(subset, sections.SUBSET.columns)]
         for title, frame in ((sections.FLAGGED, data.flagged), (sections.NOTES, data.noted)):
             if len(frame):
                 parts += ["", f"## {title}", ""]

@@ -66,6 +66,12 @@ def _tables(data: ReportData) -> str:
             out.append(f"<p>{html.escape(sections.NO_QUALITY)}</p>")
             continue
         out.append(f"<p>{html.escape(section.note)}</p>{tables.html(data.df, section.columns, section.key)}")
+    subset = data.subset
+    if len(subset):
+        line = sections.subset_line(data.rows)
+        out.append(f"<h2>{html.escape(sections.SUBSET.title)}</h2><p>{html.escape(sections.SUBSET.note)}</p>")
+        out.append(f'<p id="bn-choice">{html.escape(line)}</p>' if line else "")
+        out.append(tables.html(subset, sections.SUBSET.columns, sections.SUBSET.key))
     return "\n".join(out)
 
 

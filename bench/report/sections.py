@@ -25,7 +25,10 @@ TRIALS = Section(
     "Trials",
     "Minutes are wall-clock per trial (training is shared and listed apart); speedup = eager fp32 ensemble minutes "
     "/ this trial's; spread = (max - min) / median over repeats; at target: the same, projected to the job named "
-    "above (the recommendation ranks by it); fidelity is against the eager fp32 reference on the same SWAG samples.",
+    "above (the recommendation ranks by it); harness share = the part of the BatchNorm pass's and predict's steady "
+    "time per image spent outside the runtime's call (reading and normalising each batch, adding its statistics, "
+    "softmax), the phases weighted as the target's images per fold x sample; fidelity is against the eager fp32 "
+    "reference on the same SWAG samples.",
     tables.OVERVIEW,
 )
 PHASES = Section(
@@ -62,6 +65,15 @@ CEILING = Section(
     tables.CEILING,
 )
 TABLES = (TRIALS, PHASES, CEILING, MEMORY, QUALITY)
+SUBSET = Section(
+    "subset",
+    "BatchNorm from a subset: the ladder",
+    "Eager fp32 with each fold's BatchNorm statistics from a seeded subset of its training images, against the "
+    "full-data reference on the same SWAG samples (calibration vs the given labels; issue F1 vs the injected truth "
+    "where known). A subset is a fixed number of images per pass, so at the target it saves far more than here "
+    "(speedup at target). bn_examples auto takes the smallest size within every limit.",
+    tables.SUBSET,
+)
 
 
 def shown(section: Section, data) -> bool:
@@ -128,6 +140,21 @@ def auto_line(rows) -> str | None:
         return None
     return "Chosen by measurement on each trial's first sample (auto), cheapest per fold x sample at the target: " + (
         "; ".join(chosen) + "."
+    )
+
+
+def subset_line(rows) -> str | None:
+    """What a ``bn_examples: auto`` trial chose, with the limits (None where no trial had one)."""
+    from swagbench.bench.answer.subset import describe
+
+    choice = next((r.bn_choice for r in rows if r.bn_choice), None)
+    if choice is None:
+        return None
+    limits = choice["limits"]
+    return (
+        f"{describe(choice)}. Limits against full data: issue Jaccard >= {limits['min_issue_jaccard']}, ECE and NLL "
+        f"(given labels) up by at most {limits['max_delta_ece']} and {limits['max_delta_nll']}, issue F1 down by at "
+        f"most {limits['max_issue_f1_drop']}."
     )
 
 

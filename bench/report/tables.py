@@ -60,6 +60,7 @@ COLUMNS: dict[str, tuple[str, Callable]] = {
     "pct_of_peak": ("% of peak", "{:.1f}%".format),
     "bn_pct_of_peak": ("BN % of peak", "{:.1f}%".format),
     "sample_prepare_share": ("sample+prepare share", _PERCENT),
+    "harness_share": ("harness share", "{:.1%}".format),
     "peak_rss_gb": ("peak RSS GB", _amount),
     "rss_growth_gb": ("RSS growth GB", _amount),
     "peak_anon_gb": ("peak anon GB", _amount),
@@ -85,6 +86,10 @@ COLUMNS: dict[str, tuple[str, Callable]] = {
     "delta_nll": ("ΔNLL (given)", "{:+.4f}".format),
     "delta_issue_f1": ("Δissue F1", "{:+.3f}".format),
     "bn_examples": ("BN examples", "{:,.0f}".format),
+    # the BatchNorm subset ladder (frames.subset_frame)
+    "bn_images": ("BN images per fold", "{:,.0f}".format),
+    "limits": ("against the limits", str),
+    "chosen": ("auto chose", str),
     # swagbench estimate
     "measured_min": ("measured min", _amount),
     **{
@@ -114,6 +119,7 @@ OVERVIEW = (
     "bn_img_per_s",
     "bn_pct_of_peak",
     "sample_prepare_share",
+    "harness_share",
     "peak_rss_gb",
     "max_abs_dp",
     "argmax_agree",
@@ -132,6 +138,20 @@ CEILING = (
     "bn_img_per_s",
     "bn_ceiling_img_per_s",
     "bn_pct_ceiling",
+)
+SUBSET = (
+    "bn_images",
+    "trial",
+    "speedup",
+    "target_speedup",
+    "ece_given",
+    "nll_given",
+    "issue_jaccard",
+    "delta_ece",
+    "delta_nll",
+    "delta_issue_f1",
+    "limits",
+    "chosen",
 )
 MEMORY = ("trial", "peak_anon_gb", "peak_rss_gb", "rss_growth_gb", "parent_anon_gb", "workers", "batch")
 QUALITY = (
