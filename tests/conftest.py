@@ -23,6 +23,14 @@ def tiny_overrides(tmp_path):
     return [*TINY, f"results_dir={tmp_path / 'results'}"]
 
 
+def eager_row(**fields):
+    """A finished one-worker eager fp32 trial's row with ``fields`` set (the settings every row needs filled in)."""
+    from swagbench.bench.record.row import TrialRow
+
+    settings = dict(run_id="r", trial_id="t", backend="eager", precision="fp32", channels_last=False, threads=1)
+    return TrialRow(**{**settings, "batch_size": 8, "status": "ok", **fields})
+
+
 def the_run(results_dir):
     """The one run folder under ``results_dir`` (the posterior cache beside it is not a run)."""
     (run_dir,) = [p for p in results_dir.iterdir() if (p / "config.yaml").is_file()]

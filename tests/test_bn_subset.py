@@ -10,20 +10,14 @@ from swagbench.bench.answer.subset import LIMITS, choose, describe, ladder_trial
 from swagbench.bench.config import TrialConfig, load_config
 from swagbench.bench.errors import ConfigError
 from swagbench.bench.record.row import TrialRow
+from tests.conftest import eager_row
 
 
 def _row(trial_id: str, n: int | None, **fidelity) -> TrialRow:
     """A finished eager fp32 trial with BatchNorm from ``n`` images per fold and these fidelity numbers."""
     full = {"issue_jaccard": 1.0, "delta_ece": 0.0, "delta_nll": 0.0, "delta_issue_f1": 0.0}
-    return TrialRow(
-        run_id="r",
+    return eager_row(
         trial_id=trial_id,
-        backend="eager",
-        precision="fp32",
-        channels_last=False,
-        threads=1,
-        batch_size=8,
-        status="ok",
         bn_examples=n,
         trial_bn_examples=n,
         ensemble_s=1.0,

@@ -14,7 +14,7 @@ from swagbench.bench.measure.steady import harness_share
 from swagbench.bench.record.row_store import read_rows
 from swagbench.bench.record.rundir import RunDir
 from swagbench.bench.report.frames import summary_frame
-from tests.conftest import the_run
+from tests.conftest import eager_row, the_run
 
 INPUTS = {"rebind_s": 0.001, "bn_update_s_per_image": 4e-4, "predict_s_per_image": 2e-4}  # weights as graph inputs
 CONSTANTS = {"rebind_s": 1.5, "bn_update_s_per_image": 3e-4, "predict_s_per_image": 0.5e-4}  # rebuilt per sample
@@ -116,8 +116,6 @@ def test_no_steady_state_measurement_when_turned_off(tiny_overrides, tmp_path):
 
 def _row(steady):
     """A one-worker trial of 100 images x 2 folds x 2 samples: BN pass 10 s, predict 4 s (warm-up apart)."""
-    from swagbench.bench.record.row import TrialRow
-
     entries = [
         [f, s, {"sample": 0.1, "prepare": 0.5 if (f, s) == (0, 0) else 0.0, "warmup": 0.0}]
         for f in (0, 1)
@@ -132,15 +130,8 @@ def _row(steady):
         "predict": 4.0,
         "confident_learning": 0.0,
     }
-    return TrialRow(
-        run_id="r",
-        trial_id="t",
-        backend="eager",
-        precision="fp32",
-        channels_last=False,
-        threads=1,
+    return eager_row(
         batch_size=50,
-        status="ok",
         n_examples=100,
         folds=2,
         samples=2,

@@ -85,17 +85,28 @@ MMAP_THRESHOLD = 64 << 20  # bytes: larger allocations get their own mapping, re
 
 
 def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
-    """Fix glibc malloc's mmap threshold (``mallopt(M_MMAP_THRESHOLD)``) for this process; True where it was set.
+    """Fix glibc malloc's mmap threshold (``mallopt(M_MMAP_THRESHOLD)``) and its trim threshold at twice that
+    (``M_TRIM_THRESHOLD``) for this process; True where both were set.
 
     By default glibc raises the threshold after a large block is freed (up to 32 MB), so the next batches and
     activations of that size come from its heap, which fragments and keeps growing: measured here, a worker's
     anonymous memory climbed from 0.6 to 1.0 GB over 20,000 images. A fixed threshold keeps it flat. Not a low
     one: at 4 MB every activation of a batch (ResNet-8 at 128 images: 6 MB) was a fresh mapping, zero-filled on
     first touch and unmapped when freed, and eager PyTorch ran 1.6x slower (4,911 vs 2,999 img/s here); at 64 MB
-    they are reused from the heap and memory stays as flat (docs/measurements.md, ``make bench-memory``)."""
+    they are reused from the heap and memory stays as flat (docs/measurements.md, ``make bench-memory``).
+
+    Fixing one threshold also stops glibc moving the other: the trim threshold stayed at its 128 kB default, so the
+    heap's free top was handed back to the kernel after nearly every batch and faulted in again, zero-filled, by the
+    next: eager ResNet-8 predicted at 4,269-6,999 img/s and ran its BatchNorm pass at 3,142-3,702 instead of
+    12,522-12,933 and 6,801-7,633 with the trim threshold at 128 MB (what glibc's own adjustment sets beside a 64 MB
+    mmap threshold), for ~70 MB more resident memory (``python -m tests.benchmarks.malloc_bench``;
+    docs/measurements.md: the harness share)."""
     import ctypes
 
     try:
-        return bool(ctypes.CDLL(None).mallopt(-3, int(nbytes)))  # M_MMAP_THRESHOLD
+        libc = ctypes.CDLL(None)
+        mmap = libc.mallopt(-3, int(nbytes))  # M_MMAP_THRESHOLD
+        trim = libc.mallopt(-1, int(2 * nbytes))  # M_TRIM_THRESHOLD
+        return bool(mmap and trim)
     except (OSError, AttributeError):
         return False  # not glibc
