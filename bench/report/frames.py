@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,9 +307,9 @@ class ReportData:
         """Whether the runtimes' ceilings were measured for this run (``swagbench ceiling``)."""
         return "ceiling_img_per_s" in self.df
 
-    @property
+    @functools.cached_property
     def subset(self) -> pd.DataFrame:
-        """The BatchNorm subset ladder (:func:`subset_frame`; empty where the run has none)."""
+        """The BatchNorm subset ladder (:func:`subset_frame`; empty where the run has none), built once per report."""
         return subset_frame(self.rows, self.df)
 
     @property
