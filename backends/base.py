@@ -155,6 +155,11 @@ class Backend(ABC):
         (:mod:`swagbench.bench.answer.auto`). None (the default): nothing to choose."""
         return None
 
+    def predict_options(self, options: BackendOptions) -> BackendOptions:
+        """``options`` less those that shape only the BatchNorm pass (e.g. OpenVINO int8's ``bn_precision``): candidates
+        of :meth:`variants` that agree on them share one predict graph, which ``auto`` then measures once."""
+        return options
+
     def prepare_compiles(self, options: BackendOptions) -> bool:
         """True if :meth:`prepare` builds something (a trace, a compiled graph, a session) whose first call per
         batch shape pays a one-off cost; that call is then timed as ``warmup``. False (eager) times every call

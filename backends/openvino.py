@@ -19,13 +19,16 @@ int8: NNCF post-training quantization of the inference graph with BatchNorm fold
 (``swagbench.backends.folding``), calibrated once per fold on the fold's training inputs; each further sample of the
 fold re-quantizes only the weights (NNCF's symmetric per-channel int8, max|w| / 127) and keeps the fold's
 activation ranges and bias correction, then recompiles (``swagbench.backends.openvino_int8``). Its BatchNorm
-statistics come from the statistics graph in ``bn_precision``: by default the fastest precision the target machine runs
-natively (bf16 where it and this CPU have it; else int8 where it has VNNI, as an N2; else f32); a float graph is
-bound as ``binding`` says, the int8 one (its convolutions quantized the same way) re-quantized per sample.
+statistics come from the statistics graph in ``bn_precision``: by default (``auto``) each precision the target machine
+runs natively and this CPU does too (int8 where both have VNNI or AMX, bf16 where both have AVX512_BF16 or AMX, f32)
+is measured on the trial's first sample and the cheapest at the target kept (:meth:`OpenVinoBackend.variants`); a
+float graph is bound as ``binding`` says, the int8 one (its convolutions quantized the same way) re-quantized per
+sample.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,9 +70,9 @@ class OpenVinoOptions(GraphOptions):
     bn_precision: str = option(
         "auto",
         "precision of the BatchNorm pass's statistics graph: int8 (its convolutions quantized by NNCF, statistics "
-        "and normalisation in float32), bf16, fp32; auto: the trial's own, and for an int8 trial the fastest the "
-        "target (target.isa, else this machine) runs natively: bf16 where it and this CPU have it, else int8 where "
-        "it has VNNI, else fp32 (docs/backends.md: the int8 pass is gated like any)",
+        "and normalisation in float32), bf16, fp32; auto: the trial's own, and for an int8 trial each precision the "
+        "target (target.isa, else this machine) and this CPU both run natively, measured on the first sample, the "
+        "cheapest at the target kept (docs/backends.md: the int8 pass is gated like any)",
         BN_PRECISIONS,
     )
 
@@ -95,11 +98,28 @@ class OpenVinoBackend(Backend):
         return True  # exported once per trial; int8 re-calibrates once per fold
 
     def variants(self, options: BackendOptions):
-        # int8 predicts through its own re-quantized graph: its binding is its float statistics graph's, and an
-        # int8 statistics graph has none (its constants are rewritten per sample)
-        if self.settings(options).binding != "auto" or self.bn_precision(options) == "int8":
-            return None
-        return binding_variants(options)
+        """``binding: auto``'s candidates, and for an int8 trial with ``bn_precision: auto`` one per precision its
+        target runs natively (:meth:`bn_candidates`; each float one with each binding where that is ``auto`` too)."""
+        precisions = self.bn_candidates(options)
+        auto_binding = self.settings(options).binding == "auto"
+        if len(precisions) < 2:  # int8 predicts through its own re-quantized graph, and an int8 pass binds nothing
+            return binding_variants(options) if auto_binding and precisions[0] != "int8" else None
+        candidates = {}
+        for precision in precisions:
+            extra = {**options.extra, "bn_precision": precision}
+            if precision == "int8" or not auto_binding:
+                candidates[precision] = dataclasses.replace(options, extra=extra)
+                continue
+            for name, bound in binding_variants(dataclasses.replace(options, extra=extra))[1].items():
+                candidates[f"{precision}/{name}"] = bound
+        return ("bn_precision/binding" if auto_binding else "bn_precision"), candidates
+
+    def predict_options(self, options: BackendOptions) -> BackendOptions:
+        if options.precision != "int8":
+            return options
+        # int8 predicts through its own re-quantized graph: neither option reaches it
+        extra = {k: v for k, v in options.extra.items() if k not in ("bn_precision", "binding")}
+        return dataclasses.replace(options, extra=extra)
 
     def prepare(self, model: nn.Module, example: torch.Tensor, options: BackendOptions, calibration=None) -> Runner:
         self.check(options)
@@ -174,19 +194,25 @@ class OpenVinoBackend(Backend):
         return runner
 
     def bn_precision(self, options: BackendOptions) -> str:
-        """The BatchNorm pass's precision: ``bn_precision``, or with ``auto`` the trial's own; an int8 trial's is the
-        fastest its target machine (``options.target_isa``, else this one) runs natively: bf16 where the target has
-        it (AVX512_BF16 or AMX) and this CPU too, else int8 where the target has VNNI (an N2), else fp32. Measured
-        (docs/backends.md): the int8 pass 1.6x-2.6x the fp32 one, bf16 faster still where both are native."""
+        """The BatchNorm pass's precision: ``bn_precision``; with ``auto`` the first of :meth:`bn_candidates` (what
+        :meth:`variants` measures where there are several)."""
+        return self.bn_candidates(options)[0]
+
+    def bn_candidates(self, options: BackendOptions) -> list[str]:
+        """The precisions ``bn_precision`` may take: the one it names; with ``auto`` the trial's own, and for an int8
+        trial each precision its target machine (``options.target_isa``, else this one) runs natively that this CPU
+        runs natively too (so that a rate measured here stands for the target's), int8 first, then bf16, fp32."""
         chosen = self.settings(options).bn_precision
         if chosen != "auto":
-            return chosen
+            return [chosen]
         if options.precision != "int8":
-            return options.precision
-        target = set(host_isa() if options.target_isa is None else options.target_isa)
-        if target & set(NATIVE["bf16"]) and self.has_bf16():
-            return "bf16"
-        return "int8" if target & set(NATIVE["int8"]) else "fp32"
+            return [options.precision]
+        here = host_isa()
+        target = set(here if options.target_isa is None else options.target_isa)
+        native = [p for p in ("int8", "bf16") if target & set(NATIVE[p]) and set(here) & set(NATIVE[p])]
+        if "bf16" in native and not self.has_bf16():
+            native.remove("bf16")
+        return [*native, "fp32"]
 
     def has_bf16(self) -> bool:
         import openvino as ov

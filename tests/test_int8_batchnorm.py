@@ -1,6 +1,8 @@
 """The BatchNorm pass in int8 (OpenVINO, NNCF): statistics against torch's ``update_bn`` on a small model, for the
 first sample of a fold and a re-quantized later one, and the graph really runs its convolutions in int8."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch.optim.swa_utils import update_bn
@@ -104,23 +106,34 @@ def test_int8_statistics_match_update_bn_for_a_fold_and_a_requantized_sample(bac
     assert precisions & {"I8", "U8"}, precisions
 
 
-def test_bn_precision_is_a_choice_and_auto_takes_the_fastest_the_target_runs_natively(backend, monkeypatch):
-    from swagbench.backends.precisions import host_isa
+def test_bn_precision_auto_measures_each_precision_the_target_and_this_cpu_run_natively(backend, monkeypatch):
+    from swagbench.backends import openvino
 
     x = _batches(3, 1)
-    int8 = BackendOptions(precision="int8", threads=2)
-    here = "bf16" if backend.has_bf16() else "int8" if {"vnni", "amx"} & set(host_isa()) else "fp32"
-    assert backend.bn_precision(int8) == here  # no target.isa: this machine is the target
-    n2 = BackendOptions(precision="int8", target_isa=["avx2", "avx512", "vnni"])  # no bf16 on an N2: int8 (VNNI)
-    assert backend.bn_precision(n2) == "int8"
-    assert backend.variants(BackendOptions(precision="int8", target_isa=["vnni"], extra={"binding": "auto"})) is None
-    old = BackendOptions(precision="int8", target_isa=["avx2"])  # neither bf16 nor VNNI: the float pass
-    assert backend.bn_precision(old) == "fp32"
-    amx = BackendOptions(precision="int8", target_isa=["avx512", "vnni", "avx512_bf16", "amx"])
+    monkeypatch.setattr(openvino, "host_isa", lambda: ["avx512", "vnni", "avx512_bf16", "amx"])
     monkeypatch.setattr(type(backend), "has_bf16", lambda self: True)
-    assert backend.bn_precision(amx) == "bf16"  # bf16 where the target and this CPU both have it
+    here = BackendOptions(precision="int8", threads=2)  # no target.isa: this machine is the target
+    assert backend.bn_candidates(here) == ["int8", "bf16", "fp32"]
+    n2 = BackendOptions(precision="int8", target_isa=["avx2", "avx512", "vnni"])  # no bf16 on an N2
+    assert backend.bn_candidates(n2) == ["int8", "fp32"]
+    option, candidates = backend.variants(dataclasses.replace(n2, extra={"binding": "auto"}))  # each float pass
+    # with each binding
+    assert option == "bn_precision/binding" and list(candidates) == ["int8", "fp32/inputs", "fp32/constants"]
+    assert candidates["fp32/constants"].extra == {"bn_precision": "fp32", "binding": "constants"}
+    option, candidates = backend.variants(
+        BackendOptions(precision="int8", target_isa=["vnni"], extra={"binding": "inputs"})
+    )
+    assert option == "bn_precision" and list(candidates) == ["int8", "fp32"]
+    # int8's predict graph is the same whatever the pass: auto measures it once
+    assert len({repr(backend.predict_options(c)) for c in candidates.values()}) == 1
+    fp32 = BackendOptions(precision="fp32", extra={"binding": "inputs"})
+    assert backend.predict_options(fp32) == fp32
+    assert backend.bn_candidates(BackendOptions(precision="int8", target_isa=["avx2"])) == ["fp32"]  # neither
+    assert backend.variants(BackendOptions(precision="int8", target_isa=["avx2"], extra={"binding": "inputs"})) is None
     monkeypatch.setattr(type(backend), "has_bf16", lambda self: False)
-    assert backend.bn_precision(amx) == "int8"  # this CPU would emulate bf16: not what the target runs
+    assert backend.bn_candidates(here) == ["int8", "fp32"]  # bf16 this CPU would not run natively is not measured
+    monkeypatch.setattr(openvino, "host_isa", lambda: ["avx2"])  # a rate measured here would not stand for a VNNI
+    assert backend.bn_candidates(n2) == ["fp32"]  # target's int8: nothing to choose
     assert backend.bn_precision(BackendOptions(precision="fp32")) == "fp32"
     assert backend.bn_precision(BackendOptions(precision="int8", extra={"bn_precision": "int8"})) == "int8"
     chosen = BackendOptions(precision="int8", threads=2, extra={"bn_precision": "fp32"})

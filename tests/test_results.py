@@ -79,7 +79,7 @@ def test_rows_carry_their_schema_and_foreign_rows_are_refused(tmp_path, capsys):
 
     append_row(tmp_path, _row("a"))
     stored = json.loads((tmp_path / "results.jsonl").read_text())
-    assert stored["schema_version"] == SCHEMA_VERSION == 6
+    assert stored["schema_version"] == SCHEMA_VERSION == 7
     assert set(stored) - {CHECKSUM} == {f.name for f in dataclasses.fields(TrialRow)}  # every field, written
     (row,) = read_rows(tmp_path)
     assert isinstance(row, TrialRow) and row.ensemble_s == 8.0 and row["trial_id"] == "a" and row.python is None

@@ -65,7 +65,7 @@ def test_binding_auto_measures_both_bindings_and_runs_the_one_cheapest_at_the_ta
     df = summary_frame(rows)
     record = recommendation_record(df[df.trial == row.trial_id], rows, run.name)
     assert record["trial_id"] == row.trial_id and record["strategy"]["options"] == {"binding": "inputs"}
-    assert auto["value"] == "inputs"
+    assert auto["values"] == {"binding": "inputs"}
     shown = f"{row.trial_id}: binding inputs (inputs "  # the summary and the report say what auto chose, and why
     assert shown in (run.path / "summary.md").read_text() and html.escape(shown) in run.report_html.read_text()
 
@@ -77,8 +77,9 @@ def test_torchscript_freeze_auto_runs_the_variant_it_chose(tiny_overrides, tmp_p
     )
     auto = row.auto
     assert auto["option"] == "freeze" and set(auto["candidates"]) == {"frozen", "swap"}
-    assert auto["value"] == (auto["chosen"] == "frozen") and row.backend_info == {"frozen": auto["value"]}
-    assert row.strategy == ("reprepare" if auto["value"] else "swap_weights")  # the variant really ran
+    frozen = auto["values"]["freeze"]
+    assert frozen == (auto["chosen"] == "frozen") and row.backend_info == {"frozen": frozen}
+    assert row.strategy == ("reprepare" if frozen else "swap_weights")  # the variant really ran
     assert row.validity == "VALID", row.validity_reasons
     assert main(["run", *tiny_overrides, "trials=[{backend: torchscript, options: {freeze: sometimes}}]"]) == 2
 
@@ -168,3 +169,26 @@ def test_the_projection_takes_per_image_costs_from_the_steady_state_and_the_rest
     # without a steady-state measurement: the run's own seconds per image, partial batches and all
     old = project(dataclasses.replace(row, steady=None), 2000, 2, 2)
     assert old["bn_update"] == pytest.approx(10.0 * 20)
+
+
+@pytest.mark.e2e
+def test_bn_precision_auto_measures_the_targets_precisions_and_the_pass_runs_the_one_chosen(tiny_overrides, tmp_path):
+    from swagbench.backends import get_backend
+    from swagbench.backends.precisions import host_isa
+
+    if not get_backend("openvino").available()[0] or not {"vnni", "amx"} & set(host_isa()):
+        pytest.skip("needs OpenVINO on a CPU with VNNI or AMX (an int8 pass measured here stands for an N2's)")
+    trials = "trials=[{backend: eager}, {backend: openvino, precision: int8, options: {binding: inputs}}]"
+    run, (_, row) = _one_trial(tiny_overrides, tmp_path, trials, "target.isa=n2-highcpu-32")
+    auto = row.auto
+    assert auto["option"] == "bn_precision" and set(auto["candidates"]) == {"int8", "fp32"}  # no bf16 on an N2
+    for c in auto["candidates"].values():
+        assert c["rebind_s"] > 0 and c["bn_update_s_per_image"] > 0 and c["predict_s_per_image"] > 0
+    # int8's predict graph is the same whatever the pass: measured once, so both candidates carry its rate
+    assert auto["candidates"]["int8"]["predict_s_per_image"] == auto["candidates"]["fp32"]["predict_s_per_image"]
+    measured = {n: {k: v for k, v in c.items() if k != "pair_s_at_target"} for n, c in auto["candidates"].items()}
+    target = auto["target"]
+    assert choose(measured, pair_images(target["images"], target["folds"], None))[0] == auto["chosen"]
+    assert auto["values"] == {"bn_precision": auto["chosen"]}
+    assert row.bn_update["precision"] == auto["chosen"]  # the pass ran in the precision chosen
+    assert f"{row.trial_id}: bn_precision {auto['chosen']} (" in (run.path / "summary.md").read_text()

@@ -38,22 +38,22 @@ def choose(candidates: dict[str, dict[str, float]], per_pair: dict[str, float]) 
 
 
 def record(
-    option: str, chosen: str, value: Any, candidates: dict[str, dict[str, float]], cost, target
+    option: str, chosen: str, values: dict[str, Any], candidates: dict[str, dict[str, float]], cost, target
 ) -> dict[str, Any]:
-    """The row's ``auto``: which option, the candidate chosen and its value, for what target, from which
-    measurements."""
+    """The row's ``auto``: which option(s) (``bn_precision/binding`` where a candidate sets two), the candidate chosen
+    and the option values it sets, for what target, from which measurements."""
     return {
         "option": option,
         "chosen": chosen,
-        "value": value,
+        "values": values,
         "target": target,
         "candidates": {name: {**c, "pair_s_at_target": cost[name]} for name, c in candidates.items()},
     }
 
 
 def resolved_options(options: dict[str, Any], auto: dict[str, Any] | None) -> dict[str, Any]:
-    """A trial's ``options`` with the value its ``auto`` chose in place of ``auto`` (what a strategy file pins)."""
-    return {**options, auto["option"]: auto["value"]} if auto else dict(options)
+    """A trial's ``options`` with the values its ``auto`` chose in place of ``auto`` (what a strategy file pins)."""
+    return {**options, **auto["values"]} if auto else dict(options)
 
 
 def strategy_text(strategy: str | None, auto: dict[str, Any] | None) -> str | None:

@@ -408,8 +408,9 @@ def parse_engine(item: str, where: str = "--backends item") -> dict[str, Any]:
 def _default_trials() -> list[TrialConfig]:
     """The embedded default: every built-in backend at fp32, plus bf16 in eager (channels_last) and OpenVINO and
     int8 in ONNX Runtime and OpenVINO; the graph runtimes with ``binding: auto`` (weights as graph inputs or as
-    constants rebuilt per sample, for OpenVINO int8 those of its statistics graph; both measured on the first
-    sample, the cheaper at the target size kept: ``swagbench.bench.answer.auto``) and TorchScript with ``freeze: auto``
+    constants rebuilt per sample; OpenVINO int8's BatchNorm pass with ``bn_precision: auto`` too, each precision the
+    target runs natively; all measured on the first sample, the cheapest at the target size kept:
+    ``swagbench.bench.answer.auto``) and TorchScript with ``freeze: auto``
     (frozen and re-traced per sample, or swapped); and OpenVINO int8 again with ``bn_examples: auto``, BatchNorm from
     the subset the run's ladder chooses on its own labels (``swagbench.bench.answer.subset``: four eager fp32 trials
     added after the reference). So that ``make bench`` fits ~14 minutes on 2 cores, eager fp32 channels_last is

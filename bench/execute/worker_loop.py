@@ -13,6 +13,7 @@ A sample's weights depend only on (seed, fold, sample), so any split gives the s
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -307,9 +308,9 @@ class _Worker:
         clock.end_sample(data.fold, s)
 
     def choose_variant(self, data: _Fold) -> None:
-        """An option left to ``auto``: build every candidate on this (the first) sample, time its rebind and full
-        batches of both phases, and keep the cheapest per (fold, sample) pair at the target
-        (:mod:`swagbench.bench.answer.auto`)."""
+        """Options left to ``auto``: build every candidate on this (the first) sample, time its rebind and full
+        batches of both phases (predict once per distinct predict graph), and keep the cheapest per (fold, sample)
+        pair at the target (:mod:`swagbench.bench.answer.auto`)."""
         from swagbench.bench.answer.auto import choose, pair_images, record
         from swagbench.bench.measure.steady import full_rows
 
@@ -322,21 +323,29 @@ class _Worker:
         )
         bn_batch = self.read_untimed(full_rows(data.bn_batches.rows, data.bn_batches.size))
         test_batch = self.read_untimed(full_rows(data.test_batches.rows, self.options.batch_size))
-        measured = {
-            name: self._measure(options, data, None if hybrid else bn_batch, test_batch, least)
-            for name, options in candidates.items()
-        }
+        predicted: dict[str, dict[str, float]] = {}  # per distinct predict graph (Backend.predict_options)
+        measured = {}
+        for name, options in candidates.items():
+            measured[name] = self._measure_bn(options, data, None if hybrid else bn_batch, least)
+            key = repr(self.backend.predict_options(options))
+            if key not in predicted:
+                predicted[key] = self._measure_predict(options, data, test_batch, least)
+            measured[name]["rebind_s"] += predicted[key]["rebind_s"]
+            measured[name]["predict_s_per_image"] = predicted[key]["predict_s_per_image"]
+        gc.collect()  # the candidates' graphs go before the chosen one is built again
         target = self.spec.target  # set by swagbench.bench.execute.trial.worker_specs for every trial and the predictor
         per_pair = pair_images(target["images"], target["folds"], self.spec.ensemble.get("bn_examples"))
         chosen, cost = choose(measured, per_pair)
+        values = {k: v for k, v in candidates[chosen].extra.items() if self.options.extra.get(k) != v}
         self.options = candidates[chosen]
-        self.auto = record(option, chosen, self.options.extra[option], measured, cost, target)
+        self.auto = record(option, chosen, values, measured, cost, target)
         self.swap = self.backend.can_swap(self.options)
         if not hybrid:
             self.statistics = StatisticsStep(self.backend, self.options)
 
-    def _measure(self, options, data: _Fold, bn_batch, test_batch, least) -> dict[str, float]:
-        """One candidate's rebind seconds and seconds per image of full batches (BatchNorm pass: where ``bn_batch``)."""
+    def _measure_bn(self, options, data: _Fold, bn_batch, least) -> dict[str, float]:
+        """One candidate's BatchNorm pass (where ``bn_batch``): its rebind seconds and seconds per image of a full
+        batch."""
         from swagbench.bench.measure.steady import time_calls
 
         measured = {"rebind_s": 0.0}
@@ -349,6 +358,12 @@ class _Worker:
                 measured["rebind_s"] += time.perf_counter() - t0
                 rate = time_calls(step.runner, bn_batch, len(bn_batch), *least)
                 measured["bn_update_s_per_image"] = rate["s_per_image"]
+        return measured
+
+    def _measure_predict(self, options, data: _Fold, test_batch, least) -> dict[str, float]:
+        """One candidate's predict graph: its rebind seconds and seconds per image of a full batch."""
+        from swagbench.bench.measure.steady import time_calls
+
         backend, example = self.backend, data.test_batches[0]
         runner = backend.prepare(self.model, example, options, calibration=data.bn_batches)
         t0 = time.perf_counter()
@@ -356,12 +371,9 @@ class _Worker:
             runner = backend.update(runner, self.model, options, calibration=data.bn_batches)
         else:
             runner = backend.prepare(self.model, example, options, calibration=data.bn_batches)
-        measured["rebind_s"] += time.perf_counter() - t0
-
-        measured["predict_s_per_image"] = time_calls(
-            lambda b: probabilities(runner(b)), test_batch, len(test_batch), *least
-        )["s_per_image"]
-        return measured
+        rebind_s = time.perf_counter() - t0
+        rate = time_calls(lambda b: probabilities(runner(b)), test_batch, len(test_batch), *least)
+        return {"rebind_s": rebind_s, "predict_s_per_image": rate["s_per_image"]}
 
     def bind_runner(self, bn_batches: Batches, example) -> None:
         """Build the inference runner (first sample, or every sample where it cannot swap) or swap weights in."""

@@ -84,4 +84,6 @@ def environment(threads: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": package_versions(),
         "threads": {"trial_default": threads, **{k: os.environ.get(k) for k in THREAD_VARS}},
+        # oneDNN's instruction-set cap (OpenVINO's and torch's kernels): set, it stands in for a target machine's
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }

@@ -21,7 +21,7 @@ from typing import Any
 from swagbench import checked
 from swagbench.bench.errors import ResultsError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass
@@ -59,9 +59,9 @@ class TrialRow:
         Steady-state images per second of predict and of the BatchNorm pass: from ``steady`` where measured, else
         the run's own timed calls (warm-up calls excluded).
     auto : dict or None
-        An option the trial left to ``auto`` (``swagbench.bench.answer.auto``): which, the value chosen, the target it
-        was chosen for and every candidate's measured rebind seconds, seconds per image and cost per (fold, sample) pair
-        there.
+        Options the trial left to ``auto`` (``swagbench.bench.answer.auto``): which, the candidate chosen and the
+        option values it sets (``values``), the target it was chosen for and every candidate's measured rebind seconds,
+        seconds per image and cost per (fold, sample) pair there.
     steady : dict or None
         Per phase (``bn_update``, ``predict``) the steady-state measurement of :mod:`swagbench.bench.measure.steady`:
         seconds per image, img/s, calls, batch size, and the images the run's own timed calls saw (None: not measured).
@@ -276,5 +276,14 @@ def _v5_to_v6(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 6}
 
 
+def _v6_to_v7(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 7's ``auto`` may choose two options at once (``bn_precision/binding``): the value it chose became
+    ``values``, a mapping of option to value."""
+    auto = raw.get("auto")
+    if auto and "value" in auto:
+        auto = {**{k: v for k, v in auto.items() if k != "value"}, "values": {auto["option"]: auto["value"]}}
+    return {**raw, "auto": auto, "schema_version": 7}
+
+
 # UPGRADES[v] turns a version-v row into a version v + 1 row.
-UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
+UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7}
